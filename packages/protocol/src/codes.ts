@@ -1,0 +1,115 @@
+/**
+ * Every code Greenroom speaks, defined once. Error codes answer one ask (or one HTTP request) and keep the
+ * socket; close codes end the socket and tell the client whether reconnecting can help.
+ */
+
+export const ErrorCode = {
+  BAD_FRAME: 'BAD_FRAME',
+  UNKNOWN_ACTOR: 'UNKNOWN_ACTOR',
+  UNKNOWN_MESSAGE: 'UNKNOWN_MESSAGE',
+  BAD_PAYLOAD: 'BAD_PAYLOAD',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  TIMEOUT: 'TIMEOUT',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+  // HTTP and handshake
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  INVALID_TOKEN: 'INVALID_TOKEN',
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  REFRESH_REUSED: 'REFRESH_REUSED',
+  SESSION_REVOKED: 'SESSION_REVOKED',
+  SESSION_EXPIRED: 'SESSION_EXPIRED',
+  BLOCKED: 'BLOCKED',
+  BAD_ORIGIN: 'BAD_ORIGIN',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The HTTP status each code maps to when it answers a request (typed so that a missing entry fails to compile). */
+export const httpStatus: Record<ErrorCode, number> = {
+  BAD_FRAME: 400,
+  UNKNOWN_ACTOR: 404,
+  UNKNOWN_MESSAGE: 404,
+  BAD_PAYLOAD: 400,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  TIMEOUT: 504,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+  BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  INVALID_CREDENTIALS: 401,
+  INVALID_TOKEN: 401,
+  TOKEN_EXPIRED: 401,
+  REFRESH_REUSED: 401,
+  SESSION_REVOKED: 401,
+  SESSION_EXPIRED: 401,
+  BLOCKED: 403,
+  BAD_ORIGIN: 403,
+  METHOD_NOT_ALLOWED: 405,
+  PAYLOAD_TOO_LARGE: 413,
+};
+
+const errorCodes = new Set<string>(Object.values(ErrorCode));
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && errorCodes.has(value);
+}
+
+/** Why a session ended: the reason text of a 4001 close. */
+export type SessionEndReason = 'revoked' | 'expired' | 'evicted' | 'logout';
+
+export interface CloseSpec {
+  readonly code: number;
+  readonly reason: string;
+  /** Whether a client may reconnect after it (possibly after a refresh or a delay). */
+  readonly reconnect: 'yes' | 'after-delay' | 'no';
+}
+
+/** Every close the server sends, with its exact reason text (SPEC §9). */
+export const Close = {
+  shutdown: { code: 1001, reason: 'shutdown', reconnect: 'yes' },
+  policy: { code: 1008, reason: 'policy', reconnect: 'no' },
+  slowConsumer: { code: 1008, reason: 'slow-consumer', reconnect: 'yes' },
+  tooBig: { code: 1009, reason: 'too-big', reconnect: 'yes' },
+  revoked: { code: 4001, reason: 'revoked', reconnect: 'no' },
+  expired: { code: 4001, reason: 'expired', reconnect: 'no' },
+  evicted: { code: 4001, reason: 'evicted', reconnect: 'no' },
+  logout: { code: 4001, reason: 'logout', reconnect: 'no' },
+  blocked: { code: 4003, reason: 'blocked', reconnect: 'no' },
+} as const satisfies Record<string, CloseSpec>;
+export type CloseName = keyof typeof Close;
+
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  INVALID_UTF8: 1007,
+  TOO_BIG: 1009,
+  TRY_AGAIN_LATER: 1013,
+  SESSION_ENDED: 4001,
+  BLOCKED: 4003,
+  RATE_LIMITED: 4008,
+} as const;
+
+/** A 4008 close; its reason carries the hint `retry-after=N` in whole seconds. */
+export function rateLimitedClose(retryAfterSeconds: number): CloseSpec {
+  return { code: CloseCode.RATE_LIMITED, reason: `retry-after=${Math.max(1, Math.ceil(retryAfterSeconds))}`, reconnect: 'after-delay' };
+}
+
+/** Reads the retry-after hint of a 4008 (or a proxy's 1013) close reason, in seconds, if present. */
+export function parseRetryAfter(reason: string): number | undefined {
+  const m = /^retry-after=(\d{1,6})$/.exec(reason);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function sessionEndClose(reason: SessionEndReason): CloseSpec {
+  return Close[reason];
+}

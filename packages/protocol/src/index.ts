@@ -1,0 +1,3 @@
+export * from './codes.js';
+export * from './frames.js';
+export * from './parse.js';

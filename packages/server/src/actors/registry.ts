@@ -1,0 +1,195 @@
+/**
+ * The actor registry: starts each defined actor behind its own mailbox and routes asks to it.
+ *
+ * Checks from the wire run in the order SPEC §9 fixes — UNKNOWN_ACTOR → UNKNOWN_MESSAGE → FORBIDDEN →
+ * BAD_PAYLOAD → handler — so a caller never learns the schema of a message it may not send. They run before the
+ * message is queued; the handler then runs inside the actor's mailbox, one message at a time.
+ */
+import { ErrorCode, type PushFrame } from '@greenroom/protocol';
+import type { Logger } from 'pino';
+import { GreenroomError, toPublicError } from '../errors.js';
+import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
+import type { Store } from '../store/store.js';
+import { allows, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type Caller, type MessageDef } from './define.js';
+
+/** A connection that can receive pushes; `caller` reflects its current role. */
+export interface Subscriber {
+  readonly connectionId: string;
+  readonly caller: Caller;
+  push(frame: PushFrame): void;
+}
+
+export type Reply = (error: GreenroomError | null, result?: unknown) => void;
+
+interface Envelope {
+  readonly message: MessageDef<unknown, unknown>;
+  readonly payload: unknown;
+  readonly caller: Caller;
+  readonly origin: Subscriber | undefined;
+  readonly reply: Reply;
+}
+
+interface Host {
+  readonly definition: ActorDefinition<unknown>;
+  readonly mailbox: Mailbox<Envelope>;
+  readonly subscribers: Map<string, Subscriber>;
+  state: unknown;
+}
+
+export interface RegistryOptions {
+  askTimeoutMs: number;
+}
+
+export class ActorRegistry {
+  private readonly hosts = new Map<string, Host>();
+
+  constructor(
+    private readonly system: ActorSystem,
+    readonly store: Store,
+    private readonly log: Logger,
+    private readonly options: RegistryOptions,
+  ) {}
+
+  /** Builds the actor's state and starts its mailbox. */
+  async add(definition: ActorDefinition<any>): Promise<void> {
+    if (this.hosts.has(definition.name)) throw new Error(`actor ${definition.name} is already registered`);
+    const log = this.log.child({ actor: definition.name });
+    const state = await definition.state({ store: this.store, log });
+    const host: Host = {
+      definition,
+      state,
+      subscribers: new Map(),
+      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log)),
+    };
+    this.hosts.set(definition.name, host);
+  }
+
+  names(): string[] {
+    return [...this.hosts.keys()];
+  }
+
+  /** An ask from a client frame: every check of SPEC §9, then the handler. Always answers through `reply`. */
+  dispatchFromClient(caller: Caller, origin: Subscriber, to: string, type: string, payload: unknown, reply: Reply): void {
+    const host = this.hosts.get(to);
+    if (!host) return reply(new GreenroomError(ErrorCode.UNKNOWN_ACTOR, `no actor named ${to}`));
+    const message = host.definition.messages[type];
+    if (!message || message.internal) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to} has no message ${type}`));
+    if (!allows(message.allow, caller)) return reply(new GreenroomError(ErrorCode.FORBIDDEN, `${to}.${type} is not allowed for your role`));
+    this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply));
+  }
+
+  /** An ask from the server itself (or on behalf of a caller it has already authenticated). */
+  ask<R = unknown>(to: string, type: string, payload: unknown = {}, caller: Caller = SYSTEM_CALLER): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.dispatch(to, type, payload, caller, (err, result) => (err ? reject(err) : resolve(result as R)));
+    });
+  }
+
+  private dispatch(to: string, type: string, payload: unknown, caller: Caller, reply: Reply): void {
+    const host = this.hosts.get(to);
+    const message = host?.definition.messages[type];
+    if (!host || !message) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to}.${type} does not exist`));
+    this.enqueue(host, message, payload, caller, undefined, this.withDeadline(reply));
+  }
+
+  private enqueue(host: Host, message: MessageDef<unknown, unknown>, payload: unknown, caller: Caller, origin: Subscriber | undefined, reply: Reply): void {
+    const parsed = message.payload.safeParse(payload);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      return reply(new GreenroomError(ErrorCode.BAD_PAYLOAD, `${where}${issue?.message ?? 'invalid payload'}`));
+    }
+    host.mailbox.post({ message, payload: parsed.data, caller, origin, reply });
+  }
+
+  /** Answers TIMEOUT when the handler has not answered in time; whichever answer comes first wins. */
+  private withDeadline(reply: Reply): Reply {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
+    }, this.options.askTimeoutMs);
+    return (err, result) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reply(err, result);
+    };
+  }
+
+  private async handle(host: Host, env: Envelope, log: Logger): Promise<void> {
+    const ctx = new Context(this, host, env, log);
+    try {
+      const result = await env.message.handle(env.payload, ctx);
+      if (result instanceof Forward) {
+        // The mailbox is freed now; the other actor answers the original caller.
+        this.dispatch(result.actor, result.type, result.payload, SYSTEM_CALLER, env.reply);
+      } else {
+        env.reply(null, result === undefined ? null : result);
+      }
+    } catch (err) {
+      if (!(err instanceof GreenroomError)) log.error({ err }, 'handler failed');
+      env.reply(toPublicError(err));
+    }
+  }
+
+  /** Delivers a push to every subscriber still allowed to receive it; one who lost the right is dropped silently. */
+  publish(actor: string, event: string, payload: unknown): void {
+    const host = this.hosts.get(actor);
+    if (!host || host.subscribers.size === 0) return;
+    const rule = host.definition.messages[host.definition.subscribeMessage ?? 'Subscribe']?.allow ?? [];
+    const frame: PushFrame = { event, from: actor, payload };
+    for (const [id, sub] of host.subscribers) {
+      if (allows(rule, sub.caller)) sub.push(frame);
+      else host.subscribers.delete(id);
+    }
+  }
+
+  subscribe(actor: string, subscriber: Subscriber): void {
+    this.hosts.get(actor)?.subscribers.set(subscriber.connectionId, subscriber);
+  }
+
+  unsubscribe(actor: string, connectionId: string): void {
+    this.hosts.get(actor)?.subscribers.delete(connectionId);
+  }
+
+  /** Called when a connection closes. */
+  unsubscribeAll(connectionId: string): void {
+    for (const host of this.hosts.values()) host.subscribers.delete(connectionId);
+  }
+}
+
+class Context implements ActorContext<unknown> {
+  constructor(
+    private readonly registry: ActorRegistry,
+    private readonly host: Host,
+    private readonly env: Envelope,
+    readonly log: Logger,
+  ) {}
+
+  get state(): unknown {
+    return this.host.state;
+  }
+  get caller(): Caller {
+    return this.env.caller;
+  }
+  get store(): Store {
+    return this.registry.store;
+  }
+  ask<R>(actor: string, type: string, payload?: unknown): Promise<R> {
+    return this.registry.ask<R>(actor, type, payload ?? {});
+  }
+  forward(actor: string, type: string, payload?: unknown): Forward {
+    return new Forward(actor, type, payload ?? {});
+  }
+  publish(event: string, payload: unknown): void {
+    this.registry.publish(this.host.definition.name, event, payload);
+  }
+  subscribe(): void {
+    if (!this.env.origin) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'only a connection can subscribe');
+    this.registry.subscribe(this.host.definition.name, this.env.origin);
+  }
+  unsubscribe(): void {
+    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, this.env.origin.connectionId);
+  }
+}

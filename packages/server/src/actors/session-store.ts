@@ -1,0 +1,300 @@
+/**
+ * SessionStore: sessions (one login on one device, keyed by sid) and the live connections that belong to them.
+ *
+ * The gateway asks it to `Register` a connection and waits for the answer before writing the HTTP 101, so a
+ * client's first ask always finds its session. Revoking a session closes its sockets before the revoke answers.
+ * It never asks another actor (UserStore and the HTTP routes ask it), so no two actors can wait on each other.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
+import { GreenroomError } from '../errors.js';
+import type { Store, WriteOp } from '../store/store.js';
+import { defineActor, type Caller, type Role } from './define.js';
+import { page, pageRequest } from './paging.js';
+import { isLive, type FingerprintRecord, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
+
+/** What a caller on a socket is, as of now: the role is updated in place when an admin changes it. */
+export class Principal implements Caller {
+  readonly system = false;
+  constructor(
+    readonly connectionId: string,
+    readonly uid: string,
+    readonly sid: string,
+    public role: Role,
+    /** When the session expires unless refreshed; checked on every ask and heartbeat. */
+    public expiresAt: number,
+  ) {}
+}
+
+/** The gateway's side of a registered connection. */
+export interface LiveConnection {
+  readonly id: string;
+  /** Closes the socket (or, before the 101, makes the upgrade fail). */
+  close(spec: CloseSpec): void;
+}
+
+interface Registered {
+  readonly connection: LiveConnection;
+  readonly principal: Principal;
+}
+
+export interface SessionStoreDeps {
+  newRefreshToken(sid: string, generation: number): string;
+  hashToken(token: string): string;
+  refreshTtlMs: number;
+  refreshMaxTtlMs: number;
+  maxSessionsPerUser: number;
+  /** Asks per second over the last few seconds (for Stats). */
+  askRate(): number;
+  now?: () => number;
+}
+
+export const SESSION_STORE = 'SessionStore';
+
+function closeFor(reason: SessionEndReason): CloseSpec {
+  return reason === 'blocked' ? Close.blocked : Close[reason];
+}
+
+export function createSessionStore(deps: SessionStoreDeps) {
+  const now = deps.now ?? Date.now;
+  const started = now();
+
+  return defineActor({
+    name: SESSION_STORE,
+    state: () => ({
+      connections: new Map<string, Registered>(),
+      bySid: new Map<string, Set<Registered>>(),
+    }),
+    messages: (message) => {
+      type State = { connections: Map<string, Registered>; bySid: Map<string, Set<Registered>> };
+
+      const view = (state: State, s: SessionRecord): SessionView => ({
+        sid: s.sid,
+        uid: s.uid,
+        fingerprint: s.fingerprint,
+        created: s.created,
+        lastUsed: s.lastUsed,
+        expiresAt: s.expiresAt,
+        revokedAt: s.revokedAt,
+        revokeReason: s.revokeReason,
+        connections: state.bySid.get(s.sid)?.size ?? 0,
+      });
+
+      /** Revokes sessions durably, then closes their sockets, then tells subscribers. */
+      const revoke = async (
+        ctx: { state: State; store: Store; publish(e: string, p: unknown): void },
+        sessions: SessionRecord[],
+        reason: SessionEndReason,
+      ): Promise<SessionRecord[]> => {
+        const t = now();
+        const ended = sessions.filter((s) => s.revokedAt === null).map((s) => ({ ...s, revokedAt: t, revokeReason: reason }));
+        if (ended.length > 0) await ctx.store.write(ended.map((s) => ({ op: 'put', collection: 'sessions', id: s.sid, value: s })));
+        // Sockets close even for a session that was already revoked: nothing of it may stay connected.
+        for (const s of sessions) {
+          for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(closeFor(reason));
+        }
+        for (const s of ended) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
+        return ended;
+      };
+
+      const userSessions = async (store: Store, uid: string) =>
+        (await store.findBy<SessionRecord>('sessions', 'uid', uid)).map((r) => r.value);
+
+      return {
+        GetOwn: message({
+          allow: 'any',
+          payload: z.object({}),
+          handle: async (_p, ctx) => {
+            const mine = (await userSessions(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, now()));
+            mine.sort((a, b) => b.lastUsed - a.lastUsed || a.sid.localeCompare(b.sid));
+            return page(mine.map((s) => ({ ...view(ctx.state, s), current: s.sid === ctx.caller.sid })), null);
+          },
+        }),
+
+        GetAll: message({
+          allow: ['admin'],
+          payload: pageRequest,
+          handle: async (p, ctx) => {
+            const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.cursor ?? undefined, limit: p.limit });
+            return page(res.items.map((i) => view(ctx.state, i.value)), res.next);
+          },
+        }),
+
+        Revoke: message({
+          allow: 'any',
+          payload: z.object({ sid: z.uuid() }),
+          handle: async (p, ctx) => {
+            const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+            if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
+            if (ctx.caller.role !== 'admin' && !ctx.caller.system && s.uid !== ctx.caller.uid) {
+              throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may revoke only your own sessions');
+            }
+            await revoke(ctx, [s], 'revoked');
+            return { revoked: 1 };
+          },
+        }),
+
+        RevokeAllForUser: message({
+          allow: ['admin'],
+          payload: z.object({ uid: z.uuid() }),
+          handle: async (p, ctx) => {
+            if (!(await ctx.store.get('users', p.uid))) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
+            const ended = await revoke(ctx, await userSessions(ctx.store, p.uid), 'revoked');
+            return { revoked: ended.length };
+          },
+        }),
+
+        Subscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
+        Unsubscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.unsubscribe(), { subscribed: false }) }),
+
+        Stats: message({
+          allow: ['admin'],
+          payload: z.object({}),
+          handle: async (_p, ctx) => {
+            let live = 0;
+            let cursor: string | undefined;
+            const t = now();
+            do {
+              const res = await ctx.store.scan<SessionRecord>('sessions', { after: cursor, limit: 500 });
+              for (const i of res.items) if (isLive(i.value, t)) live += 1;
+              cursor = res.next ?? undefined;
+            } while (cursor);
+            return { connections: ctx.state.connections.size, sessions: live, asksPerSecond: deps.askRate(), uptime: t - started };
+          },
+        }),
+
+        // ---- internal: asked by the server itself, never from the wire ----
+
+        /** Login and guest: a new session, evicting the least recently used beyond the per-user cap. */
+        Create: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string(), fingerprint: z.string() }),
+          handle: async (p, ctx) => {
+            const t = now();
+            // Re-checked inside the mailbox: a block that committed before this message wins.
+            const user = await ctx.store.get<UserRecord>('users', p.uid);
+            if (!user) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+            const fp = await ctx.store.get<FingerprintRecord>('fingerprints', p.fingerprint);
+            if (user.blocked || fp?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+
+            const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
+            live.sort((a, b) => a.lastUsed - b.lastUsed || a.created - b.created);
+            const evicted = live.slice(0, Math.max(0, live.length - deps.maxSessionsPerUser + 1));
+
+            const sid = randomUUID();
+            const refreshToken = deps.newRefreshToken(sid, 0);
+            const absoluteExpiresAt = t + deps.refreshMaxTtlMs;
+            const session: SessionRecord = {
+              sid,
+              uid: p.uid,
+              fingerprint: p.fingerprint,
+              created: t,
+              lastUsed: t,
+              expiresAt: Math.min(t + deps.refreshTtlMs, absoluteExpiresAt),
+              absoluteExpiresAt,
+              revokedAt: null,
+              revokeReason: null,
+              refreshHash: deps.hashToken(refreshToken),
+              generation: 0,
+              previousHash: null,
+              rotatedAt: null,
+              graceSealed: null,
+            };
+            const ops: WriteOp[] = [{ op: 'put', collection: 'sessions', id: sid, value: session }];
+            // Eviction and creation commit together: the cap holds even across a crash.
+            const evictedRecords = evicted.map((s) => ({ ...s, revokedAt: t, revokeReason: 'evicted' as const }));
+            for (const s of evictedRecords) ops.push({ op: 'put', collection: 'sessions', id: s.sid, value: s });
+            await ctx.store.write(ops);
+            for (const s of evicted) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(Close.evicted);
+            for (const s of evictedRecords) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
+            ctx.publish('SessionChanged', { session: view(ctx.state, session), change: 'created' });
+            return { session, refreshToken, role: user.role };
+          },
+        }),
+
+        /** The green room: binds a connection to its session once the session is live and its user unblocked. */
+        Register: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null), uid: z.string(), sid: z.string() }),
+          handle: async (p, ctx) => {
+            const t = now();
+            const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+            if (!s || s.uid !== p.uid) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown session');
+            if (s.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
+            if (!isLive(s, t)) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+            const user = await ctx.store.get<UserRecord>('users', s.uid);
+            if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown user');
+            if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt));
+            const reg: Registered = { connection: p.connection, principal };
+            ctx.state.connections.set(p.connection.id, reg);
+            let set = ctx.state.bySid.get(s.sid);
+            if (!set) ctx.state.bySid.set(s.sid, (set = new Set()));
+            set.add(reg);
+            ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
+            return principal;
+          },
+        }),
+
+        Unregister: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ connectionId: z.string() }),
+          handle: async (p, ctx) => {
+            const reg = ctx.state.connections.get(p.connectionId);
+            if (!reg) return { unregistered: false };
+            ctx.state.connections.delete(p.connectionId);
+            const set = ctx.state.bySid.get(reg.principal.sid);
+            set?.delete(reg);
+            if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
+            const s = await ctx.store.get<SessionRecord>('sessions', reg.principal.sid);
+            if (s) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'disconnected' });
+            return { unregistered: true };
+          },
+        }),
+
+        /** Which session a connection belongs to, as of now (null once it is gone). */
+        Resolve: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ connectionId: z.string() }),
+          handle: (p, ctx) => ctx.state.connections.get(p.connectionId)?.principal ?? null,
+        }),
+
+        /** Ends one session for a reason (logout, reuse); its sockets close with 4001 and that reason. */
+        End: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ sid: z.string(), reason: z.enum(['revoked', 'expired', 'evicted', 'logout', 'blocked']) }),
+          handle: async (p, ctx) => {
+            const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+            if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
+            return { ended: (await revoke(ctx, [s], p.reason)).length };
+          },
+        }),
+
+        /** Ends every session of a user (a block closes them with 4003). */
+        EndAllForUser: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']) }),
+          handle: async (p, ctx) => ({ ended: (await revoke(ctx, await userSessions(ctx.store, p.uid), p.reason)).length }),
+        }),
+
+        /** A role change applies to the next ask on every open socket of the user. */
+        UpdateRole: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string(), role: z.string() }),
+          handle: (p, ctx) => {
+            for (const r of ctx.state.connections.values()) if (r.principal.uid === p.uid) r.principal.role = p.role;
+            return { updated: true };
+          },
+        }),
+      };
+    },
+  });
+}

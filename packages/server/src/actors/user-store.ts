@@ -1,0 +1,224 @@
+/**
+ * UserStore: users, keyed by their stable uid. It is the one place where a user's blocked flag changes, so
+ * concurrent blocks and unblocks of one user are serialized here and end in the state of the last one answered.
+ * Asks flow one way only — FingerprintStore forwards to it; it asks FingerprintStore and SessionStore, which never
+ * ask back — so no two mailboxes can wait on each other.
+ */
+import { z } from 'zod';
+import { ErrorCode } from '@greenroom/protocol';
+import { v4 as uuidv4 } from 'uuid';
+import { GreenroomError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { hashPassword } from '../auth/passwords.js';
+import { defineActor } from './define.js';
+import { page, pageRequest } from './paging.js';
+import { userView, type UserRecord } from './records.js';
+import { SESSION_STORE } from './session-store.js';
+
+export const USER_STORE = 'UserStore';
+export const FINGERPRINT_STORE = 'FingerprintStore';
+
+export const usernameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.@-]+$/, 'may hold letters, digits and _ . @ - only');
+export const passwordSchema = z.string().min(8).max(256);
+export const roleSchema = z.string().min(1).max(32).regex(/^[a-z][a-z0-9_-]*$/, 'must be a lowercase word');
+const displayNameSchema = z.string().trim().min(1).max(100);
+
+/** Usernames are unique regardless of case. */
+export function usernameKey(username: string): string {
+  return username.toLowerCase();
+}
+
+export function createUserStore(options: { now?: () => number } = {}) {
+  const now = options.now ?? Date.now;
+
+  return defineActor({
+    name: USER_STORE,
+    state: () => ({}),
+    messages: (message) => {
+      const mustGet = async (store: Store, uid: string) => {
+        const u = await store.get<UserRecord>('users', uid);
+        if (!u) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
+        return u;
+      };
+      const findByUsername = async (store: Store, username: string) =>
+        (await store.findBy<UserRecord>('users', 'usernameKey', usernameKey(username)))[0]?.value;
+
+      const create = async (ctx: { store: Store; publish(e: string, p: unknown): void }, u: Pick<UserRecord, 'username' | 'displayName' | 'role' | 'passwordHash'>) => {
+        if (await findByUsername(ctx.store, u.username)) throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
+        const user: UserRecord = { uid: uuidv4(), created: now(), lastLogin: null, blocked: false, ...u, usernameKey: usernameKey(u.username) };
+        await ctx.store.put('users', user.uid, user);
+        ctx.publish('UserChanged', { user: userView(user) });
+        return user;
+      };
+
+      return {
+        GetOwn: message({
+          allow: 'any',
+          payload: z.object({}),
+          handle: async (_p, ctx) => userView(await mustGet(ctx.store, ctx.caller.uid ?? '')),
+        }),
+
+        GetAll: message({
+          allow: ['admin'],
+          payload: pageRequest,
+          handle: async (p, ctx) => {
+            const res = await ctx.store.scan<UserRecord>('users', { after: p.cursor ?? undefined, limit: p.limit });
+            return page(res.items.map((i) => userView(i.value)), res.next);
+          },
+        }),
+
+        /** One user, by uid or by username. */
+        Get: message({
+          allow: ['admin'],
+          payload: z.union([z.object({ uid: z.uuid() }), z.object({ username: z.string().min(1).max(64) })]),
+          handle: async (p, ctx) => {
+            if ('uid' in p) return userView(await mustGet(ctx.store, p.uid));
+            const u = await findByUsername(ctx.store, p.username);
+            if (!u) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
+            return userView(u);
+          },
+        }),
+
+        Create: message({
+          allow: ['admin'],
+          payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema.default('user'), displayName: displayNameSchema.optional() }),
+          handle: async (p, ctx) => {
+            const passwordHash = await hashPassword(p.password);
+            return userView(await create(ctx, { username: p.username, displayName: p.displayName ?? p.username, role: p.role, passwordHash }));
+          },
+        }),
+
+        /** Admins change anything; a user changes only their own displayName (SPEC §9). */
+        Update: message({
+          allow: 'any',
+          payload: z.object({
+            uid: z.uuid(),
+            displayName: displayNameSchema.optional(),
+            role: roleSchema.optional(),
+            username: usernameSchema.optional(),
+            password: passwordSchema.optional(),
+          }),
+          handle: async (p, ctx) => {
+            const admin = ctx.caller.system || ctx.caller.role === 'admin';
+            if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
+              throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
+            }
+            const u = await mustGet(ctx.store, p.uid);
+            if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
+              throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
+            }
+            const next: UserRecord = {
+              ...u,
+              displayName: p.displayName ?? u.displayName,
+              role: p.role ?? u.role,
+              username: p.username ?? u.username,
+              usernameKey: usernameKey(p.username ?? u.username),
+              passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
+            };
+            await ctx.store.put('users', u.uid, next);
+            if (next.role !== u.role) await ctx.ask(SESSION_STORE, 'UpdateRole', { uid: u.uid, role: next.role });
+            ctx.publish('UserChanged', { user: userView(next) });
+            return userView(next);
+          },
+        }),
+
+        /**
+         * Blocks a user by uid: the user record (and the fingerprint that led here, if any) durably, then every
+         * session revoked and every socket closed with 4003 — all before the answer.
+         */
+        Block: message({
+          allow: ['admin'],
+          payload: z.object({ uid: z.uuid(), fingerprint: z.string().max(64).optional() }),
+          handle: async (p, ctx) => {
+            const u = await mustGet(ctx.store, p.uid);
+            if (p.fingerprint) await ctx.ask(FINGERPRINT_STORE, 'SetBlocked', { fingerprints: [p.fingerprint], blocked: true });
+            const next: UserRecord = { ...u, blocked: true };
+            await ctx.store.put('users', u.uid, next);
+            await ctx.ask(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'blocked' });
+            ctx.publish('UserChanged', { user: userView(next) });
+            return userView(next);
+          },
+        }),
+
+        /** Clears the blocked flags of the user and of its fingerprints; sessions revoked by the block stay revoked. */
+        Unblock: message({
+          allow: ['admin'],
+          payload: z.object({ uid: z.uuid() }),
+          handle: async (p, ctx) => {
+            const u = await mustGet(ctx.store, p.uid);
+            await ctx.ask(FINGERPRINT_STORE, 'SetBlockedForUser', { uid: u.uid, blocked: false });
+            const next: UserRecord = { ...u, blocked: false };
+            await ctx.store.put('users', u.uid, next);
+            ctx.publish('UserChanged', { user: userView(next) });
+            return userView(next);
+          },
+        }),
+
+        Subscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
+        Unsubscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.unsubscribe(), { subscribed: false }) }),
+
+        // ---- internal ----
+
+        /** The full record, password hash included, for the login route only. */
+        FindForLogin: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ username: z.string().max(256) }),
+          handle: async (p, ctx) => (await findByUsername(ctx.store, p.username)) ?? null,
+        }),
+
+        RecordLogin: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string() }),
+          handle: async (p, ctx) => {
+            const u = await mustGet(ctx.store, p.uid);
+            if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            const next = { ...u, lastLogin: now() };
+            await ctx.store.put('users', u.uid, next);
+            return userView(next);
+          },
+        }),
+
+        CreateGuest: message({
+          allow: [],
+          internal: true,
+          payload: z.object({}),
+          handle: async (_p, ctx) => {
+            const name = `guest-${uuidv4().slice(0, 8)}`;
+            const u = await create(ctx, { username: name, displayName: 'Guest', role: 'guest', passwordHash: null });
+            const next = { ...u, lastLogin: now() };
+            await ctx.store.put('users', u.uid, next);
+            return userView(next);
+          },
+        }),
+
+        /** A user without a password (test harness and load tools: sessions are then issued directly). */
+        Provision: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ username: usernameSchema, role: roleSchema }),
+          handle: async (p, ctx) => userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash: null })),
+        }),
+
+        /** GREENROOM_ADMIN bootstrap: creates the user unless the username exists (or, with onlyIfEmpty, any user does). */
+        Ensure: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema, onlyIfEmpty: z.boolean().default(false) }),
+          handle: async (p, ctx) => {
+            const existing = await findByUsername(ctx.store, p.username);
+            if (existing) return { user: userView(existing), created: false };
+            if (p.onlyIfEmpty && (await ctx.store.count('users')) > 0) return { user: null, created: false };
+            const passwordHash = await hashPassword(p.password);
+            return { user: userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash })), created: true };
+          },
+        }),
+      };
+    },
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * Password login: the only place (with guest sign-in) that creates a session. The answer is the same for an
+ * unknown user and a wrong password, and an unknown user still costs one password hash.
+ */
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { ErrorCode } from '@greenroom/protocol';
+import type { ActorRegistry } from '../actors/registry.js';
+import type { SessionRecord, UserRecord } from '../actors/records.js';
+import { SESSION_STORE } from '../actors/session-store.js';
+import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
+import { GreenroomError } from '../errors.js';
+import { deriveFingerprint } from './fingerprint.js';
+import { DUMMY_HASH_PROMISE, verifyPassword } from './passwords.js';
+import type { TokenService } from './tokens.js';
+
+export const loginBody = z.object({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+  deviceId: z.string().min(1).max(128).optional(),
+});
+
+export interface IssuedSession {
+  uid: string;
+  role: string;
+  sid: string;
+  accessToken: string;
+  refreshToken: string;
+  accessExpiresAt: number;
+  refreshExpiresAt: number;
+}
+
+export class LoginService {
+  constructor(
+    private readonly registry: ActorRegistry,
+    private readonly tokens: TokenService,
+    private readonly fingerprintKey: Buffer,
+  ) {}
+
+  async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<IssuedSession> {
+    const user = await this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username });
+    const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
+    const ok = await verifyPassword(body.password, hash);
+    if (!user || !user.passwordHash || !ok) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+    if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+    const fingerprint = deriveFingerprint(this.fingerprintKey, body.deviceId, req.headers);
+    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid });
+    await this.registry.ask(USER_STORE, 'RecordLogin', { uid: user.uid });
+    return this.open(user.uid, fingerprint);
+  }
+
+  /** Creates the session (SessionStore re-checks blocks inside its mailbox) and signs its first access token. */
+  async open(uid: string, fingerprint: string): Promise<IssuedSession> {
+    const created = await this.registry.ask<{ session: SessionRecord; refreshToken: string; role: string }>(SESSION_STORE, 'Create', { uid, fingerprint });
+    const access = await this.tokens.signAccess({ uid, sid: created.session.sid, role: created.role });
+    return {
+      uid,
+      role: created.role,
+      sid: created.session.sid,
+      accessToken: access.token,
+      refreshToken: created.refreshToken,
+      accessExpiresAt: access.expiresAt,
+      refreshExpiresAt: created.session.expiresAt,
+    };
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Configuration: environment variables → one typed, validated object, read once at start.
+ * Every variable and its default is listed in docs/configuration.md.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const DAY = 24 * 60 * 60;
+
+const positiveInt = z.coerce.number().int().positive();
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
+
+const adminSpec = z
+  .string()
+  .regex(/^[^:]{1,64}:.{8,256}$/, 'must be name:password (password at least 8 characters)')
+  .transform((v) => {
+    const i = v.indexOf(':');
+    return { username: v.slice(0, i), password: v.slice(i + 1) };
+  });
+
+const origins = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+  .pipe(z.array(z.url().transform((u) => new URL(u).origin)));
+
+/** Environment variable → config field, with its schema and default. */
+const envSchema = z.object({
+  GREENROOM_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  GREENROOM_HOST: z.string().min(1).default('127.0.0.1'),
+  GREENROOM_DATA: z.string().min(1).default('./data'),
+  GREENROOM_STORE: z.enum(['lowdb', 'redis']).default('lowdb'),
+  GREENROOM_REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  GREENROOM_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  GREENROOM_ALLOWED_ORIGINS: origins.default([]),
+  GREENROOM_ADMIN: adminSpec.optional(),
+  GREENROOM_ACCESS_TTL_S: positiveInt.default(15 * 60),
+  GREENROOM_REFRESH_TTL_S: positiveInt.default(30 * DAY),
+  GREENROOM_REFRESH_MAX_TTL_S: positiveInt.default(90 * DAY),
+  GREENROOM_REFRESH_GRACE_S: z.coerce.number().int().min(0).default(30),
+  GREENROOM_TICKET_TTL_S: positiveInt.default(30),
+  GREENROOM_ASK_TIMEOUT_MS: positiveInt.default(5000),
+  GREENROOM_MAX_FRAME_BYTES: positiveInt.default(64 * 1024),
+  GREENROOM_ASK_RATE: positiveInt.default(100),
+  GREENROOM_ASK_BURST: positiveInt.default(200),
+  GREENROOM_MAX_CONNECTIONS: positiveInt.default(10_000),
+  GREENROOM_MAX_SESSIONS_PER_USER: positiveInt.default(20),
+  GREENROOM_HEARTBEAT_MS: positiveInt.default(30_000),
+  GREENROOM_SEND_BUFFER_BYTES: positiveInt.default(1024 * 1024),
+  GREENROOM_LOGIN_MAX_FAILURES: positiveInt.default(10),
+  GREENROOM_LOGIN_WINDOW_S: positiveInt.default(900),
+  GREENROOM_TRUST_PROXY: flag.default(false),
+  GREENROOM_GUESTS: flag.default(true),
+  GREENROOM_CLEANUP_INTERVAL_S: positiveInt.default(3600),
+  GREENROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  store: 'lowdb' | 'redis';
+  redisUrl: string;
+  /** Signing and sealing secret; when undefined the server generates one and keeps it in the data dir (0600). */
+  secret: string | undefined;
+  allowedOrigins: string[];
+  admin: { username: string; password: string } | undefined;
+  accessTtlS: number;
+  refreshTtlS: number;
+  refreshMaxTtlS: number;
+  refreshGraceS: number;
+  ticketTtlS: number;
+  askTimeoutMs: number;
+  maxFrameBytes: number;
+  askRate: number;
+  askBurst: number;
+  maxConnections: number;
+  maxSessionsPerUser: number;
+  heartbeatMs: number;
+  sendBufferBytes: number;
+  loginMaxFailures: number;
+  loginWindowS: number;
+  trustProxy: boolean;
+  guests: boolean;
+  cleanupIntervalS: number;
+  logLevel: string;
+}
+
+/** Reads the environment; a bad value is a ConfigError naming the variable (never echoing a secret). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const relevant = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('GREENROOM_') && v !== ''));
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  const config: Config = {
+    port: e.GREENROOM_PORT,
+    host: e.GREENROOM_HOST,
+    dataDir: e.GREENROOM_DATA,
+    store: e.GREENROOM_STORE,
+    redisUrl: e.GREENROOM_REDIS_URL,
+    secret: e.GREENROOM_SECRET,
+    allowedOrigins: e.GREENROOM_ALLOWED_ORIGINS,
+    admin: e.GREENROOM_ADMIN,
+    accessTtlS: e.GREENROOM_ACCESS_TTL_S,
+    refreshTtlS: e.GREENROOM_REFRESH_TTL_S,
+    refreshMaxTtlS: e.GREENROOM_REFRESH_MAX_TTL_S,
+    refreshGraceS: e.GREENROOM_REFRESH_GRACE_S,
+    ticketTtlS: e.GREENROOM_TICKET_TTL_S,
+    askTimeoutMs: e.GREENROOM_ASK_TIMEOUT_MS,
+    maxFrameBytes: e.GREENROOM_MAX_FRAME_BYTES,
+    askRate: e.GREENROOM_ASK_RATE,
+    askBurst: e.GREENROOM_ASK_BURST,
+    maxConnections: e.GREENROOM_MAX_CONNECTIONS,
+    maxSessionsPerUser: e.GREENROOM_MAX_SESSIONS_PER_USER,
+    heartbeatMs: e.GREENROOM_HEARTBEAT_MS,
+    sendBufferBytes: e.GREENROOM_SEND_BUFFER_BYTES,
+    loginMaxFailures: e.GREENROOM_LOGIN_MAX_FAILURES,
+    loginWindowS: e.GREENROOM_LOGIN_WINDOW_S,
+    trustProxy: e.GREENROOM_TRUST_PROXY,
+    guests: e.GREENROOM_GUESTS,
+    cleanupIntervalS: e.GREENROOM_CLEANUP_INTERVAL_S,
+    logLevel: e.GREENROOM_LOG_LEVEL,
+  };
+  return { ...config, ...overrides };
+}

@@ -1,0 +1,142 @@
+/**
+ * One client socket after the green room: frames in, replies and pushes out, its limits and its heartbeat.
+ *
+ * Security: every frame is client data. It is size-limited by ws (1009), rate-limited here (every frame takes a
+ * token, bad ones included), parsed by the protocol package, and routed through the registry's checks. A bad
+ * frame is answered and never closes the socket by itself.
+ */
+import { Close, ErrorCode, parseAskFrame, rateLimitedClose, type AskId, type CloseSpec, type ErrorBody, type ServerFrame } from '@greenroom/protocol';
+import type { WebSocket, RawData } from 'ws';
+import type { ActorRegistry, Subscriber } from '../actors/registry.js';
+import type { LiveConnection, Principal } from '../actors/session-store.js';
+import type { GreenroomError } from '../errors.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** How long a client may keep sending into an empty bucket before it is closed with 4008. */
+const RATE_LIMIT_GRACE_MS = 10_000;
+/** How long a slow consumer's close handshake may take before the socket is torn down. */
+const SLOW_CLOSE_MS = 2_000;
+
+export interface ConnectionHooks {
+  registry: ActorRegistry;
+  askRate: number;
+  askBurst: number;
+  sendBufferBytes: number;
+  /** False once the server is shutting down: new asks get UNAVAILABLE. */
+  accepting(): boolean;
+  onAsk(): void;
+  onAskDone(): void;
+  onClose(connection: Connection): void;
+}
+
+export class Connection implements LiveConnection, Subscriber {
+  private ws: WebSocket | null = null;
+  private principal: Principal | null = null;
+  /** A close requested before the 101 was written (the session ended while the upgrade was in the green room). */
+  pendingClose: CloseSpec | null = null;
+  alive = true;
+  private bucket: TokenBucket;
+  private limitedSince = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    this.bucket = new TokenBucket(hooks.askRate, hooks.askBurst, Date.now());
+  }
+
+  get connectionId(): string {
+    return this.id;
+  }
+
+  get caller(): Principal {
+    return this.principal!;
+  }
+
+  get attached(): boolean {
+    return this.ws !== null;
+  }
+
+  /** Called right after the 101: from here on the socket is live. */
+  attach(ws: WebSocket, principal: Principal): void {
+    this.ws = ws;
+    this.principal = principal;
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', () => this.hooks.onClose(this));
+    ws.on('error', () => ws.terminate());
+  }
+
+  close(spec: CloseSpec): void {
+    if (!this.ws) {
+      this.pendingClose ??= spec;
+      return;
+    }
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(spec.code, spec.reason);
+  }
+
+  terminate(): void {
+    this.ws?.terminate();
+  }
+
+  push(frame: ServerFrame): void {
+    this.send(frame);
+  }
+
+  /** Heartbeat tick: drop a peer that missed the last ping, end an expired session, then ping again. */
+  heartbeat(now: number): void {
+    if (!this.ws) return;
+    if (!this.alive) return this.ws.terminate();
+    if (this.principal && this.principal.expiresAt <= now) return this.close(Close.expired);
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  private send(frame: ServerFrame): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > this.hooks.sendBufferBytes) {
+      // A slow reader is closed, never allowed to grow the server's memory.
+      ws.close(Close.slowConsumer.code, Close.slowConsumer.reason);
+      setTimeout(() => ws.terminate(), SLOW_CLOSE_MS).unref();
+      return;
+    }
+    ws.send(JSON.stringify(frame));
+  }
+
+  private replyError(id: AskId | null, error: ErrorBody): void {
+    this.send({ id, ok: false, error });
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    const now = Date.now();
+    if (!this.bucket.take(now)) {
+      if (this.limitedSince === 0) this.limitedSince = now;
+      else if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(1));
+      return this.replyError(isBinary ? null : idOf(data), { code: ErrorCode.RATE_LIMITED, message: 'too many asks; slow down' });
+    }
+    this.limitedSince = 0;
+    if (isBinary) return this.replyError(null, { code: ErrorCode.BAD_FRAME, message: 'binary frames are not accepted' });
+
+    const parsed = parseAskFrame(data.toString());
+    if (!parsed.ok) return this.replyError(parsed.id, parsed.error);
+    const { id, to, type, payload } = parsed.frame;
+
+    const principal = this.principal!;
+    if (principal.expiresAt <= now) return this.close(Close.expired);
+    if (!this.hooks.accepting()) return this.replyError(id, { code: ErrorCode.UNAVAILABLE, message: 'the server is shutting down' });
+
+    this.hooks.onAsk();
+    this.hooks.registry.dispatchFromClient(principal, this, to, type, payload, (err: GreenroomError | null, result?: unknown) => {
+      this.hooks.onAskDone();
+      if (err) this.replyError(id, err.toBody());
+      else this.send({ id, ok: true, result });
+    });
+  }
+}
+
+/** The id of a frame, if one can be read (for RATE_LIMITED answers). */
+function idOf(data: RawData): AskId | null {
+  const parsed = parseAskFrame(data.toString());
+  return parsed.ok ? parsed.frame.id : parsed.id;
+}

@@ -1,0 +1,87 @@
+/**
+ * The HTTP routes. Bodies are JSON, errors are `{ "error": { "code", "message" } }`, and nothing internal (no
+ * stack, no path, no secret) reaches the wire.
+ *
+ * Security: bodies are client data — size-limited, content-type checked, parsed, then validated by zod.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCode } from '@greenroom/protocol';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { GreenroomError, toPublicError } from '../errors.js';
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: unknown) => Promise<void>;
+
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  handle: RouteHandler;
+  /** POST routes read a JSON body (an empty body is `{}`). */
+  body?: boolean;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, error: GreenroomError): void {
+  const headers: Record<string, string> = {};
+  if (error.details.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.details.retryAfterSeconds);
+  sendJson(res, error.status, { error: error.toBody() }, headers);
+}
+
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new GreenroomError(ErrorCode.BAD_REQUEST, `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'];
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (length > MAX_BODY_BYTES) throw new GreenroomError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new GreenroomError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  if (!type || !/^application\/json\s*(;|$)/i.test(type)) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'body must be application/json');
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new GreenroomError(ErrorCode.BAD_REQUEST, 'body is not valid JSON');
+  }
+}
+
+export function createRequestListener(routes: Route[], log: Logger, fallback?: RouteHandler) {
+  const table = new Map(routes.map((r) => [`${r.method} ${r.path}`, r]));
+  const paths = new Set(routes.map((r) => r.path));
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    try {
+      const route = table.get(`${req.method} ${path}`);
+      if (!route) {
+        if (paths.has(path)) throw new GreenroomError(ErrorCode.METHOD_NOT_ALLOWED, 'method not allowed');
+        if (fallback) return await fallback(req, res, undefined);
+        throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such route');
+      }
+      const body = route.body ? await readJson(req) : undefined;
+      await route.handle(req, res, body);
+    } catch (err) {
+      const error = toPublicError(err);
+      if (error.code === ErrorCode.INTERNAL) log.error({ err, path }, 'request failed');
+      if (!res.headersSent) sendError(res, error);
+      else res.destroy();
+    }
+  };
+}

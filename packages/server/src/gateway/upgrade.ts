@@ -1,0 +1,159 @@
+/**
+ * The green room: every WebSocket upgrade waits here until its session is registered.
+ *
+ *   1. refuse past the connection cap (503) or on a path other than /ws (404)
+ *   2. authenticate (bearer → ticket → cookie; reading only)
+ *   3. ASK SessionStore to Register the connection, and await the answer: it re-checks that the session is live
+ *      and the user unblocked, inside its mailbox
+ *   4. only then write the HTTP 101 — so the client's very first ask finds its session
+ * A failure at any step writes a plain HTTP answer (401/403/429/503), destroys the socket and registers nothing.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer } from 'ws';
+import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
+import type { Logger } from 'pino';
+import type { ActorRegistry } from '../actors/registry.js';
+import { SESSION_STORE, type Principal } from '../actors/session-store.js';
+import type { Authenticator } from '../auth/authenticate.js';
+import { GreenroomError, toPublicError } from '../errors.js';
+import { Connection } from './connection.js';
+import { rejectUpgrade } from './reject.js';
+
+export interface GatewayOptions {
+  maxConnections: number;
+  maxFrameBytes: number;
+  askRate: number;
+  askBurst: number;
+  sendBufferBytes: number;
+  heartbeatMs: number;
+}
+
+export class Gateway {
+  private readonly wss: WebSocketServer;
+  readonly connections = new Set<Connection>();
+  /** Upgrades in the green room: counted against the cap so a burst cannot overshoot it. */
+  private waiting = 0;
+  private inflight = 0;
+  private asksTotal = 0;
+  private accepting = true;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly rate = { last: 0, perSecond: 0 };
+  private readonly rateTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly registry: ActorRegistry,
+    private readonly auth: Authenticator,
+    private readonly options: GatewayOptions,
+    private readonly log: Logger,
+  ) {
+    // The transport's own size limit is never turned off: a frame past it closes 1009 unbuffered.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    this.heartbeat = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.connections) c.heartbeat(now);
+    }, options.heartbeatMs).unref();
+    this.rateTimer = setInterval(() => {
+      this.rate.perSecond = this.asksTotal - this.rate.last;
+      this.rate.last = this.asksTotal;
+    }, 1000).unref();
+  }
+
+  /** Asks per second, over the last second. */
+  askRate(): number {
+    return this.rate.perSecond;
+  }
+
+  get asks(): number {
+    return this.asksTotal;
+  }
+
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    let connection: Connection | null = null;
+    let registered = false;
+    try {
+      if (!this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
+      const path = (req.url ?? '').split('?', 1)[0];
+      if (path !== '/ws') throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such endpoint');
+      if (this.connections.size + this.waiting >= this.options.maxConnections) {
+        throw new GreenroomError(ErrorCode.UNAVAILABLE, 'too many connections', { retryAfterSeconds: 5 });
+      }
+      this.waiting += 1;
+      try {
+        const identity = await this.auth.authenticate(req);
+        connection = new Connection(randomUUID(), {
+          registry: this.registry,
+          askRate: this.options.askRate,
+          askBurst: this.options.askBurst,
+          sendBufferBytes: this.options.sendBufferBytes,
+          accepting: () => this.accepting,
+          onAsk: () => {
+            this.inflight += 1;
+            this.asksTotal += 1;
+          },
+          onAskDone: () => (this.inflight -= 1),
+          onClose: (c) => this.onClose(c),
+        });
+        const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid });
+        registered = true;
+        // The session may have ended, or the client gone, while we waited: then no 101.
+        if (connection.pendingClose) throw closeToError(connection.pendingClose);
+        if (socket.destroyed || !this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
+        const c = connection;
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          c.attach(ws, principal);
+          this.connections.add(c);
+        });
+        // ws completes a valid upgrade synchronously; if it refused the handshake, undo the registration.
+        if (!connection.attached) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'invalid WebSocket handshake');
+      } finally {
+        this.waiting -= 1;
+      }
+    } catch (err) {
+      const error = toPublicError(err);
+      if (error.code === ErrorCode.INTERNAL) this.log.error({ err }, 'upgrade failed');
+      if (registered && connection) this.unregister(connection.id);
+      rejectUpgrade(socket, error);
+    }
+  }
+
+  private onClose(c: Connection): void {
+    this.connections.delete(c);
+    this.registry.unsubscribeAll(c.id);
+    this.unregister(c.id);
+  }
+
+  private unregister(connectionId: string): void {
+    this.registry.ask(SESSION_STORE, 'Unregister', { connectionId }).catch((err) => this.log.warn({ err }, 'unregister failed'));
+  }
+
+  /** Shutdown, step 1: refuse new upgrades and new asks. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Shutdown, step 2: wait for asks in flight, at most `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  /** Shutdown, step 3: close every socket with 1001 `shutdown` and wait (briefly) for them to go. */
+  async closeAll(timeoutMs = 2000): Promise<void> {
+    for (const c of this.connections) c.close(Close.shutdown);
+    const deadline = Date.now() + timeoutMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const c of this.connections) c.terminate();
+    clearInterval(this.heartbeat);
+    clearInterval(this.rateTimer);
+    this.wss.close();
+  }
+}
+
+function closeToError(spec: CloseSpec): GreenroomError {
+  if (spec.code === Close.blocked.code) return new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+  if (spec.reason === 'expired') return new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+  return new GreenroomError(ErrorCode.SESSION_REVOKED, 'session ended');
+}

@@ -1,0 +1,205 @@
+/**
+ * createGreenroom(): wires the store, the actor runtime, the built-in and app actors, the HTTP routes and the
+ * WebSocket gateway, and owns start and stop.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { ErrorCode } from '@greenroom/protocol';
+import type { ActorDefinition } from './actors/define.js';
+import { createFingerprintStore } from './actors/fingerprint-store.js';
+import { ActorRegistry } from './actors/registry.js';
+import { createSessionStore } from './actors/session-store.js';
+import { createUserStore, USER_STORE } from './actors/user-store.js';
+import { Authenticator } from './auth/authenticate.js';
+import { LoginService, loginBody } from './auth/login.js';
+import { deriveKeys, loadSecret } from './auth/secret.js';
+import { TokenService } from './auth/tokens.js';
+import { loadConfig, type Config } from './config.js';
+import { GreenroomError } from './errors.js';
+import { createRequestListener, parseBody, sendJson, type Route } from './gateway/http.js';
+import { Gateway } from './gateway/upgrade.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { ActorSystem } from './runtime/actor-system.js';
+import { LowdbStore } from './store/lowdb-store.js';
+import type { Store } from './store/store.js';
+
+export interface GreenroomOptions {
+  /** Settings on top of the environment (tests pass `port: 0`, a temp `dataDir`, a `secret`). */
+  config?: Partial<Config>;
+  /** The environment to read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** A store to use instead of the one the config names (it is closed on stop). */
+  store?: Store;
+  /** App actors, registered beside the built-ins. */
+  actors?: ActorDefinition<any>[];
+  logger?: Logger;
+}
+
+/** The parts of the server, as wired by `createGreenroom`, before it listens. */
+export interface Core {
+  config: Config;
+  log: Logger;
+  store: Store;
+  system: ActorSystem;
+  registry: ActorRegistry;
+  tokens: TokenService;
+  login: LoginService;
+}
+
+/** Opens the store and starts the actors, without any network: the server and the offline CLI share it. */
+export async function createCore(options: GreenroomOptions & { askRate?: () => number } = {}): Promise<Core> {
+  const config = loadConfig(options.env ?? process.env, options.config);
+  const log = options.logger ?? createLogger({ level: config.logLevel });
+  const keys = deriveKeys(await loadSecret(config.dataDir, config.secret));
+  const store = options.store ?? (await LowdbStore.open(config.dataDir));
+  const system = new ActorSystem(log);
+  const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs });
+  const tokens = new TokenService(keys, config.accessTtlS);
+  try {
+    await registry.add(
+      createSessionStore({
+        newRefreshToken: (sid, gen) => tokens.newRefreshToken(sid, gen),
+        hashToken: (t) => tokens.hash(t),
+        refreshTtlMs: config.refreshTtlS * 1000,
+        refreshMaxTtlMs: config.refreshMaxTtlS * 1000,
+        maxSessionsPerUser: config.maxSessionsPerUser,
+        askRate: options.askRate ?? (() => 0),
+      }),
+    );
+    await registry.add(createUserStore());
+    await registry.add(createFingerprintStore());
+    for (const actor of options.actors ?? []) await registry.add(actor);
+    if (config.admin) {
+      await registry.ask(USER_STORE, 'Ensure', { ...config.admin, role: 'admin', onlyIfEmpty: true });
+    }
+  } catch (err) {
+    system.stop();
+    await store.close();
+    throw err;
+  }
+  return { config, log, store, system, registry, tokens, login: new LoginService(registry, tokens, keys.fingerprints) };
+}
+
+export class Greenroom {
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly core: Core,
+    private readonly http: Server,
+    readonly gateway: Gateway,
+  ) {}
+
+  get config(): Config {
+    return this.core.config;
+  }
+
+  get port(): number {
+    return (this.http.address() as AddressInfo).port;
+  }
+
+  /** `http://host:port` of the running server. */
+  get url(): string {
+    const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
+    return `http://${host}:${this.port}`;
+  }
+
+  /** Adds an app actor: one line per actor. */
+  register(actor: ActorDefinition<any>): Promise<void> {
+    return this.core.registry.add(actor);
+  }
+
+  /** Asks an actor as the server itself (no role checks). */
+  ask<R = unknown>(actor: string, type: string, payload: unknown = {}): Promise<R> {
+    return this.core.registry.ask<R>(actor, type, payload);
+  }
+
+  static async start(options: GreenroomOptions = {}): Promise<Greenroom> {
+    let gateway: Gateway | undefined;
+    const core = await createCore({ ...options, askRate: () => gateway?.askRate() ?? 0 });
+    const { config, log, registry, store, tokens, login } = core;
+    gateway = new Gateway(registry, new Authenticator(tokens), config, log);
+    const gw = gateway;
+    const metrics = createMetrics({ connections: () => gw.connections.size, asks: () => gw.asks });
+
+    const routes: Route[] = [
+      { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) },
+      {
+        method: 'GET',
+        path: '/readyz',
+        handle: async (_req, res) => {
+          try {
+            await store.ping();
+          } catch {
+            throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable');
+          }
+          sendJson(res, 200, { status: 'ready' });
+        },
+      },
+      {
+        method: 'GET',
+        path: '/metrics',
+        handle: async (_req, res) => {
+          const text = await metrics.metrics();
+          res.writeHead(200, { 'Content-Type': metrics.contentType });
+          res.end(text);
+        },
+      },
+      {
+        method: 'POST',
+        path: '/auth/login',
+        body: true,
+        handle: async (req, res, body) => sendJson(res, 200, await login.login(parseBody(loginBody, body), req)),
+      },
+    ];
+
+    const http = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, createRequestListener(routes, log));
+    http.on('upgrade', (req, socket, head) => void gw.handleUpgrade(req, socket, head));
+    http.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(config.port, config.host, () => {
+          http.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      await gw.closeAll(0);
+      core.system.stop();
+      await store.close();
+      throw err;
+    }
+    const server = new Greenroom(core, http, gw);
+    log.info({ url: server.url, store: config.store, dataDir: config.dataDir }, 'greenroom listening');
+    return server;
+  }
+
+  /**
+   * Graceful stop, in order: stop accepting connections and asks; answer the asks in flight (at most the ask
+   * timeout); close every socket with 1001 `shutdown`; flush and close the store.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.gateway.stopAccepting();
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      this.http.closeIdleConnections();
+      await this.gateway.drain(this.config.askTimeoutMs);
+      await this.gateway.closeAll();
+      this.http.closeAllConnections();
+      await closed;
+      this.core.system.stop();
+      await this.core.store.close();
+      this.core.log.info('greenroom stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+export function createGreenroom(options: GreenroomOptions = {}): Promise<Greenroom> {
+  return Greenroom.start(options);
+}

@@ -1,0 +1,172 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Low } from 'lowdb';
+import { StoreError } from '../errors.js';
+import { DurableFile, type StoreDocument } from './durable-file.js';
+import { DataDirLock } from './lock.js';
+import { FieldIndex } from './field-index.js';
+import { deepFreeze, pageOf } from './memory-store.js';
+import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
+
+/** The store file's name in the data dir, unless `open` is told otherwise. */
+export const DEFAULT_STORE_FILE = 'greenroom.json';
+
+interface Waiters {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function waiters(): Waiters {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/**
+ * The embedded store: one JSON file in the data dir, under the dir's lock, rewritten whole on every flush.
+ *
+ * Group commit: a write changes the in-memory document at once (reads see it) and waits for a flush. Writes made
+ * while a flush runs share the next one, and the first flush starts a microtask late so writes issued together
+ * share it: 100 concurrent puts cost 1 or 2 flushes. A caller resolves only after a flush that serialized its data.
+ *
+ * Failed flush (fail-stop): the in-memory document then holds writes whose callers were told STORE_WRITE_FAILED,
+ * so it is no longer a view of what was acknowledged, and undoing them would also undo later writes built on them.
+ * So the store stops: the writes of that flush and of any later one reject with STORE_WRITE_FAILED, reads and ping
+ * reject too (/readyz goes red), and a restart reloads the disk. The disk holds the last successful flush, or, if
+ * only the directory fsync failed, possibly the failed one: a rejected write's outcome is unknown, not "absent".
+ */
+export class LowdbStore implements Store {
+  private pending: Waiters | null = null;
+  private draining: Promise<void> | null = null;
+  private flushes = 0;
+  private failure: StoreError | null = null;
+  private closed = false;
+  private readonly index = new FieldIndex();
+
+  private constructor(
+    private readonly db: Low<StoreDocument>,
+    private readonly lock: DataDirLock,
+  ) {}
+
+  /** Opens (creating with mode 0700 if needed) the data dir, takes its lock, and reads the store file. */
+  static async open(dir: string, options: { file?: string } = {}): Promise<LowdbStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const lock = await DataDirLock.acquire(dir);
+    try {
+      const file = new DurableFile(join(dir, options.file ?? DEFAULT_STORE_FILE));
+      await file.removeStaleTempFiles();
+      // Not JSONFilePreset: under NODE_ENV=test it silently keeps the data in memory.
+      const db = new Low<StoreDocument>(file, Object.create(null));
+      await db.read();
+      // Records read from the file are as immutable as those put later.
+      for (const records of Object.values(db.data)) for (const record of Object.values(records)) deepFreeze(record);
+      return new LowdbStore(db, lock);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  /** How many flushes have completed (for tests of group commit). */
+  get flushCount(): number {
+    return this.flushes;
+  }
+
+  async get<T extends StoredRecord>(collection: Collection, id: string): Promise<T | undefined> {
+    this.assertUsable();
+    return this.db.data[collection]?.[id] as T | undefined;
+  }
+
+  put(collection: Collection, id: string, value: StoredRecord): Promise<void> {
+    return this.write([{ op: 'put', collection, id, value }]);
+  }
+
+  delete(collection: Collection, id: string): Promise<void> {
+    return this.write([{ op: 'delete', collection, id }]);
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    this.assertUsable();
+    if (ops.length === 0) return;
+    // A JSON round trip makes memory hold exactly what the file will (no undefined, Dates as strings), and it runs
+    // for every value before anything changes: a value that cannot be serialized fails the batch with nothing applied.
+    const values = ops.map((op) => (op.op === 'put' ? deepFreeze(JSON.parse(JSON.stringify(op.value)) as StoredRecord) : undefined));
+    const doc = this.db.data;
+    ops.forEach((op, i) => {
+      // Null-prototype collections: an id like `__proto__` is an ordinary key.
+      const records = (doc[op.collection] ??= Object.create(null) as Record<string, StoredRecord>);
+      this.index.update(op.collection, op.id, records[op.id], values[i]);
+      if (op.op === 'put') records[op.id] = values[i]!;
+      else delete records[op.id];
+    });
+    // Applied synchronously, so any flush sees all of the batch or none of it: one file rename makes it atomic on disk.
+    await this.commit();
+  }
+
+  async scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>> {
+    this.assertUsable();
+    const records = this.db.data[collection] ?? {};
+    return pageOf(Object.keys(records), (id) => records[id] as T, options);
+  }
+
+  async count(collection: Collection): Promise<number> {
+    this.assertUsable();
+    return Object.keys(this.db.data[collection] ?? {}).length;
+  }
+
+  async findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Promise<Array<{ id: string; value: T }>> {
+    this.assertUsable();
+    const records = this.db.data[collection] ?? {};
+    return this.index.find(collection, field, value, () => Object.entries(records)).map((id) => ({ id, value: records[id] as T }));
+  }
+
+  async ping(): Promise<void> {
+    this.assertUsable();
+  }
+
+  /** Lets pending flushes finish (their callers still get their answers), then releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.draining;
+    await this.lock.release();
+  }
+
+  /** Joins the next flush, starting the flush loop if it is idle. */
+  private commit(): Promise<void> {
+    const next = (this.pending ??= waiters());
+    // Started a microtask late: puts issued in the same tick all land in the first flush.
+    this.draining ??= Promise.resolve().then(() => this.drain());
+    return next.promise;
+  }
+
+  /** Flushes until no writer waits. Only this loop writes the file, so flushes never overlap. */
+  private async drain(): Promise<void> {
+    while (this.pending) {
+      const batch = this.pending;
+      this.pending = null; // writes from here on wait for the next flush
+      if (this.failure) {
+        batch.reject(this.failure);
+        continue;
+      }
+      try {
+        // DurableFile serializes the document before its first await, i.e. now: the snapshot holds every write
+        // that joined `batch` (and maybe newer ones, which is harmless: they are durable a flush early).
+        await this.db.write();
+        this.flushes++;
+        batch.resolve();
+      } catch (err) {
+        this.failure = new StoreError('STORE_WRITE_FAILED', `writing the store file failed: ${String(err)}`, { cause: err });
+        batch.reject(this.failure);
+      }
+    }
+    this.draining = null;
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed');
+    if (this.failure) throw this.failure;
+  }
+}

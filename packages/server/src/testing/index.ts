@@ -1,0 +1,141 @@
+/**
+ * A harness for testing Greenroom and the actors apps add to it: a real server on an ephemeral loopback port with
+ * its store in a temp dir, sessions issued directly (no password hashing, for tests at scale), and a small
+ * WebSocket client that asks and records pushes and closes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { parseServerFrame, type ErrorBody, type PushFrame } from '@greenroom/protocol';
+import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
+import type { UserView } from '../actors/records.js';
+import type { IssuedSession } from '../auth/login.js';
+import { createLogger } from '../log.js';
+import { Greenroom, type GreenroomOptions } from '../server.js';
+
+export interface TestServer extends Greenroom {
+  /** The temp data dir (removed by `close`). */
+  readonly dataDir: string;
+  /** Stops the server and removes its data dir. */
+  close(): Promise<void>;
+}
+
+/** Starts a server on 127.0.0.1, an ephemeral port, a fresh temp data dir and a random secret. */
+export async function startTestServer(options: GreenroomOptions & { keepDataDir?: string } = {}): Promise<TestServer> {
+  const dataDir = options.keepDataDir ?? (await mkdtemp(join(tmpdir(), 'greenroom-test-')));
+  const server = await Greenroom.start({
+    logger: createLogger({ level: process.env.GREENROOM_TEST_LOG ?? 'silent' }),
+    env: {},
+    ...options,
+    config: { host: '127.0.0.1', port: 0, dataDir, secret: randomBytes(32).toString('hex'), ...options.config },
+  });
+  return Object.assign(server, {
+    dataDir,
+    close: async () => {
+      await server.stop();
+      if (!options.keepDataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  }) as TestServer;
+}
+
+let counter = 0;
+
+/** Makes a user (no password) and a live session for it, as a login would, without the password hash. */
+export async function issueSession(
+  server: Greenroom,
+  options: { role?: string; username?: string; uid?: string; fingerprint?: string } = {},
+): Promise<IssuedSession & { fingerprint: string; username: string }> {
+  let uid = options.uid;
+  let username = options.username ?? `user${process.pid}x${++counter}x${randomBytes(3).toString('hex')}`;
+  if (!uid) {
+    const user = await server.ask<UserView>(USER_STORE, 'Provision', { username, role: options.role ?? 'user' });
+    uid = user.uid;
+  } else {
+    username = (await server.ask<UserView>(USER_STORE, 'Get', { uid })).username;
+  }
+  const fingerprint = options.fingerprint ?? `fp_${randomBytes(12).toString('base64url')}`;
+  await server.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid });
+  const session = await server.core.login.open(uid, fingerprint);
+  return { ...session, fingerprint, username };
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+export type Reply = { id: string | number | null; ok: true; result: any } | { id: string | number | null; ok: false; error: ErrorBody };
+
+/** A bare WebSocket client for tests: `ask` resolves with the whole reply frame (ok or not). */
+export class TestClient {
+  readonly pushes: PushFrame[] = [];
+  readonly closed: Promise<Closed>;
+  private readonly pending = new Map<string | number, (reply: Reply) => void>();
+  private next = 0;
+  private pushWaiters: Array<() => void> = [];
+
+  constructor(readonly ws: WebSocket) {
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    ws.on('message', (data) => {
+      const frame = parseServerFrame(data.toString());
+      if (!frame) return;
+      if ('event' in frame) {
+        this.pushes.push(frame);
+        for (const w of this.pushWaiters.splice(0)) w();
+        return;
+      }
+      if (frame.id === null) return this.pending.get(NULL_ID)?.(frame as Reply);
+      const waiter = this.pending.get(frame.id);
+      this.pending.delete(frame.id);
+      waiter?.(frame as Reply);
+    });
+  }
+
+  /** Opens a socket to /ws (bearer token if given); rejects with the HTTP status on a refused upgrade. */
+  static connect(server: { url: string }, token?: string, options: { headers?: Record<string, string>; query?: string } = {}): Promise<TestClient> {
+    const url = `${server.url.replace(/^http/, 'ws')}/ws${options.query ?? ''}`;
+    const headers = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...options.headers };
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      const client = new TestClient(ws);
+      ws.once('open', () => resolve(client));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body })));
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  ask(to: string, type: string, payload: unknown = {}): Promise<Reply> {
+    const id = `a${++this.next}`;
+    return this.sendRaw(JSON.stringify({ id, to, type, payload }), id);
+  }
+
+  /** Sends any text and waits for the reply with this id (or, with `null`, for the next reply without an id). */
+  sendRaw(text: string | Buffer, id: string | number | null, binary = false): Promise<Reply> {
+    return new Promise((resolve) => {
+      this.pending.set(id ?? NULL_ID, resolve);
+      this.ws.send(text, { binary });
+    });
+  }
+
+  /** Waits until a push with this event name has arrived (counting those already received). */
+  async waitForPush(event: string, count = 1): Promise<PushFrame[]> {
+    for (;;) {
+      const got = this.pushes.filter((p) => p.event === event);
+      if (got.length >= count) return got;
+      await new Promise<void>((r) => this.pushWaiters.push(r));
+    }
+  }
+
+  close(): Promise<Closed> {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
+    return this.closed;
+  }
+}
+
+const NULL_ID = Symbol('no id') as unknown as string;
