@@ -96,8 +96,10 @@ export class Gateway {
           onAskDone: () => (this.inflight -= 1),
           onClose: (c) => this.onClose(c),
         });
-        const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid });
+        // Marked before awaiting: a Register that times out may still complete later inside the mailbox, and the
+        // Unregister queued behind it on failure is what undoes it (Unregister of an unknown id is a no-op).
         registered = true;
+        const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid });
         // The session may have ended, or the client gone, while we waited: then no 101.
         if (connection.pendingClose) throw closeToError(connection.pendingClose);
         if (socket.destroyed || !this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
