@@ -101,7 +101,9 @@ export const CloseCode = {
 
 /** A 4008 close; its reason carries the hint `retry-after=N` in whole seconds. */
 export function rateLimitedClose(retryAfterSeconds: number): CloseSpec {
-  return { code: CloseCode.RATE_LIMITED, reason: `retry-after=${Math.max(1, Math.ceil(retryAfterSeconds))}`, reconnect: 'after-delay' };
+  // Clamped to what parseRetryAfter reads back: 1 to 999,999 whole seconds.
+  const seconds = Number.isFinite(retryAfterSeconds) ? Math.min(999_999, Math.max(1, Math.ceil(retryAfterSeconds))) : 1;
+  return { code: CloseCode.RATE_LIMITED, reason: `retry-after=${seconds}`, reconnect: 'after-delay' };
 }
 
 /** Reads the retry-after hint of a 4008 (or a proxy's 1013) close reason, in seconds, if present. */

@@ -36,10 +36,7 @@ export async function openAdminChannel(config: Config): Promise<AdminChannel> {
   return {
     mode: 'local',
     ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload),
-    close: async () => {
-      core.system.stop();
-      await core.store.close();
-    },
+    close: () => core.close(),
   };
 }
 

@@ -53,6 +53,8 @@ const envSchema = z.object({
   GREENROOM_TRUST_PROXY: flag.default(false),
   GREENROOM_GUESTS: flag.default(true),
   GREENROOM_CLEANUP_INTERVAL_S: positiveInt.default(3600),
+  GREENROOM_SESSION_RETENTION_S: z.coerce.number().int().min(0).default(7 * DAY),
+  GREENROOM_GUEST_IDLE_S: positiveInt.default(DAY),
   GREENROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -84,6 +86,10 @@ export interface Config {
   trustProxy: boolean;
   guests: boolean;
   cleanupIntervalS: number;
+  /** How long an ended (revoked or expired) session is kept before cleanup deletes it. */
+  sessionRetentionS: number;
+  /** A guest user unused this long is deleted by cleanup. */
+  guestIdleS: number;
   logLevel: string;
 }
 
@@ -123,6 +129,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     trustProxy: e.GREENROOM_TRUST_PROXY,
     guests: e.GREENROOM_GUESTS,
     cleanupIntervalS: e.GREENROOM_CLEANUP_INTERVAL_S,
+    sessionRetentionS: e.GREENROOM_SESSION_RETENTION_S,
+    guestIdleS: e.GREENROOM_GUEST_IDLE_S,
     logLevel: e.GREENROOM_LOG_LEVEL,
   };
   return { ...config, ...overrides };

@@ -9,19 +9,24 @@ import { ErrorCode } from '@greenroom/protocol';
 import type { ActorDefinition } from './actors/define.js';
 import { createFingerprintStore } from './actors/fingerprint-store.js';
 import { ActorRegistry } from './actors/registry.js';
-import { createSessionStore } from './actors/session-store.js';
+import { createSessionStore, SESSION_STORE } from './actors/session-store.js';
 import { createUserStore, USER_STORE } from './actors/user-store.js';
 import { Authenticator } from './auth/authenticate.js';
-import { LoginService, loginBody } from './auth/login.js';
+import { LoginLimiter } from './auth/login-limiter.js';
+import { LoginService } from './auth/login.js';
+import { RefreshService } from './auth/refresh.js';
+import { authRoutes } from './auth/routes.js';
 import { deriveKeys, loadSecret } from './auth/secret.js';
+import { TicketBook } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { GreenroomError } from './errors.js';
-import { createRequestListener, parseBody, sendJson, type Route } from './gateway/http.js';
+import { createRequestListener, sendJson, type Route } from './gateway/http.js';
 import { Gateway } from './gateway/upgrade.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { ActorSystem } from './runtime/actor-system.js';
+import { KeyedQueue } from './runtime/keyed-queue.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import type { Store } from './store/store.js';
 
@@ -46,6 +51,13 @@ export interface Core {
   registry: ActorRegistry;
   tokens: TokenService;
   login: LoginService;
+  refresh: RefreshService;
+  tickets: TicketBook;
+  limiter: LoginLimiter;
+  /** Per-session queues: refreshes and SessionStore's writes of one session run one at a time. */
+  sessionLocks: KeyedQueue;
+  /** Stops the core's timers, actors and store. */
+  close(): Promise<void>;
 }
 
 /** Opens the store and starts the actors, without any network: the server and the offline CLI share it. */
@@ -57,9 +69,11 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const system = new ActorSystem(log);
   const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs });
   const tokens = new TokenService(keys, config.accessTtlS);
+  const sessionLocks = new KeyedQueue();
   try {
     await registry.add(
       createSessionStore({
+        locks: sessionLocks,
         newRefreshToken: (sid, gen) => tokens.newRefreshToken(sid, gen),
         hashToken: (t) => tokens.hash(t),
         refreshTtlMs: config.refreshTtlS * 1000,
@@ -79,11 +93,47 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     await store.close();
     throw err;
   }
-  return { config, log, store, system, registry, tokens, login: new LoginService(registry, tokens, keys.fingerprints) };
+  const limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowS * 1000);
+  const tickets = new TicketBook(config.ticketTtlS * 1000);
+  const refresh = new RefreshService(registry, store, tokens, sessionLocks, keys.seal, {
+    refreshTtlMs: config.refreshTtlS * 1000,
+    graceMs: config.refreshGraceS * 1000,
+  });
+  const login = new LoginService(registry, tokens, keys.fingerprints, limiter, { trustProxy: config.trustProxy, guests: config.guests });
+  return {
+    config,
+    log,
+    store,
+    system,
+    registry,
+    tokens,
+    login,
+    refresh,
+    tickets,
+    limiter,
+    sessionLocks,
+    close: async () => {
+      refresh.stop();
+      tickets.stop();
+      limiter.stop();
+      system.stop();
+      await store.close();
+    },
+  };
+}
+
+/** Removes ended sessions past retention and stale guests; runs inside the server on a timer (default hourly). */
+export async function cleanup(core: Core): Promise<{ sessions: number; guests: number }> {
+  // Long-running by nature: these asks get more time than a client's.
+  const timeoutMs = 10 * 60_000;
+  const guests = await core.registry.ask<{ deleted: number }>(USER_STORE, 'CleanupGuests', { idleMs: core.config.guestIdleS * 1000 }, { timeoutMs });
+  const sessions = await core.registry.ask<{ deleted: number }>(SESSION_STORE, 'Cleanup', { retentionMs: core.config.sessionRetentionS * 1000 }, { timeoutMs });
+  return { sessions: sessions.deleted, guests: guests.deleted };
 }
 
 export class Greenroom {
   private stopping: Promise<void> | null = null;
+  private cleanupTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly core: Core,
@@ -115,11 +165,17 @@ export class Greenroom {
     return this.core.registry.ask<R>(actor, type, payload);
   }
 
+  /** Runs the periodic cleanup now (it also runs every GREENROOM_CLEANUP_INTERVAL_S). */
+  cleanup(): Promise<{ sessions: number; guests: number }> {
+    return cleanup(this.core);
+  }
+
   static async start(options: GreenroomOptions = {}): Promise<Greenroom> {
     let gateway: Gateway | undefined;
     const core = await createCore({ ...options, askRate: () => gateway?.askRate() ?? 0 });
-    const { config, log, registry, store, tokens, login } = core;
-    gateway = new Gateway(registry, new Authenticator(tokens), config, log);
+    const { config, log, registry, store, tokens } = core;
+    const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins);
+    gateway = new Gateway(registry, auth, config, log);
     const gw = gateway;
     const metrics = createMetrics({ connections: () => gw.connections.size, asks: () => gw.asks });
 
@@ -146,12 +202,7 @@ export class Greenroom {
           res.end(text);
         },
       },
-      {
-        method: 'POST',
-        path: '/auth/login',
-        body: true,
-        handle: async (req, res, body) => sendJson(res, 200, await login.login(parseBody(loginBody, body), req)),
-      },
+      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens }),
     ];
 
     const http = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, createRequestListener(routes, log));
@@ -170,11 +221,16 @@ export class Greenroom {
       });
     } catch (err) {
       await gw.closeAll(0);
-      core.system.stop();
-      await store.close();
+      await core.close();
       throw err;
     }
     const server = new Greenroom(core, http, gw);
+    server.cleanupTimer = setInterval(() => {
+      server.cleanup().then(
+        (deleted) => log.info({ deleted }, 'cleanup done'),
+        (err) => log.error({ err }, 'cleanup failed'),
+      );
+    }, config.cleanupIntervalS * 1000).unref();
     log.info({ url: server.url, store: config.store, dataDir: config.dataDir }, 'greenroom listening');
     return server;
   }
@@ -185,6 +241,7 @@ export class Greenroom {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      clearInterval(this.cleanupTimer);
       this.gateway.stopAccepting();
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
       this.http.closeIdleConnections();
@@ -192,8 +249,7 @@ export class Greenroom {
       await this.gateway.closeAll();
       this.http.closeAllConnections();
       await closed;
-      this.core.system.stop();
-      await this.core.store.close();
+      await this.core.close();
       this.core.log.info('greenroom stopped');
     })();
     return this.stopping;

@@ -94,7 +94,7 @@ describe('Notes (the example app actor)', () => {
     resultOf(await client.ask('Notes', 'Subscribe'));
     const before = await server.core.store.count('notes');
 
-    const bad: unknown[] = [{ text: 'x'.repeat(501) }, { text: '' }, { text: 42 }, { text: ['a'] }, {}, 'text', null];
+    const bad: unknown[] = [{ text: 'x'.repeat(501) }, { text: '' }, { text: 42 }, { text: ['a'] }, { note: 'hi' }, {}, null];
     for (const payload of bad) {
       const reply = await client.sendRaw(JSON.stringify({ id: 'bad', to: 'Notes', type: 'Add', payload }), 'bad');
       expect(errorOf(reply).code).toBe(ErrorCode.BAD_PAYLOAD);
@@ -113,7 +113,10 @@ describe('Notes (the example app actor)', () => {
     const { client } = await io.connect();
     expect(errorOf(await client.ask('Noted', 'Add', { text: 42 })).code).toBe(ErrorCode.UNKNOWN_ACTOR);
     expect(errorOf(await client.ask('Notes', 'Edit', { text: 42 })).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
-    expect(errorOf(await client.ask('Notes', '__proto__')).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
+    // Names an object inherits are not messages.
+    for (const type of ['constructor', 'toString', 'hasOwnProperty']) {
+      expect(errorOf(await client.ask('Notes', type)).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
+    }
   });
 
   it('lets the author delete their note, answers FORBIDDEN to another user, and lets an admin delete any note', async () => {

@@ -301,7 +301,7 @@ describe('a slow registration holds the 101', () => {
     expect((await stats(server)).connections).toBe(0);
   });
 
-  it('registers nothing when the registration does not answer in time and the upgrade is refused', async () => {
+  it('answers 503 UNAVAILABLE and registers nothing when the registration does not answer in time', async () => {
     store = new HoldableStore();
     server = await startTestServer({ store, config: { askTimeoutMs: 200 } });
     const session = await issueSession(server);
@@ -311,19 +311,26 @@ describe('a slow registration holds the 101', () => {
     const ws = new WebSocket(wsUrl(server), { headers: { Authorization: `Bearer ${session.accessToken}` } });
     sockets.push(ws);
     ws.once('open', () => events.push('open'));
-    const refused = new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    const refused = new Promise<{ status: number; retryAfter: string | undefined; body: string }>((resolve) =>
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }));
+      }),
+    );
     ws.on('error', () => undefined);
 
     await hold.reached;
-    const status = await refused;
-    events.push('refused');
+    const answer = await refused;
+    events.push(`refused ${answer.status}`);
     // The held registration now completes — after its upgrade was already refused.
     hold.release();
 
-    // Stats queues behind Register in SessionStore's mailbox, so it sees the state Register left.
+    // Stats queues behind Register (and the Unregister that undoes it) in SessionStore's mailbox.
     expect((await stats(server)).connections).toBe(0);
-    expect(events).toEqual(['refused']);
-    console.log("STATUS", status); expect(status).toBeGreaterThanOrEqual(500);
+    expect(events).toEqual(['refused 503']);
+    expect(answer.retryAfter).toMatch(/^\d+$/);
+    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'UNAVAILABLE', message: expect.any(String) } });
   });
 });
 

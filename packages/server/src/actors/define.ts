@@ -35,7 +35,7 @@ export interface ActorContext<S> {
   readonly caller: Caller;
   readonly store: Store;
   readonly log: Logger;
-  /** Asks another actor as the server itself (no role checks, no timeout beyond the caller's own). */
+  /** Asks another actor as the server itself (no role checks; its own ask deadline). */
   ask<R = unknown>(actor: string, type: string, payload?: unknown): Promise<R>;
   /**
    * Hands the ask on to another actor and frees this actor's mailbox at once; the original caller gets the

@@ -138,6 +138,26 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
           },
         }),
 
+        /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
+        ForUser: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string() }),
+          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => r.value),
+        }),
+
+        /** Forgets a deleted user's devices. */
+        DeleteForUser: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string() }),
+          handle: async (p, ctx) => {
+            const rows = await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid);
+            await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
+            return { deleted: rows.length };
+          },
+        }),
+
         SetBlockedForUser: message({
           allow: [],
           internal: true,

@@ -75,21 +75,22 @@ export class ActorRegistry {
     const message = host.definition.messages[type];
     if (!message || message.internal) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to} has no message ${type}`));
     if (!allows(message.allow, caller)) return reply(new GreenroomError(ErrorCode.FORBIDDEN, `${to}.${type} is not allowed for your role`));
-    this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply));
+    this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply, this.options.askTimeoutMs));
   }
 
   /** An ask from the server itself (or on behalf of a caller it has already authenticated). */
-  ask<R = unknown>(to: string, type: string, payload: unknown = {}, caller: Caller = SYSTEM_CALLER): Promise<R> {
+  ask<R = unknown>(to: string, type: string, payload: unknown = {}, options: { caller?: Caller; timeoutMs?: number } = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.dispatch(to, type, payload, caller, (err, result) => (err ? reject(err) : resolve(result as R)));
+      this.dispatch(to, type, payload, options.caller ?? SYSTEM_CALLER, (err, result) => (err ? reject(err) : resolve(result as R)), options.timeoutMs);
     });
   }
 
-  private dispatch(to: string, type: string, payload: unknown, caller: Caller, reply: Reply): void {
+  private dispatch(to: string, type: string, payload: unknown, caller: Caller, reply: Reply, timeoutMs = this.options.askTimeoutMs): void {
     const host = this.hosts.get(to);
-    const message = host?.definition.messages[type];
-    if (!host || !message) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to}.${type} does not exist`));
-    this.enqueue(host, message, payload, caller, undefined, this.withDeadline(reply));
+    if (!host) return reply(new GreenroomError(ErrorCode.UNKNOWN_ACTOR, `no actor named ${to}`));
+    const message = host.definition.messages[type];
+    if (!message) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to} has no message ${type}`));
+    this.enqueue(host, message, payload, caller, undefined, this.withDeadline(reply, timeoutMs));
   }
 
   private enqueue(host: Host, message: MessageDef<unknown, unknown>, payload: unknown, caller: Caller, origin: Subscriber | undefined, reply: Reply): void {
@@ -103,12 +104,12 @@ export class ActorRegistry {
   }
 
   /** Answers TIMEOUT when the handler has not answered in time; whichever answer comes first wins. */
-  private withDeadline(reply: Reply): Reply {
+  private withDeadline(reply: Reply, timeoutMs: number): Reply {
     let done = false;
     const timer = setTimeout(() => {
       done = true;
       reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
-    }, this.options.askTimeoutMs);
+    }, timeoutMs);
     return (err, result) => {
       if (done) return;
       done = true;

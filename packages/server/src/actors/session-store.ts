@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
-import type { Store, WriteOp } from '../store/store.js';
+import type { KeyedQueue } from '../runtime/keyed-queue.js';
+import type { Store } from '../store/store.js';
 import { defineActor, type Caller, type Role } from './define.js';
 import { page, pageRequest } from './paging.js';
 import { isLive, type FingerprintRecord, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
@@ -40,6 +41,8 @@ interface Registered {
 }
 
 export interface SessionStoreDeps {
+  /** Per-session mailboxes shared with refresh: every write of a session record runs in its session's queue. */
+  locks: KeyedQueue;
   newRefreshToken(sid: string, generation: number): string;
   hashToken(token: string): string;
   refreshTtlMs: number;
@@ -81,21 +84,34 @@ export function createSessionStore(deps: SessionStoreDeps) {
         connections: state.bySid.get(s.sid)?.size ?? 0,
       });
 
-      /** Revokes sessions durably, then closes their sockets, then tells subscribers. */
+      /**
+       * Ends sessions: each is re-read and written in its own session queue (so a refresh in flight cannot undo it),
+       * then their sockets are closed, then subscribers are told. Returns the sessions that this call ended.
+       */
       const revoke = async (
         ctx: { state: State; store: Store; publish(e: string, p: unknown): void },
         sessions: SessionRecord[],
         reason: SessionEndReason,
       ): Promise<SessionRecord[]> => {
         const t = now();
-        const ended = sessions.filter((s) => s.revokedAt === null).map((s) => ({ ...s, revokedAt: t, revokeReason: reason }));
-        if (ended.length > 0) await ctx.store.write(ended.map((s) => ({ op: 'put', collection: 'sessions', id: s.sid, value: s })));
+        const ended = await Promise.all(
+          sessions.map((s) =>
+            deps.locks.run(s.sid, async () => {
+              const current = await ctx.store.get<SessionRecord>('sessions', s.sid);
+              if (!current || current.revokedAt !== null) return null;
+              const next: SessionRecord = { ...current, revokedAt: t, revokeReason: reason, graceSealed: null };
+              await ctx.store.put('sessions', s.sid, next);
+              return next;
+            }),
+          ),
+        );
         // Sockets close even for a session that was already revoked: nothing of it may stay connected.
         for (const s of sessions) {
           for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(closeFor(reason));
         }
-        for (const s of ended) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
-        return ended;
+        const done = ended.filter((s): s is SessionRecord => s !== null);
+        for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
+        return done;
       };
 
       const userSessions = async (store: Store, uid: string) =>
@@ -179,9 +195,10 @@ export function createSessionStore(deps: SessionStoreDeps) {
             const fp = await ctx.store.get<FingerprintRecord>('fingerprints', p.fingerprint);
             if (user.blocked || fp?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
 
+            // Past the cap, the least recently used sessions are evicted first (4001 evicted).
             const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
             live.sort((a, b) => a.lastUsed - b.lastUsed || a.created - b.created);
-            const evicted = live.slice(0, Math.max(0, live.length - deps.maxSessionsPerUser + 1));
+            await revoke(ctx, live.slice(0, Math.max(0, live.length - deps.maxSessionsPerUser + 1)), 'evicted');
 
             const sid = randomUUID();
             const refreshToken = deps.newRefreshToken(sid, 0);
@@ -202,13 +219,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
               rotatedAt: null,
               graceSealed: null,
             };
-            const ops: WriteOp[] = [{ op: 'put', collection: 'sessions', id: sid, value: session }];
-            // Eviction and creation commit together: the cap holds even across a crash.
-            const evictedRecords = evicted.map((s) => ({ ...s, revokedAt: t, revokeReason: 'evicted' as const }));
-            for (const s of evictedRecords) ops.push({ op: 'put', collection: 'sessions', id: s.sid, value: s });
-            await ctx.store.write(ops);
-            for (const s of evicted) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(Close.evicted);
-            for (const s of evictedRecords) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
+            await deps.locks.run(sid, () => ctx.store.put('sessions', sid, session));
             ctx.publish('SessionChanged', { session: view(ctx.state, session), change: 'created' });
             return { session, refreshToken, role: user.role };
           },
@@ -282,6 +293,73 @@ export function createSessionStore(deps: SessionStoreDeps) {
           internal: true,
           payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']) }),
           handle: async (p, ctx) => ({ ended: (await revoke(ctx, await userSessions(ctx.store, p.uid), p.reason)).length }),
+        }),
+
+        /** After a refresh: the session's sockets now expire later. */
+        Touch: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ sid: z.string(), expiresAt: z.number() }),
+          handle: (p, ctx) => {
+            for (const r of ctx.state.bySid.get(p.sid) ?? []) r.principal.expiresAt = p.expiresAt;
+            return { touched: true };
+          },
+        }),
+
+        /**
+         * Cleanup: deletes sessions that have been over (revoked or expired) for longer than the retention, in
+         * batches, until none is left. Live sessions are never touched.
+         */
+        Cleanup: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500) }),
+          handle: async (p, ctx) => {
+            const cutoff = now() - p.retentionMs;
+            const overSince = (s: SessionRecord) => (s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt));
+            let deleted = 0;
+            let after: string | undefined;
+            do {
+              const res = await ctx.store.scan<SessionRecord>('sessions', { after, limit: p.batchSize });
+              const doomed = res.items.map((i) => i.value).filter((s) => !isLive(s, now()) && overSince(s) < cutoff);
+              await Promise.all(
+                doomed.map((s) =>
+                  deps.locks.run(s.sid, async () => {
+                    const current = await ctx.store.get<SessionRecord>('sessions', s.sid);
+                    if (current && !isLive(current, now()) && overSince(current) < cutoff) await ctx.store.delete('sessions', s.sid);
+                  }),
+                ),
+              );
+              for (const s of doomed) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
+              deleted += doomed.length;
+              after = res.next ?? undefined;
+            } while (after);
+            return { deleted };
+          },
+        }),
+
+        /** When a user last used any session (guest cleanup asks before deleting a guest). */
+        LastActivity: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string() }),
+          handle: async (p, ctx) => {
+            const sessions = await userSessions(ctx.store, p.uid);
+            return { lastUsed: sessions.reduce((m, s) => Math.max(m, s.lastUsed), 0), live: sessions.some((s) => isLive(s, now())) };
+          },
+        }),
+
+        /** Removes every session of a user that is being deleted (after closing any socket). */
+        DeleteForUser: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string() }),
+          handle: async (p, ctx) => {
+            const sessions = await userSessions(ctx.store, p.uid);
+            for (const s of sessions) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(Close.revoked);
+            await Promise.all(sessions.map((s) => deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
+            return { deleted: sessions.length };
+          },
         }),
 
         /** A role change applies to the next ask on every open socket of the user. */

@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js';
 import { hashPassword } from '../auth/passwords.js';
 import { defineActor } from './define.js';
 import { page, pageRequest } from './paging.js';
-import { userView, type UserRecord } from './records.js';
+import { userView, type FingerprintRecord, type UserRecord } from './records.js';
 import { SESSION_STORE } from './session-store.js';
 
 export const USER_STORE = 'UserStore';
@@ -194,6 +194,39 @@ export function createUserStore(options: { now?: () => number } = {}) {
             const next = { ...u, lastLogin: now() };
             await ctx.store.put('users', u.uid, next);
             return userView(next);
+          },
+        }),
+
+        /**
+         * Cleanup: deletes guest users unused for `idleMs` (no session used since, none live), with their sessions
+         * and devices. A blocked guest, or one whose device is blocked, is kept: the block must outlive it.
+         */
+        CleanupGuests: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ idleMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500) }),
+          handle: async (p, ctx) => {
+            const cutoff = now() - p.idleMs;
+            const guests = (await ctx.store.findBy<UserRecord>('users', 'role', 'guest')).map((r) => r.value);
+            let deleted = 0;
+            for (let i = 0; i < guests.length; i += p.batchSize) {
+              const stale: UserRecord[] = [];
+              for (const g of guests.slice(i, i + p.batchSize)) {
+                if (g.blocked || Math.max(g.lastLogin ?? 0, g.created) >= cutoff) continue;
+                const activity = await ctx.ask<{ lastUsed: number; live: boolean }>(SESSION_STORE, 'LastActivity', { uid: g.uid });
+                if (activity.live || activity.lastUsed >= cutoff) continue;
+                const devices = await ctx.ask<FingerprintRecord[]>(FINGERPRINT_STORE, 'ForUser', { uid: g.uid });
+                if (devices.some((f) => f.blocked)) continue;
+                stale.push(g);
+              }
+              for (const g of stale) {
+                await ctx.ask(SESSION_STORE, 'DeleteForUser', { uid: g.uid });
+                await ctx.ask(FINGERPRINT_STORE, 'DeleteForUser', { uid: g.uid });
+              }
+              await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
+              deleted += stale.length;
+            }
+            return { deleted };
           },
         }),
 

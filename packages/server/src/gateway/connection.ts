@@ -64,7 +64,8 @@ export class Connection implements LiveConnection, Subscriber {
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => this.hooks.onClose(this));
-    ws.on('error', () => ws.terminate());
+    // ws closes the socket itself after a protocol error (1007, 1009); terminating here could cut its close frame.
+    ws.on('error', () => undefined);
   }
 
   close(spec: CloseSpec): void {

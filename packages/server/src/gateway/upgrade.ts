@@ -114,7 +114,9 @@ export class Gateway {
         this.waiting -= 1;
       }
     } catch (err) {
-      const error = toPublicError(err);
+      let error = toPublicError(err);
+      // An upgrade is refused with 401/403/429/503 (SPEC §5): a registration that did not answer in time is a 503.
+      if (error.code === ErrorCode.TIMEOUT) error = new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is busy; try again', { retryAfterSeconds: 1 });
       if (error.code === ErrorCode.INTERNAL) this.log.error({ err }, 'upgrade failed');
       if (registered && connection) this.unregister(connection.id);
       rejectUpgrade(socket, error);

@@ -1,0 +1,158 @@
+/**
+ * Refresh-token rotation, serialized per session: one session's refreshes queue in its own mailbox (a KeyedQueue
+ * keyed by sid, shared with SessionStore's writes of that session); different sessions never wait on each other.
+ *
+ * Decision order (SPEC §9): unknown token → INVALID_TOKEN (nothing revoked); session revoked → SESSION_REVOKED;
+ * expired → SESSION_EXPIRED; user blocked → BLOCKED; the current token → rotate; the token just replaced, within
+ * the grace period → the same pair that replaced it; anything else → REFRESH_REUSED, and the session is revoked.
+ *
+ * So N concurrent refreshes with one token make one rotation and all get the same pair, and a retry after a lost
+ * response never bricks a session. The pair kept for the grace period is sealed with the server key and forgotten
+ * when the grace period ends.
+ */
+import { ErrorCode } from '@greenroom/protocol';
+import type { ActorRegistry } from '../actors/registry.js';
+import { isLive, type SessionRecord, type UserRecord } from '../actors/records.js';
+import { SESSION_STORE } from '../actors/session-store.js';
+import { GreenroomError } from '../errors.js';
+import type { KeyedQueue } from '../runtime/keyed-queue.js';
+import type { Store } from '../store/store.js';
+import { seal, unseal } from './seal.js';
+import type { TokenService } from './tokens.js';
+
+export interface TokenPair {
+  uid: string;
+  role: string;
+  sid: string;
+  accessToken: string;
+  refreshToken: string;
+  accessExpiresAt: number;
+  refreshExpiresAt: number;
+}
+
+export interface RefreshOptions {
+  refreshTtlMs: number;
+  graceMs: number;
+  now?: () => number;
+}
+
+type Outcome = { pair: TokenPair; rotated: boolean } | { reuse: true };
+
+export class RefreshService {
+  /** Sessions holding a sealed grace pair, and when it is due to be forgotten. */
+  private readonly graceDue = new Map<string, number>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  /** Rotations performed (for tests and benchmarks: N concurrent refreshes of one token make one). */
+  rotations = 0;
+
+  constructor(
+    private readonly registry: ActorRegistry,
+    private readonly store: Store,
+    private readonly tokens: TokenService,
+    private readonly locks: KeyedQueue,
+    private readonly sealKey: Buffer,
+    private readonly options: RefreshOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async refresh(token: string): Promise<TokenPair> {
+    const parsed = this.tokens.parseRefreshToken(token);
+    if (!parsed) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
+    const outcome = await this.locks.run(parsed.sid, () => this.decide(parsed.sid, token));
+    if ('reuse' in outcome) {
+      // Outside the session's queue: SessionStore takes it again to revoke, then closes the sockets (4001 revoked).
+      await this.registry.ask(SESSION_STORE, 'End', { sid: parsed.sid, reason: 'revoked' });
+      throw new GreenroomError(ErrorCode.REFRESH_REUSED, 'refresh token reuse: the session is revoked');
+    }
+    if (outcome.rotated) await this.registry.ask(SESSION_STORE, 'Touch', { sid: parsed.sid, expiresAt: outcome.pair.refreshExpiresAt });
+    return outcome.pair;
+  }
+
+  /** Queued per session and empty when idle (for tests that check nothing grows). */
+  get pendingGrace(): number {
+    return this.graceDue.size;
+  }
+
+  private async decide(sid: string, token: string): Promise<Outcome> {
+    const t = this.now();
+    const s = await this.store.get<SessionRecord>('sessions', sid);
+    if (!s) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
+    if (s.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
+    if (!isLive(s, t)) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+    const user = await this.store.get<UserRecord>('users', s.uid);
+    if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
+    if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+
+    if (this.tokens.matches(token, s.refreshHash)) return { pair: await this.rotate(s, user, t), rotated: true };
+
+    if (s.previousHash && s.rotatedAt !== null && s.graceSealed && t - s.rotatedAt <= this.options.graceMs && this.tokens.matches(token, s.previousHash)) {
+      const plain = unseal(this.sealKey, s.graceSealed, s.sid);
+      if (plain) return { pair: JSON.parse(plain) as TokenPair, rotated: false };
+    }
+    return { reuse: true };
+  }
+
+  private async rotate(s: SessionRecord, user: UserRecord, t: number): Promise<TokenPair> {
+    const generation = s.generation + 1;
+    const refreshToken = this.tokens.newRefreshToken(s.sid, generation);
+    const access = await this.tokens.signAccess({ uid: s.uid, sid: s.sid, role: user.role }, t);
+    const expiresAt = Math.min(t + this.options.refreshTtlMs, s.absoluteExpiresAt);
+    const pair: TokenPair = {
+      uid: s.uid,
+      role: user.role,
+      sid: s.sid,
+      accessToken: access.token,
+      refreshToken,
+      accessExpiresAt: access.expiresAt,
+      refreshExpiresAt: expiresAt,
+    };
+    const next: SessionRecord = {
+      ...s,
+      refreshHash: this.tokens.hash(refreshToken),
+      generation,
+      previousHash: s.refreshHash,
+      rotatedAt: t,
+      graceSealed: this.options.graceMs > 0 ? seal(this.sealKey, JSON.stringify(pair), s.sid) : null,
+      lastUsed: t,
+      expiresAt,
+    };
+    await this.store.put('sessions', s.sid, next);
+    this.rotations += 1;
+    if (next.graceSealed) this.forgetLater(s.sid, t + this.options.graceMs);
+    return pair;
+  }
+
+  /** One timer for all sessions, running only while some grace pair is held. */
+  private forgetLater(sid: string, due: number): void {
+    this.graceDue.set(sid, due);
+    this.sweeper ??= setInterval(() => void this.forgetDue(), Math.min(1000, Math.max(50, this.options.graceMs))).unref();
+  }
+
+  private async forgetDue(): Promise<void> {
+    const t = this.now();
+    const due = [...this.graceDue].filter(([, at]) => at < t).map(([sid]) => sid);
+    for (const sid of due) this.graceDue.delete(sid);
+    if (this.graceDue.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+    await Promise.all(
+      due.map((sid) =>
+        this.locks.run(sid, async () => {
+          const s = await this.store.get<SessionRecord>('sessions', sid);
+          // Only if no newer rotation has replaced the pair since.
+          if (s?.graceSealed && s.rotatedAt !== null && t - s.rotatedAt > this.options.graceMs) {
+            await this.store.put('sessions', sid, { ...s, graceSealed: null, previousHash: null });
+          }
+        }),
+      ),
+    ).catch(() => undefined);
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}

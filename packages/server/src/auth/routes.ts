@@ -1,0 +1,107 @@
+/**
+ * The /auth routes. Only a route's own effect writes: login and guest create a session, refresh rotates, logout
+ * revokes. Cookies are set only for a browser page of an allowed origin (or a request that came with them).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { ErrorCode } from '@greenroom/protocol';
+import { SESSION_STORE } from '../actors/session-store.js';
+import type { ActorRegistry } from '../actors/registry.js';
+import { GreenroomError } from '../errors.js';
+import { parseBody, sendJson, type Route } from '../gateway/http.js';
+import type { Authenticator } from './authenticate.js';
+import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from './cookies.js';
+import { guestBody, loginBody, type IssuedSession, type LoginService } from './login.js';
+import type { RefreshService } from './refresh.js';
+import type { TicketBook } from './tickets.js';
+import type { TokenService } from './tokens.js';
+
+const refreshBody = z.object({ refreshToken: z.string().min(1).max(512).optional() });
+
+export interface AuthRouteDeps {
+  registry: ActorRegistry;
+  auth: Authenticator;
+  login: LoginService;
+  refresh: RefreshService;
+  tickets: TicketBook;
+  tokens: TokenService;
+}
+
+/** A refresh token from the body, else from the `gr_refresh` cookie (which, being a cookie, is origin-bound). */
+function refreshTokenOf(deps: AuthRouteDeps, req: IncomingMessage, body: { refreshToken?: string | undefined }): { token: string; viaCookie: boolean } | null {
+  if (body.refreshToken !== undefined) return { token: body.refreshToken, viaCookie: false };
+  const cookie = readCookie(req, REFRESH_COOKIE);
+  if (cookie === undefined) return null;
+  deps.auth.checkOrigin(req);
+  return { token: cookie, viaCookie: true };
+}
+
+function sendSession(deps: AuthRouteDeps, req: IncomingMessage, res: ServerResponse, session: IssuedSession, viaCookie = false): void {
+  const browser = viaCookie || deps.auth.isAllowedBrowser(req);
+  sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(req, session) } : {});
+}
+
+export function authRoutes(deps: AuthRouteDeps): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/auth/login',
+      body: true,
+      handle: async (req, res, body) => sendSession(deps, req, res, await deps.login.login(parseBody(loginBody, body), req)),
+    },
+    {
+      method: 'POST',
+      path: '/auth/guest',
+      body: true,
+      handle: async (req, res, body) => sendSession(deps, req, res, await deps.login.guest(parseBody(guestBody, body), req)),
+    },
+    {
+      method: 'POST',
+      path: '/auth/refresh',
+      body: true,
+      handle: async (req, res, body) => {
+        const presented = refreshTokenOf(deps, req, parseBody(refreshBody, body));
+        if (!presented) throw new GreenroomError(ErrorCode.UNAUTHENTICATED, 'a refresh token is required');
+        sendSession(deps, req, res, await deps.refresh.refresh(presented.token), presented.viaCookie);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/logout',
+      body: true,
+      handle: async (req, res, body) => {
+        // An access credential (bearer → ticket → cookie) if one is present, else a refresh token.
+        let sid: string;
+        let viaCookie = false;
+        if (deps.auth.strategyOf(req)) {
+          const identity = await deps.auth.authenticate(req);
+          sid = identity.sid;
+          viaCookie = identity.via === 'cookie';
+        } else {
+          const presented = refreshTokenOf(deps, req, parseBody(refreshBody, body));
+          const parsed = presented && deps.tokens.parseRefreshToken(presented.token);
+          if (!parsed) throw new GreenroomError(presented ? ErrorCode.INVALID_TOKEN : ErrorCode.UNAUTHENTICATED, 'an access or refresh token is required');
+          sid = parsed.sid;
+          viaCookie = presented.viaCookie;
+        }
+        try {
+          await deps.registry.ask(SESSION_STORE, 'End', { sid, reason: 'logout' });
+        } catch (err) {
+          // A session already deleted by cleanup is as logged out as it gets.
+          if (!(err instanceof GreenroomError && err.code === ErrorCode.NOT_FOUND)) throw err;
+        }
+        res.writeHead(204, { 'Cache-Control': 'no-store', ...(viaCookie ? { 'Set-Cookie': clearedCookies(req) } : {}) });
+        res.end();
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/ticket',
+      body: true,
+      handle: async (req, res) => {
+        const identity = await deps.auth.authenticate(req);
+        sendJson(res, 200, deps.tickets.issue(identity));
+      },
+    },
+  ];
+}
