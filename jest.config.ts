@@ -8,6 +8,7 @@ const config: JestConfigWithTsJest = {
   testMatch: ['**/test/**/*.test.ts'],
   moduleNameMapper: {
     '^@greenroom/protocol$': '<rootDir>/packages/protocol/src/index.ts',
+    '^@greenroom/client$': '<rootDir>/packages/client/src/index.ts',
     '^@greenroom/server$': '<rootDir>/packages/server/src/index.ts',
     '^@greenroom/server/testing$': '<rootDir>/packages/server/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',

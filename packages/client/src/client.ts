@@ -1,0 +1,378 @@
+/**
+ * GreenroomClient: one client for browsers (native WebSocket) and Node (ws).
+ *
+ * Guarantees:
+ * - at most one live socket; an abandoned attempt is never closed while CONNECTING — its handlers are detached
+ *   and it is closed once it opens;
+ * - reconnects with exponential backoff and full jitter, honouring `retry-after=N` on 4008 (and a proxy's 1013);
+ *   4001 → one refresh attempt, then reconnect or `signedOut`; 4003 → `blocked`, no reconnect;
+ * - asks made while disconnected wait (bounded queue) until their deadline, then reject UNAVAILABLE; asks in flight
+ *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
+ * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
+ */
+import { CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AskId } from '@greenroom/protocol';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { GreenroomClientError } from './errors.js';
+import { Session, type AuthOptions } from './session.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signedOut' | 'blocked';
+const STATES: ReadonlySet<string> = new Set<ConnectionState>(['connecting', 'open', 'reconnecting', 'closed', 'signedOut', 'blocked']);
+
+/** The part of the WebSocket API the client uses: the browser's and ws's alike. */
+export interface SocketLike {
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type SocketFactory = (url: string, headers?: Record<string, string>) => SocketLike;
+
+const CONNECTING = 0;
+const OPEN = 1;
+
+export interface ClientOptions {
+  /** The server's base URL, e.g. `http://127.0.0.1:8080`; the socket goes to `/ws`. */
+  url: string;
+  auth: AuthOptions;
+  /** How to open a socket; default: the browser's WebSocket, or `ws` in Node (which can send the bearer header). */
+  socket?: SocketFactory;
+  fetch?: typeof fetch;
+  /** Default deadline of an ask, queued time included (default 10 s). */
+  askTimeoutMs?: number;
+  /** Asks that may wait for a connection at once (default 1000). */
+  maxQueue?: number;
+  backoff?: BackoffOptions;
+  /** Refresh this long before the access token expires (default: a quarter of its remaining life, at most 60 s). */
+  refreshSkewMs?: number;
+}
+
+interface Pending {
+  id: AskId;
+  frame: string;
+  resolve(value: unknown): void;
+  reject(err: GreenroomClientError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type Listener = (payload: unknown, from: string) => void;
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof (process as { versions?: { node?: string } }).versions?.node === 'string';
+}
+
+async function defaultSocketFactory(): Promise<{ factory: SocketFactory; headers: boolean }> {
+  if (isNode()) {
+    const { WebSocket } = await import('ws');
+    return { factory: (url, headers) => new WebSocket(url, { headers }) as unknown as SocketLike, headers: true };
+  }
+  const Native = (globalThis as { WebSocket?: new (url: string) => SocketLike }).WebSocket;
+  if (!Native) throw new Error('no WebSocket implementation: pass options.socket');
+  return { factory: (url) => new Native(url), headers: false };
+}
+
+export class GreenroomClient {
+  private socketFactory: SocketFactory | null = null;
+  private session: Session | null = null;
+  private ws: SocketLike | null = null;
+  private currentState: ConnectionState = 'idle';
+  private attempt = 0;
+  private nextId = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly queue: Pending[] = [];
+  private readonly inflight = new Map<AskId, Pending>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly subscriptions = new Map<string, { actor: string; payload: unknown }>();
+  /** A 4001 allows one refresh before giving up; reset once a socket opens. */
+  private refreshedAfterEnd = false;
+  private readonly ready: Promise<void>;
+  private readonly options: Required<Omit<ClientOptions, 'socket' | 'fetch' | 'refreshSkewMs'>> & Pick<ClientOptions, 'refreshSkewMs'>;
+
+  constructor(options: ClientOptions) {
+    const given = options.socket;
+    this.options = {
+      url: options.url.replace(/\/$/, ''),
+      auth: options.auth,
+      askTimeoutMs: options.askTimeoutMs ?? 10_000,
+      maxQueue: options.maxQueue ?? 1000,
+      backoff: options.backoff ?? { baseMs: 250, capMs: 30_000 },
+      refreshSkewMs: options.refreshSkewMs,
+    };
+    const fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
+    this.ready = (async () => {
+      const d = given ? { factory: given, headers: isNode() } : await defaultSocketFactory();
+      this.socketFactory = d.factory;
+      this.session = new Session(options.url.replace(/\/$/, ''), options.auth, fetchImpl, d.headers);
+    })();
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** `/auth/refresh` requests sent by this client. */
+  get refreshRequests(): number {
+    return this.session?.refreshRequests ?? 0;
+  }
+
+  /** Starts connecting (and keeps reconnecting until `close`, `signedOut` or `blocked`). */
+  async connect(): Promise<void> {
+    await this.ready;
+    if (this.currentState !== 'idle' && this.currentState !== 'closed') return;
+    this.attempt = 0;
+    this.scheduleRefresh();
+    void this.open('connecting');
+  }
+
+  /** Resolves with the actor's result, or rejects with a GreenroomClientError carrying the code. */
+  ask<R = unknown>(actor: string, type: string, payload: unknown = {}, options: { timeoutMs?: number } = {}): Promise<R> {
+    if (this.currentState === 'signedOut' || this.currentState === 'blocked') {
+      return Promise.reject(new GreenroomClientError(this.currentState === 'blocked' ? 'BLOCKED' : 'SIGNED_OUT', `the client is ${this.currentState}`));
+    }
+    if (this.currentState === 'closed') return Promise.reject(new GreenroomClientError('CLOSED', 'the client is closed'));
+    const id = ++this.nextId;
+    return new Promise<R>((resolve, reject) => {
+      const pending: Pending = {
+        id,
+        frame: JSON.stringify({ id, to: actor, type, payload }),
+        resolve: (v) => {
+          clearTimeout(pending.timer);
+          resolve(v as R);
+        },
+        reject: (e) => {
+          clearTimeout(pending.timer);
+          reject(e);
+        },
+        timer: setTimeout(() => {
+          // Still queued: it never reached a server. In flight: the server did not answer in time.
+          const queued = this.queue.indexOf(pending);
+          if (queued >= 0) {
+            this.queue.splice(queued, 1);
+            reject(new GreenroomClientError(ErrorCode.UNAVAILABLE, 'not connected before the ask deadline'));
+          } else if (this.inflight.delete(id)) {
+            reject(new GreenroomClientError(ErrorCode.TIMEOUT, 'no answer before the ask deadline'));
+          }
+        }, options.timeoutMs ?? this.options.askTimeoutMs),
+      };
+      if (this.ws?.readyState === OPEN && this.currentState === 'open') return this.transmit(pending);
+      if (this.queue.length >= this.options.maxQueue) {
+        clearTimeout(pending.timer);
+        return reject(new GreenroomClientError('QUEUE_FULL', 'too many asks are waiting for a connection'));
+      }
+      this.queue.push(pending);
+    });
+  }
+
+  /** Subscribes to an actor's pushes, now and after every reconnect. */
+  async subscribe(actor: string, payload: unknown = {}): Promise<void> {
+    this.subscriptions.set(actor, { actor, payload });
+    await this.ask(actor, 'Subscribe', payload);
+  }
+
+  async unsubscribe(actor: string): Promise<void> {
+    this.subscriptions.delete(actor);
+    await this.ask(actor, 'Unsubscribe', {});
+  }
+
+  /**
+   * Listens to pushes by event name (`UserChanged`, …) or to connection states (`open`, `reconnecting`,
+   * `closed`, `signedOut`, `blocked`, `connecting`). Returns a function that removes the listener.
+   */
+  on(event: string, listener: Listener): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Refreshes the credentials now (shared with any refresh already in flight). */
+  async refresh(): Promise<void> {
+    await this.ready;
+    await this.session!.refresh();
+    this.scheduleRefresh();
+  }
+
+  /** Closes for good: the socket (once open, if still connecting), timers, and every waiting ask. */
+  close(): void {
+    this.setState('closed');
+    this.clearTimers();
+    this.retire();
+    this.failAll(new GreenroomClientError('CLOSED', 'the client was closed'));
+  }
+
+  // ---- internals ----
+
+  private setState(state: ConnectionState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.emit(state, undefined, 'client');
+  }
+
+  private emit(event: string, payload: unknown, from: string): void {
+    for (const l of [...(this.listeners.get(event) ?? [])]) {
+      try {
+        l(payload, from);
+      } catch {
+        /* a listener's error is its own */
+      }
+    }
+  }
+
+  private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
+    this.setState(state);
+    let target;
+    try {
+      target = await this.session!.connectTarget();
+    } catch (err) {
+      return this.onAuthFailure(err);
+    }
+    if (this.currentState !== state) return; // closed (or ended) while we waited
+    this.retire();
+    const ws = this.socketFactory!(target.url, target.headers);
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.attempt = 0;
+      this.refreshedAfterEnd = false;
+      this.setState('open');
+      for (const s of this.subscriptions.values()) void this.ask(s.actor, 'Subscribe', s.payload).catch(() => undefined);
+      for (const p of this.queue.splice(0)) this.transmit(p);
+    };
+    ws.onmessage = (ev) => this.onFrame(ev.data);
+    ws.onerror = () => undefined;
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.onClosed(ev.code, ev.reason, opened);
+    };
+  }
+
+  /** Ids are unique per client and never reused, so a reply can only settle the ask it answers, and only once. */
+  private transmit(pending: Pending): void {
+    this.inflight.set(pending.id, pending);
+    this.ws!.send(pending.frame);
+  }
+
+  private onFrame(data: unknown): void {
+    const frame = parseServerFrame(typeof data === 'string' ? data : String(data));
+    if (!frame) return;
+    if ('event' in frame) return this.emit(frame.event, frame.payload, frame.from);
+    if (frame.id === null) return;
+    const pending = this.inflight.get(frame.id);
+    if (!pending) return;
+    this.inflight.delete(frame.id);
+    if (frame.ok) pending.resolve(frame.result);
+    else pending.reject(new GreenroomClientError(frame.error.code, frame.error.message));
+  }
+
+  private onClosed(code: number, reason: string, opened: boolean): void {
+    for (const p of this.inflight.values()) p.reject(new GreenroomClientError('CONNECTION_LOST', 'the connection dropped before the answer'));
+    this.inflight.clear();
+    if (this.currentState === 'closed') return;
+    if (code === CloseCode.BLOCKED) return this.end('blocked');
+    if (code === CloseCode.SESSION_ENDED) return void this.afterSessionEnded();
+    let delay = backoffDelay(this.attempt++, this.options.backoff);
+    if (code === CloseCode.RATE_LIMITED || code === CloseCode.TRY_AGAIN_LATER) {
+      delay = Math.max(delay, (parseRetryAfter(reason) ?? 1) * 1000);
+    }
+    // Refused before the 101 (the browser shows only 1006): the credential may be stale — refresh once.
+    if (!opened && this.attempt >= 2 && !this.refreshedAfterEnd) {
+      this.refreshedAfterEnd = true;
+      this.session!.refresh().then(
+        () => this.scheduleReconnect(0),
+        (err) => this.onAuthFailure(err),
+      );
+      return;
+    }
+    this.scheduleReconnect(delay);
+  }
+
+  /** 4001: the session is over. One refresh attempt (the server refuses it for an ended session), else reconnect. */
+  private async afterSessionEnded(): Promise<void> {
+    if (this.refreshedAfterEnd) return this.end('signedOut');
+    this.refreshedAfterEnd = true;
+    this.setState('reconnecting');
+    try {
+      await this.session!.refresh();
+    } catch (err) {
+      return this.onAuthFailure(err);
+    }
+    this.scheduleReconnect(0);
+  }
+
+  private onAuthFailure(err: unknown): void {
+    const code = err instanceof GreenroomClientError ? err.code : undefined;
+    if (code === ErrorCode.BLOCKED) return this.end('blocked');
+    if (code && ['INVALID_TOKEN', 'REFRESH_REUSED', 'SESSION_REVOKED', 'SESSION_EXPIRED', 'UNAUTHENTICATED', 'TOKEN_EXPIRED'].includes(code)) {
+      return this.end('signedOut');
+    }
+    // The server or network is down: keep trying.
+    this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff));
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    if (this.currentState === 'closed' || this.currentState === 'signedOut' || this.currentState === 'blocked') return;
+    this.setState('reconnecting');
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.open('reconnecting');
+    }, delayMs);
+  }
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    const expiresAt = this.session?.expiresAt;
+    if (expiresAt === undefined || this.currentState === 'closed') return;
+    const left = expiresAt - Date.now();
+    const skew = this.options.refreshSkewMs ?? Math.min(60_000, Math.max(0, left / 4));
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.refresh().catch((err) => this.onAuthFailure(err));
+    }, Math.max(0, Math.min(left - skew, 2_147_483_647)));
+    (this.refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  private end(state: 'signedOut' | 'blocked'): void {
+    this.setState(state);
+    this.clearTimers();
+    this.retire();
+    this.failAll(new GreenroomClientError(state === 'blocked' ? 'BLOCKED' : 'SIGNED_OUT', `the client is ${state}`));
+  }
+
+  /** Lets go of the current socket without ever calling close() on it while it is CONNECTING. */
+  private retire(): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = () => undefined;
+    if (ws.readyState === CONNECTING) ws.onopen = () => ws.close(1000);
+    else {
+      ws.onopen = null;
+      if (ws.readyState === OPEN) ws.close(1000);
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.reconnectTimer = this.refreshTimer = null;
+  }
+
+  private failAll(err: GreenroomClientError): void {
+    for (const p of this.queue.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    for (const p of this.inflight.values()) p.reject(err);
+    this.inflight.clear();
+  }
+}
+
+export { STATES };

@@ -1,0 +1,166 @@
+/**
+ * Credentials and refresh. However many callers need a refresh at once — asks, the timer, reconnects — one
+ * `/auth/refresh` request is in flight (single flight); in a browser, cookie sessions are shared by every tab of a
+ * profile, so the refresh also takes a Web Lock and skips the request when another tab has just refreshed.
+ */
+import { GreenroomClientError, type ClientErrorCode } from './errors.js';
+
+export interface TokenPair {
+  uid: string;
+  role: string;
+  sid: string;
+  accessToken: string;
+  refreshToken: string;
+  accessExpiresAt: number;
+  refreshExpiresAt: number;
+}
+
+export type AuthOptions =
+  /** Tokens held in memory: Node sends the bearer header; a browser page fetches a one-use ticket per connect. */
+  | { mode: 'tokens'; tokens: TokenPair; onTokens?: (tokens: TokenPair) => void }
+  /** HttpOnly cookies set by the server (same-origin pages). `accessExpiresAt` from the login answer, if known. */
+  | { mode: 'cookie'; accessExpiresAt?: number };
+
+export interface ConnectTarget {
+  url: string;
+  headers?: Record<string, string>;
+}
+
+const LOCK = 'greenroom-refresh';
+const SHARED_KEY = 'greenroom:refresh';
+
+type Fetch = typeof fetch;
+
+async function errorOf(res: Response): Promise<GreenroomClientError> {
+  let code: ClientErrorCode = 'UNAVAILABLE';
+  let message = `HTTP ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (body.error?.code) code = body.error.code as ClientErrorCode;
+    if (body.error?.message) message = body.error.message;
+  } catch {
+    /* not JSON */
+  }
+  return new GreenroomClientError(code, message, res.status);
+}
+
+/** POST /auth/login; in a browser, also sets the session cookies for this origin. */
+export async function login(baseUrl: string, credentials: { username: string; password: string; deviceId?: string }, fetchImpl: Fetch = fetch): Promise<TokenPair> {
+  const res = await fetchImpl(`${baseUrl}/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(credentials),
+    credentials: 'include',
+  });
+  if (!res.ok) throw await errorOf(res);
+  return (await res.json()) as TokenPair;
+}
+
+export class Session {
+  private refreshing: Promise<void> | null = null;
+  private tokens: TokenPair | null;
+  private accessExpiresAt: number | undefined;
+  /** `/auth/refresh` requests this client has sent (for tests of single flight). */
+  refreshRequests = 0;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly auth: AuthOptions,
+    private readonly fetchImpl: Fetch,
+    private readonly canSendHeaders: boolean,
+  ) {
+    this.tokens = auth.mode === 'tokens' ? auth.tokens : null;
+    this.accessExpiresAt = auth.mode === 'tokens' ? auth.tokens.accessExpiresAt : auth.accessExpiresAt;
+  }
+
+  /** When the access credential expires, if known. */
+  get expiresAt(): number | undefined {
+    return this.accessExpiresAt;
+  }
+
+  /** Where and how to open the next socket. */
+  async connectTarget(): Promise<ConnectTarget> {
+    const ws = `${this.baseUrl.replace(/^http/, 'ws')}/ws`;
+    if (this.accessExpiresAt !== undefined && this.accessExpiresAt <= Date.now()) await this.refresh();
+    if (!this.tokens) return { url: ws }; // the browser sends the cookie itself
+    if (this.canSendHeaders) return { url: ws, headers: { Authorization: `Bearer ${this.tokens.accessToken}` } };
+    const res = await this.fetchImpl(`${this.baseUrl}/auth/ticket`, { method: 'POST', headers: { Authorization: `Bearer ${this.tokens.accessToken}` } });
+    if (!res.ok) throw await errorOf(res);
+    const { ticket } = (await res.json()) as { ticket: string };
+    return { url: `${ws}?ticket=${encodeURIComponent(ticket)}` };
+  }
+
+  /** Refreshes the credentials; concurrent calls share one request. Rejects with the server's code if refused. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.refreshOnce().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<void> {
+    const requestedAt = Date.now();
+    const locks = (globalThis as { navigator?: { locks?: { request(name: string, fn: () => Promise<void>): Promise<void> } } }).navigator?.locks;
+    if (this.auth.mode === 'cookie' && locks) {
+      await locks.request(LOCK, async () => {
+        // Another tab of this profile refreshed the shared cookies while we waited for the lock: adopt, don't ask.
+        const shared = readShared();
+        if (shared && shared.at >= requestedAt) {
+          this.accessExpiresAt = shared.accessExpiresAt;
+          return;
+        }
+        await this.request();
+      });
+      return;
+    }
+    await this.request();
+  }
+
+  private async request(): Promise<void> {
+    this.refreshRequests += 1;
+    const body = this.tokens ? JSON.stringify({ refreshToken: this.tokens.refreshToken }) : '{}';
+    const res = await this.fetchImpl(`${this.baseUrl}/auth/refresh`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+      credentials: 'include',
+    });
+    if (!res.ok) throw await errorOf(res);
+    const pair = (await res.json()) as TokenPair;
+    this.accessExpiresAt = pair.accessExpiresAt;
+    if (this.tokens && this.auth.mode === 'tokens') {
+      this.tokens = pair;
+      this.auth.onTokens?.(pair);
+    }
+    writeShared({ at: Date.now(), accessExpiresAt: pair.accessExpiresAt });
+  }
+}
+
+interface SharedStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+/** localStorage where there is one (a browser): synchronous and shared by the tabs of a profile. */
+function storage(): SharedStorage | undefined {
+  try {
+    return (globalThis as { localStorage?: SharedStorage }).localStorage;
+  } catch {
+    return undefined;
+  }
+}
+
+function readShared(): { at: number; accessExpiresAt: number } | null {
+  try {
+    const raw = storage()?.getItem(SHARED_KEY);
+    return raw ? (JSON.parse(raw) as { at: number; accessExpiresAt: number }) : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeShared(value: { at: number; accessExpiresAt: number }): void {
+  try {
+    storage()?.setItem(SHARED_KEY, JSON.stringify(value));
+  } catch {
+    /* storage unavailable: tabs then refresh on their own */
+  }
+}
