@@ -47,6 +47,11 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   /** Refresh this long before the access token expires (default: a quarter of its remaining life, at most 60 s). */
   refreshSkewMs?: number;
+  /**
+   * Before reconnecting, check `GET /healthz` and open a socket only once the server answers (default: on in
+   * browsers, which log every failed WebSocket attempt to the console; off in Node).
+   */
+  probe?: boolean;
 }
 
 interface Pending {
@@ -90,6 +95,7 @@ export class GreenroomClient {
   private refreshedAfterEnd = false;
   private readonly ready: Promise<void>;
   private readonly options: Required<Omit<ClientOptions, 'socket' | 'fetch' | 'refreshSkewMs'>> & Pick<ClientOptions, 'refreshSkewMs'>;
+  private readonly fetchImpl: typeof fetch;
 
   constructor(options: ClientOptions) {
     const given = options.socket;
@@ -100,8 +106,10 @@ export class GreenroomClient {
       maxQueue: options.maxQueue ?? 1000,
       backoff: options.backoff ?? { baseMs: 250, capMs: 30_000 },
       refreshSkewMs: options.refreshSkewMs,
+      probe: options.probe ?? !isNode(),
     };
     const fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
+    this.fetchImpl = fetchImpl;
     this.ready = (async () => {
       const d = given ? { factory: given, headers: isNode() } : await defaultSocketFactory();
       this.socketFactory = d.factory;
@@ -223,6 +231,9 @@ export class GreenroomClient {
 
   private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
     this.setState(state);
+    if (state === 'reconnecting' && this.options.probe && !(await this.serverUp())) {
+      return this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff));
+    }
     let target;
     try {
       target = await this.session!.connectTarget();
@@ -249,6 +260,15 @@ export class GreenroomClient {
       this.ws = null;
       this.onClosed(ev.code, ev.reason, opened);
     };
+  }
+
+  /** Whether the server answers /healthz (probed before a browser reconnects). */
+  private async serverUp(): Promise<boolean> {
+    try {
+      return (await this.fetchImpl(`${this.options.url}/healthz`, { cache: 'no-store' })).ok;
+    } catch {
+      return false;
+    }
   }
 
   /** Ids are unique per client and never reused, so a reply can only settle the ask it answers, and only once. */

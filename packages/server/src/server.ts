@@ -21,7 +21,10 @@ import { TicketBook } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { GreenroomError } from './errors.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createRequestListener, sendJson, type Route } from './gateway/http.js';
+import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -37,6 +40,8 @@ export interface GreenroomOptions {
   env?: NodeJS.ProcessEnv;
   /** A store to use instead of the one the config names (it is closed on stop). */
   store?: Store;
+  /** A directory of static files served at `/` (default: the built dashboard, if present; null: none). */
+  staticDir?: string | null;
   /** App actors, registered beside the built-ins. */
   actors?: ActorDefinition<any>[];
   logger?: Logger;
@@ -131,6 +136,9 @@ export async function cleanup(core: Core): Promise<{ sessions: number; guests: n
   return { sessions: sessions.deleted, guests: guests.deleted };
 }
 
+/** Where the dashboard package puts its build (`pnpm --filter @greenroom/dashboard build`). */
+const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/dist/', import.meta.url));
+
 export class Greenroom {
   private stopping: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | undefined;
@@ -205,7 +213,9 @@ export class Greenroom {
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens }),
     ];
 
-    const http = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, createRequestListener(routes, log));
+    const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;
+    const fallback = staticDir && existsSync(staticDir) ? createStaticHandler(staticDir) : undefined;
+    const http = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, createRequestListener(routes, log, fallback));
     http.on('upgrade', (req, socket, head) => void gw.handleUpgrade(req, socket, head));
     http.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
