@@ -45,6 +45,8 @@ export class RefreshService {
   private readonly now: () => number;
   /** Rotations performed (for tests and benchmarks: N concurrent refreshes of one token make one). */
   rotations = 0;
+  /** Calls of refresh() — one per /auth/refresh request that presented a token (for tests of client single flight). */
+  requests = 0;
 
   constructor(
     private readonly registry: ActorRegistry,
@@ -58,6 +60,7 @@ export class RefreshService {
   }
 
   async refresh(token: string): Promise<TokenPair> {
+    this.requests += 1;
     const parsed = this.tokens.parseRefreshToken(token);
     if (!parsed) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
     const outcome = await this.locks.run(parsed.sid, () => this.decide(parsed.sid, token));
