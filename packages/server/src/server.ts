@@ -127,13 +127,24 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   };
 }
 
-/** Removes ended sessions past retention and stale guests; runs inside the server on a timer (default hourly). */
+/**
+ * Removes ended sessions past retention and stale guests, a batch per ask so the actors keep serving in between.
+ * Runs inside the server on a timer (default hourly); one run clears any backlog.
+ */
 export async function cleanup(core: Core): Promise<{ sessions: number; guests: number }> {
-  // Long-running by nature: these asks get more time than a client's.
-  const timeoutMs = 10 * 60_000;
-  const guests = await core.registry.ask<{ deleted: number }>(USER_STORE, 'CleanupGuests', { idleMs: core.config.guestIdleS * 1000 }, { timeoutMs });
-  const sessions = await core.registry.ask<{ deleted: number }>(SESSION_STORE, 'Cleanup', { retentionMs: core.config.sessionRetentionS * 1000 }, { timeoutMs });
-  return { sessions: sessions.deleted, guests: guests.deleted };
+  const drain = async (actor: string, type: string, payload: object): Promise<number> => {
+    let total = 0;
+    let after: string | null = null;
+    do {
+      const page: { deleted: number; next: string | null } = await core.registry.ask(actor, type, { ...payload, after });
+      total += page.deleted;
+      after = page.next;
+    } while (after !== null);
+    return total;
+  };
+  const guests = await drain(USER_STORE, 'CleanupGuests', { idleMs: core.config.guestIdleS * 1000 });
+  const sessions = await drain(SESSION_STORE, 'Cleanup', { retentionMs: core.config.sessionRetentionS * 1000 });
+  return { sessions, guests };
 }
 
 /** Where the dashboard package puts its build (`pnpm --filter @greenroom/dashboard build`). */

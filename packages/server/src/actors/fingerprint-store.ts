@@ -146,13 +146,13 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
           handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => r.value),
         }),
 
-        /** Forgets a deleted user's devices. */
+        /** Forgets the devices of the users being deleted, in one write. */
         DeleteForUser: message({
           allow: [],
           internal: true,
-          payload: z.object({ uid: z.string() }),
+          payload: z.object({ uids: z.array(z.string()) }),
           handle: async (p, ctx) => {
-            const rows = await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid);
+            const rows = (await Promise.all(p.uids.map((uid) => ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', uid)))).flat();
             await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
             return { deleted: rows.length };
           },

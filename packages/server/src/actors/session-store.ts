@@ -307,34 +307,32 @@ export function createSessionStore(deps: SessionStoreDeps) {
         }),
 
         /**
-         * Cleanup: deletes sessions that have been over (revoked or expired) for longer than the retention, in
-         * batches, until none is left. Live sessions are never touched.
+         * Cleanup, one page per ask (the mailbox is given back between pages): deletes the sessions of the page
+         * after `after` that have been over (revoked or expired) for longer than the retention. Live sessions are
+         * never touched. Returns the cursor of the next page, or null.
          */
         Cleanup: message({
           allow: [],
           internal: true,
-          payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500) }),
+          payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
           handle: async (p, ctx) => {
             const cutoff = now() - p.retentionMs;
-            const overSince = (s: SessionRecord) => (s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt));
-            let deleted = 0;
-            let after: string | undefined;
-            do {
-              const res = await ctx.store.scan<SessionRecord>('sessions', { after, limit: p.batchSize });
-              const doomed = res.items.map((i) => i.value).filter((s) => !isLive(s, now()) && overSince(s) < cutoff);
-              await Promise.all(
-                doomed.map((s) =>
-                  deps.locks.run(s.sid, async () => {
-                    const current = await ctx.store.get<SessionRecord>('sessions', s.sid);
-                    if (current && !isLive(current, now()) && overSince(current) < cutoff) await ctx.store.delete('sessions', s.sid);
-                  }),
-                ),
-              );
-              for (const s of doomed) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
-              deleted += doomed.length;
-              after = res.next ?? undefined;
-            } while (after);
-            return { deleted };
+            const overSince = (s: SessionRecord) => s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt);
+            const doomedNow = (s: SessionRecord | undefined): s is SessionRecord => !!s && !isLive(s, now()) && overSince(s) < cutoff;
+            const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.after ?? undefined, limit: p.batchSize });
+            const doomed = res.items.map((i) => i.value).filter(doomedNow);
+            // Re-checked in each session's queue: a session refreshed meanwhile is not deleted.
+            const deleted = await Promise.all(
+              doomed.map((s) =>
+                deps.locks.run(s.sid, async () => {
+                  if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
+                  await ctx.store.delete('sessions', s.sid);
+                  for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
+                  return true;
+                }),
+              ),
+            );
+            return { deleted: deleted.filter(Boolean).length, next: res.next };
           },
         }),
 
@@ -349,13 +347,13 @@ export function createSessionStore(deps: SessionStoreDeps) {
           },
         }),
 
-        /** Removes every session of a user that is being deleted (after closing any socket). */
+        /** Removes every session of the users being deleted (after closing any socket); one flush for many users. */
         DeleteForUser: message({
           allow: [],
           internal: true,
-          payload: z.object({ uid: z.string() }),
+          payload: z.object({ uids: z.array(z.string()) }),
           handle: async (p, ctx) => {
-            const sessions = await userSessions(ctx.store, p.uid);
+            const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
             for (const s of sessions) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(Close.revoked);
             await Promise.all(sessions.map((s) => deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
             return { deleted: sessions.length };

@@ -198,35 +198,39 @@ export function createUserStore(options: { now?: () => number } = {}) {
         }),
 
         /**
-         * Cleanup: deletes guest users unused for `idleMs` (no session used since, none live), with their sessions
-         * and devices. A blocked guest, or one whose device is blocked, is kept: the block must outlive it.
+         * Cleanup, one batch per ask (so the mailbox is given back between batches): looks at the next `batchSize`
+         * guests after `after` (by uid) and deletes those unused for `idleMs` (no session used since, none live),
+         * with their sessions and devices. A blocked guest, or one whose device is blocked, is kept: the block must
+         * outlive it. Returns the cursor of the next batch, or null.
          */
         CleanupGuests: message({
           allow: [],
           internal: true,
-          payload: z.object({ idleMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500) }),
+          payload: z.object({ idleMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
           handle: async (p, ctx) => {
             const cutoff = now() - p.idleMs;
-            const guests = (await ctx.store.findBy<UserRecord>('users', 'role', 'guest')).map((r) => r.value);
-            let deleted = 0;
-            for (let i = 0; i < guests.length; i += p.batchSize) {
-              const stale: UserRecord[] = [];
-              for (const g of guests.slice(i, i + p.batchSize)) {
-                if (g.blocked || Math.max(g.lastLogin ?? 0, g.created) >= cutoff) continue;
-                const activity = await ctx.ask<{ lastUsed: number; live: boolean }>(SESSION_STORE, 'LastActivity', { uid: g.uid });
-                if (activity.live || activity.lastUsed >= cutoff) continue;
-                const devices = await ctx.ask<FingerprintRecord[]>(FINGERPRINT_STORE, 'ForUser', { uid: g.uid });
-                if (devices.some((f) => f.blocked)) continue;
-                stale.push(g);
-              }
-              for (const g of stale) {
-                await ctx.ask(SESSION_STORE, 'DeleteForUser', { uid: g.uid });
-                await ctx.ask(FINGERPRINT_STORE, 'DeleteForUser', { uid: g.uid });
-              }
-              await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
-              deleted += stale.length;
+            const guests = (await ctx.store.findBy<UserRecord>('users', 'role', 'guest'))
+              .map((r) => r.value)
+              .filter((g) => p.after === null || g.uid > p.after)
+              .sort((x, y) => (x.uid < y.uid ? -1 : 1));
+            const batch = guests.slice(0, p.batchSize);
+            const stale: UserRecord[] = [];
+            for (const g of batch) {
+              if (g.blocked || Math.max(g.lastLogin ?? 0, g.created) >= cutoff) continue;
+              const activity = await ctx.ask<{ lastUsed: number; live: boolean }>(SESSION_STORE, 'LastActivity', { uid: g.uid });
+              if (activity.live || activity.lastUsed >= cutoff) continue;
+              const devices = await ctx.ask<FingerprintRecord[]>(FINGERPRINT_STORE, 'ForUser', { uid: g.uid });
+              if (devices.some((f) => f.blocked)) continue;
+              stale.push(g);
             }
-            return { deleted };
+            // One ask (and one flush) per batch, not per guest.
+            const uids = stale.map((g) => g.uid);
+            if (uids.length > 0) {
+              await ctx.ask(SESSION_STORE, 'DeleteForUser', { uids });
+              await ctx.ask(FINGERPRINT_STORE, 'DeleteForUser', { uids });
+              await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
+            }
+            return { deleted: stale.length, next: guests.length > batch.length ? batch[batch.length - 1]!.uid : null };
           },
         }),
 

@@ -1,0 +1,169 @@
+/**
+ * Guest sign-in (SPEC §4): POST /auth/guest {deviceId?} opens a session for a new `guest` user tied to the
+ * device's fingerprint (device id plus stable request headers, hashed); 403 BLOCKED for a blocked fingerprint,
+ * and nothing is created then. Guests may be disabled (`guests: false`): 403, nothing created.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import WebSocket from 'ws';
+import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
+import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+
+/** The headers that, with the device id, make up a fingerprint. */
+const DEVICE_HEADERS = { 'User-Agent': 'GuestTest/1.0 (X11; Linux x86_64)', 'Accept-Language': 'en-GB,en;q=0.8' };
+
+interface Answer {
+  status: number;
+  body: any;
+  setCookie: string[];
+}
+
+async function guest(server: TestServer, body: unknown, headers: Record<string, string> = DEVICE_HEADERS): Promise<Answer> {
+  const res = await fetch(`${server.url}/auth/guest`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json(), setCookie: res.headers.getSetCookie() };
+}
+
+/** Every record of the three collections, and their counts. */
+async function snapshot(server: TestServer) {
+  const out: Record<string, { count: number; items: unknown[] }> = {};
+  for (const collection of ['users', 'sessions', 'fingerprints']) {
+    const items: unknown[] = [];
+    let after: string | undefined;
+    do {
+      const page = await server.core.store.scan(collection, { after, limit: 500 });
+      items.push(...page.items);
+      after = page.next ?? undefined;
+    } while (after);
+    out[collection] = { count: await server.core.store.count(collection), items };
+  }
+  return out;
+}
+
+describe('POST /auth/guest', () => {
+  let server: TestServer;
+  let admin: TestClient;
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    admin = await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken);
+    clients.push(admin);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.close();
+  });
+
+  let first: { uid: string; sid: string; accessToken: string; refreshToken: string; fingerprint: string };
+
+  it('opens a session for a new user with role guest, and records a fingerprint pointing at that user', async () => {
+    const usersBefore = await server.core.store.count('users');
+    const res = await guest(server, { deviceId: 'device-guest-1' });
+    expect(res.status).toBe(200);
+    expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
+    expect(res.body.role).toBe('guest');
+    expect(await server.core.store.count('users')).toBe(usersBefore + 1);
+
+    const user = await server.core.store.get<UserRecord>('users', res.body.uid);
+    expect(user).toMatchObject({ uid: res.body.uid, role: 'guest', blocked: false, passwordHash: null });
+
+    const session = await server.core.store.get<SessionRecord>('sessions', res.body.sid);
+    expect(session).toMatchObject({ sid: res.body.sid, uid: res.body.uid, revokedAt: null });
+
+    const devices = (await server.core.store.findBy<FingerprintRecord>('fingerprints', 'uid', res.body.uid)).map((r) => r.value);
+    expect(devices).toHaveLength(1);
+    expect(devices[0]).toMatchObject({ fingerprint: session!.fingerprint, uid: res.body.uid, count: 1, blocked: false });
+    expect(devices[0]!.fingerprint).toMatch(/^fp_/);
+    // The raw device id is never stored.
+    expect(JSON.stringify(devices[0])).not.toContain('device-guest-1');
+    // Not a browser page (no Origin): no cookies.
+    expect(res.setCookie).toEqual([]);
+    first = { ...res.body, fingerprint: devices[0]!.fingerprint };
+  });
+
+  it('every guest sign-in is a new user, even from the same device', async () => {
+    const again = await guest(server, { deviceId: 'device-guest-1' });
+    expect(again.status).toBe(200);
+    expect(again.body.uid).not.toBe(first.uid);
+    expect(again.body.role).toBe('guest');
+    const second = await server.core.store.get<SessionRecord>('sessions', again.body.sid);
+    // Same device, same fingerprint; it now points at the newest guest.
+    expect(second!.fingerprint).toBe(first.fingerprint);
+    expect(await server.core.store.get<FingerprintRecord>('fingerprints', first.fingerprint)).toMatchObject({ uid: again.body.uid, count: 2 });
+    first = { ...again.body, fingerprint: first.fingerprint };
+  });
+
+  it('a guest can open a socket and ask UserStore.GetOwn', async () => {
+    const socket = await TestClient.connect(server, first.accessToken);
+    clients.push(socket);
+    const own = await socket.ask('UserStore', 'GetOwn');
+    expect(own).toMatchObject({ ok: true, result: { uid: first.uid, role: 'guest', blocked: false } });
+    // And is a guest there: admin-only asks are refused.
+    expect(await socket.ask('UserStore', 'GetAll')).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+  });
+
+  it('after an admin blocks the guest’s fingerprint, POST /auth/guest from the same device is 403 BLOCKED and creates nothing', async () => {
+    const socket = clients[clients.length - 1]!;
+    const blocked = await admin.ask('FingerprintStore', 'Block', { fingerprint: first.fingerprint });
+    expect(blocked).toMatchObject({ ok: true, result: { uid: first.uid, blocked: true } });
+    expect(await socket.closed).toEqual({ code: 4003, reason: 'blocked' });
+
+    const before = await snapshot(server);
+    for (const deviceId of ['device-guest-1', 'device-guest-1']) {
+      const res = await guest(server, { deviceId });
+      expect(res.status).toBe(403);
+      expect(res.body).toEqual({ error: { code: 'BLOCKED', message: expect.any(String) } });
+      expect(res.setCookie).toEqual([]);
+    }
+    expect(await snapshot(server)).toEqual(before);
+  });
+
+  it('the block is per device: another device id (or other headers) still gets a guest session', async () => {
+    const other = await guest(server, { deviceId: 'device-guest-2' });
+    expect(other.status).toBe(200);
+    expect(other.body.role).toBe('guest');
+    const otherHeaders = await guest(server, { deviceId: 'device-guest-1' }, { ...DEVICE_HEADERS, 'User-Agent': 'SomethingElse/2.0' });
+    expect(otherHeaders.status).toBe(200);
+    const socket = await TestClient.connect(server, other.body.accessToken);
+    clients.push(socket);
+    expect(socket.ws.readyState).toBe(WebSocket.OPEN);
+    expect((await socket.ask('UserStore', 'GetOwn')).ok).toBe(true);
+  });
+
+  it('without a deviceId the headers alone make the fingerprint', async () => {
+    const res = await guest(server, {});
+    expect(res.status).toBe(200);
+    const s = await server.core.store.get<SessionRecord>('sessions', res.body.sid);
+    expect(await server.core.store.get<FingerprintRecord>('fingerprints', s!.fingerprint)).toMatchObject({ uid: res.body.uid });
+  });
+
+  it('a bad body is 400 and creates nothing', async () => {
+    const before = await snapshot(server);
+    for (const body of [{ deviceId: '' }, { deviceId: 'x'.repeat(129) }, { deviceId: 7 }]) {
+      const res = await guest(server, body);
+      expect(res.status).toBe(400);
+    }
+    expect(await snapshot(server)).toEqual(before);
+  });
+});
+
+describe('POST /auth/guest with guests disabled (guests: false)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { guests: false } });
+    await issueSession(server, { role: 'admin' });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('is 403 and creates nothing', async () => {
+    const before = await snapshot(server);
+    for (const body of [{ deviceId: 'device-1' }, {}]) {
+      const res = await guest(server, body);
+      expect(res.status).toBe(403);
+      expect(res.body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+      expect(res.setCookie).toEqual([]);
+    }
+    expect(await snapshot(server)).toEqual(before);
+  });
+});

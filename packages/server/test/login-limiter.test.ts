@@ -1,0 +1,144 @@
+/**
+ * The login limiter (SPEC §4, §9 "Login limiter"): failures are counted per username and per client address in a
+ * window. The attempt after the last allowed failure, and every attempt until the window passes, gets 429
+ * RATE_LIMITED with Retry-After — the correct password included. Known and unknown usernames count alike and trip
+ * on the same attempt with the same body. Every test here connects from 127.0.0.1, so each gets a fresh server
+ * (loginMaxFailures: 3, loginWindowS: 2). Password hashing is real.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { startTestServer, type TestServer } from '../src/testing/index.js';
+
+const MAX_FAILURES = 3;
+const WINDOW_S = 2;
+const PASSWORD = 'the right password';
+
+interface Attempt {
+  status: number;
+  retryAfter: string | null;
+  contentType: string | null;
+  setCookie: string[];
+  text: string;
+  body: any;
+}
+
+const servers: TestServer[] = [];
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** A fresh server with the limiter configured and one known user, `alice`. */
+async function fresh(): Promise<TestServer> {
+  const server = await startTestServer({ config: { loginMaxFailures: MAX_FAILURES, loginWindowS: WINDOW_S } });
+  servers.push(server);
+  await server.ask('UserStore', 'Create', { username: 'alice', password: PASSWORD, role: 'user' });
+  await server.ask('UserStore', 'Create', { username: 'bob', password: PASSWORD, role: 'user' });
+  return server;
+}
+
+async function attempt(server: TestServer, username: string, password: string): Promise<Attempt> {
+  const res = await fetch(`${server.url}/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    contentType: res.headers.get('content-type'),
+    setCookie: res.headers.getSetCookie(),
+    text,
+    body: JSON.parse(text),
+  };
+}
+
+function expectRateLimited(a: Attempt): void {
+  expect(a.status).toBe(429);
+  expect(a.body).toEqual({ error: { code: 'RATE_LIMITED', message: expect.any(String) } });
+  expect(a.retryAfter).toMatch(/^[1-9][0-9]*$/);
+  expect(Number(a.retryAfter)).toBeLessThanOrEqual(WINDOW_S);
+  expect(a.setCookie).toEqual([]);
+}
+
+function expectInvalid(a: Attempt): void {
+  expect(a.status).toBe(401);
+  expect(a.body).toEqual({ error: { code: 'INVALID_CREDENTIALS', message: expect.any(String) } });
+  expect(a.retryAfter).toBeNull();
+}
+
+/** The whole answer minus what may legitimately differ between two moments (Retry-After counts down). */
+const shape = (a: Attempt) => ({ status: a.status, contentType: a.contentType, text: a.text, setCookie: a.setCookie, hasRetryAfter: a.retryAfter !== null });
+
+describe('the login limiter (loginMaxFailures: 3, loginWindowS: 2)', () => {
+  it('the attempt after the 3rd failure gets 429 RATE_LIMITED with Retry-After, even with the correct password, and so does every attempt after it', async () => {
+    const server = await fresh();
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
+    const correct = await attempt(server, 'alice', PASSWORD);
+    expectRateLimited(correct);
+    expectRateLimited(await attempt(server, 'alice', 'wrong again'));
+    expectRateLimited(await attempt(server, 'alice', PASSWORD));
+    // No session was opened by a refused attempt.
+    expect(await server.core.store.count('sessions')).toBe(0);
+  });
+
+  it('below the limit (2 failures) the correct password still logs in', async () => {
+    const server = await fresh();
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
+    const ok = await attempt(server, 'alice', PASSWORD);
+    expect(ok.status).toBe(200);
+    expect(ok.body.uid).toEqual(expect.any(String));
+  });
+
+  it('a known and an unknown username trip on the same attempt with the same body', async () => {
+    const runs: Attempt[][] = [];
+    for (const username of ['alice', 'nobody-here']) {
+      const server = await fresh();
+      const seq: Attempt[] = [];
+      for (let i = 0; i < MAX_FAILURES + 2; i += 1) seq.push(await attempt(server, username, `wrong ${i}`));
+      runs.push(seq);
+    }
+    const [known, unknown] = runs as [Attempt[], Attempt[]];
+    expect(known.map((a) => a.status)).toEqual([401, 401, 401, 429, 429]);
+    expect(unknown.map((a) => a.status)).toEqual(known.map((a) => a.status));
+    expect(unknown.map(shape)).toEqual(known.map(shape));
+    for (const a of [...known, ...unknown].slice(0, MAX_FAILURES)) expectInvalid(a);
+    expectRateLimited(known[MAX_FAILURES]!);
+    expectRateLimited(unknown[MAX_FAILURES]!);
+  });
+
+  it('counts per address: failures for different usernames from the same address trip it for everyone, correct passwords included', async () => {
+    const server = await fresh();
+    expectInvalid(await attempt(server, 'alice', 'wrong'));
+    expectInvalid(await attempt(server, 'bob', 'wrong'));
+    expectInvalid(await attempt(server, 'carol-unknown', 'wrong'));
+    // Neither alice nor bob has used up its own per-username failures; the address has.
+    expectRateLimited(await attempt(server, 'alice', PASSWORD));
+    expectRateLimited(await attempt(server, 'bob', PASSWORD));
+    expectRateLimited(await attempt(server, 'dave-unknown', 'anything'));
+  });
+
+  it('after the window passes, login works again', async () => {
+    const server = await fresh();
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
+    const limited = await attempt(server, 'alice', PASSWORD);
+    expectRateLimited(limited);
+    // Wait past the whole window (it started at the first failure, before the Retry-After was computed).
+    await new Promise((r) => setTimeout(r, WINDOW_S * 1000 + 250));
+    const ok = await attempt(server, 'alice', PASSWORD);
+    expect(ok.status).toBe(200);
+    expect(ok.body.uid).toEqual(expect.any(String));
+    // And the count starts over: a new window with all its failures.
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
+    expectRateLimited(await attempt(server, 'alice', PASSWORD));
+  });
+
+  it('an unknown user and a wrong password get an identical answer (status, headers that matter, body byte for byte)', async () => {
+    const server = await fresh();
+    const unknown = await attempt(server, 'nobody-here', 'wrong password');
+    const wrong = await attempt(server, 'alice', 'wrong password');
+    expectInvalid(unknown);
+    expect(shape(unknown)).toEqual(shape(wrong));
+    expect(unknown.retryAfter).toBe(wrong.retryAfter);
+  });
+});
