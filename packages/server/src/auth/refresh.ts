@@ -41,6 +41,8 @@ type Outcome = { pair: TokenPair; rotated: boolean } | { reuse: true };
 export class RefreshService {
   /** Sessions holding a sealed grace pair, and when it is due to be forgotten. */
   private readonly graceDue = new Map<string, number>();
+  /** Grace pairs taken off `graceDue` whose erasure from the store has not finished yet. */
+  private forgetting = 0;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   /** Rotations performed (for tests and benchmarks: N concurrent refreshes of one token make one). */
@@ -75,7 +77,8 @@ export class RefreshService {
 
   /** Queued per session and empty when idle (for tests that check nothing grows). */
   get pendingGrace(): number {
-    return this.graceDue.size;
+    // Counts a pair until it is erased from the store, not just until it is due: 0 means none is left on disk.
+    return this.graceDue.size + this.forgetting;
   }
 
   private async decide(sid: string, token: string): Promise<Outcome> {
@@ -141,15 +144,20 @@ export class RefreshService {
       clearInterval(this.sweeper);
       this.sweeper = null;
     }
+    this.forgetting += due.length;
     await Promise.all(
       due.map((sid) =>
-        this.locks.run(sid, async () => {
-          const s = await this.store.get<SessionRecord>('sessions', sid);
-          // Only if no newer rotation has replaced the pair since.
-          if (s?.graceSealed && s.rotatedAt !== null && t - s.rotatedAt > this.options.graceMs) {
-            await this.store.put('sessions', sid, { ...s, graceSealed: null, previousHash: null });
-          }
-        }),
+        this.locks
+          .run(sid, async () => {
+            const s = await this.store.get<SessionRecord>('sessions', sid);
+            // Only if no newer rotation has replaced the pair since.
+            if (s?.graceSealed && s.rotatedAt !== null && t - s.rotatedAt > this.options.graceMs) {
+              await this.store.put('sessions', sid, { ...s, graceSealed: null, previousHash: null });
+            }
+          })
+          .finally(() => {
+            this.forgetting -= 1;
+          }),
       ),
     ).catch(() => undefined);
   }
