@@ -10,7 +10,7 @@
  *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
  * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
  */
-import { CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AskId } from '@greenroom/protocol';
+import { Close, CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AskId } from '@greenroom/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { GreenroomClientError } from './errors.js';
 import { Session, type AuthOptions } from './session.js';
@@ -52,6 +52,12 @@ export interface ClientOptions {
    * browsers, which log every failed WebSocket attempt to the console; off in Node).
    */
   probe?: boolean;
+  /**
+   * How long one attempt may stay CONNECTING (an upgrade held in the green room, a silent network) before it is
+   * abandoned — handlers detached, closed once it opens, never while CONNECTING — and the next one scheduled
+   * (default 15 s).
+   */
+  connectTimeoutMs?: number;
 }
 
 interface Pending {
@@ -87,6 +93,9 @@ export class GreenroomClient {
   private nextId = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bumped by every open() and by close()/end(): an open() that finds a newer epoch after an await gives up. */
+  private epoch = 0;
   private readonly queue: Pending[] = [];
   private readonly inflight = new Map<AskId, Pending>();
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -107,6 +116,7 @@ export class GreenroomClient {
       backoff: options.backoff ?? { baseMs: 250, capMs: 30_000 },
       refreshSkewMs: options.refreshSkewMs,
       probe: options.probe ?? !isNode(),
+      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
     };
     const fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
     this.fetchImpl = fetchImpl;
@@ -131,8 +141,9 @@ export class GreenroomClient {
     await this.ready;
     if (this.currentState !== 'idle' && this.currentState !== 'closed') return;
     this.attempt = 0;
-    this.scheduleRefresh();
     void this.open('connecting');
+    // After open() has left 'closed': scheduleRefresh does nothing while closed (a reconnect after close()).
+    this.scheduleRefresh();
   }
 
   /** Resolves with the actor's result, or rejects with a GreenroomClientError carrying the code. */
@@ -205,6 +216,7 @@ export class GreenroomClient {
 
   /** Closes for good: the socket (once open, if still connecting), timers, and every waiting ask. */
   close(): void {
+    this.epoch += 1;
     this.setState('closed');
     this.clearTimers();
     this.retire();
@@ -230,23 +242,35 @@ export class GreenroomClient {
   }
 
   private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
+    const epoch = ++this.epoch;
     this.setState(state);
     if (state === 'reconnecting' && this.options.probe && !(await this.serverUp())) {
+      if (epoch !== this.epoch) return;
       return this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff));
     }
     let target;
     try {
       target = await this.session!.connectTarget();
     } catch (err) {
+      if (epoch !== this.epoch) return;
       return this.onAuthFailure(err);
     }
-    if (this.currentState !== state) return; // closed (or ended) while we waited
+    // Closed, ended, or superseded by a newer open() while we waited.
+    if (epoch !== this.epoch || this.currentState !== state) return;
     this.retire();
     const ws = this.socketFactory!(target.url, target.headers);
     this.ws = ws;
     let opened = false;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (this.ws !== ws || ws.readyState !== CONNECTING) return;
+      // Abandon the attempt (never close() while CONNECTING: retire closes it once it opens) and try again.
+      this.retire();
+      this.onClosed(1006, 'connect timeout', false);
+    }, this.options.connectTimeoutMs);
     ws.onopen = () => {
       opened = true;
+      this.clearConnectTimer();
       this.attempt = 0;
       this.refreshedAfterEnd = false;
       this.setState('open');
@@ -257,6 +281,7 @@ export class GreenroomClient {
     ws.onerror = () => undefined;
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
+      this.clearConnectTimer();
       this.ws = null;
       this.onClosed(ev.code, ev.reason, opened);
     };
@@ -294,6 +319,8 @@ export class GreenroomClient {
     this.inflight.clear();
     if (this.currentState === 'closed') return;
     if (code === CloseCode.BLOCKED) return this.end('blocked');
+    // 1008 `policy` says reconnecting cannot help (1008 `slow-consumer` can); see Close in the protocol package.
+    if (code === Close.policy.code && reason === Close.policy.reason) return this.close();
     if (code === CloseCode.SESSION_ENDED) return void this.afterSessionEnded();
     let delay = backoffDelay(this.attempt++, this.options.backoff);
     if (code === CloseCode.RATE_LIMITED || code === CloseCode.TRY_AGAIN_LATER) {
@@ -304,7 +331,7 @@ export class GreenroomClient {
       this.refreshedAfterEnd = true;
       this.session!.refresh().then(
         () => this.scheduleReconnect(0),
-        (err) => this.onAuthFailure(err),
+        (err) => this.afterRefreshFailed(err),
       );
       return;
     }
@@ -319,17 +346,26 @@ export class GreenroomClient {
     try {
       await this.session!.refresh();
     } catch (err) {
-      return this.onAuthFailure(err);
+      return this.afterRefreshFailed(err);
     }
     this.scheduleReconnect(0);
   }
 
+  /**
+   * The one refresh allowed after a 4001 or refused upgrades failed. Refused: signedOut/blocked. Not refused (the
+   * server was unreachable or busy): that refresh never really happened, so it is still owed — otherwise a client
+   * whose session ended while the network was down would retry refused upgrades forever instead of signing out.
+   */
+  private afterRefreshFailed(err: unknown): void {
+    if (!isAuthRefusal(err)) this.refreshedAfterEnd = false;
+    this.onAuthFailure(err);
+  }
+
   private onAuthFailure(err: unknown): void {
+    if (this.currentState === 'closed' || this.currentState === 'signedOut' || this.currentState === 'blocked') return;
     const code = err instanceof GreenroomClientError ? err.code : undefined;
     if (code === ErrorCode.BLOCKED) return this.end('blocked');
-    if (code && ['INVALID_TOKEN', 'REFRESH_REUSED', 'SESSION_REVOKED', 'SESSION_EXPIRED', 'UNAUTHENTICATED', 'TOKEN_EXPIRED'].includes(code)) {
-      return this.end('signedOut');
-    }
+    if (isAuthRefusal(err)) return this.end('signedOut');
     // The server or network is down: keep trying.
     this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff));
   }
@@ -350,14 +386,26 @@ export class GreenroomClient {
     if (expiresAt === undefined || this.currentState === 'closed') return;
     const left = expiresAt - Date.now();
     const skew = this.options.refreshSkewMs ?? Math.min(60_000, Math.max(0, left / 4));
+    this.armRefreshTimer(Math.max(0, Math.min(left - skew, 2_147_483_647)), 0);
+  }
+
+  private armRefreshTimer(delayMs: number, failures: number): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = null;
-      this.refresh().catch((err) => this.onAuthFailure(err));
-    }, Math.max(0, Math.min(left - skew, 2_147_483_647)));
+      this.refresh().catch((err) => {
+        // Refused (revoked, blocked, …): the session is over. Otherwise (network down, server restarting) the
+        // socket may be fine: keep it, and try the refresh again after a backoff delay.
+        if (isAuthRefusal(err)) return this.onAuthFailure(err);
+        if (this.currentState === 'closed' || this.currentState === 'signedOut' || this.currentState === 'blocked') return;
+        this.armRefreshTimer(Math.max(1000, backoffDelay(failures, this.options.backoff)), failures + 1);
+      });
+    }, delayMs);
     (this.refreshTimer as { unref?: () => void }).unref?.();
   }
 
   private end(state: 'signedOut' | 'blocked'): void {
+    this.epoch += 1;
     this.setState(state);
     this.clearTimers();
     this.retire();
@@ -383,6 +431,12 @@ export class GreenroomClient {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.reconnectTimer = this.refreshTimer = null;
+    this.clearConnectTimer();
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
   }
 
   private failAll(err: GreenroomClientError): void {
@@ -393,6 +447,13 @@ export class GreenroomClient {
     for (const p of this.inflight.values()) p.reject(err);
     this.inflight.clear();
   }
+}
+
+const AUTH_REFUSALS: ReadonlySet<string> = new Set(['INVALID_TOKEN', 'REFRESH_REUSED', 'SESSION_REVOKED', 'SESSION_EXPIRED', 'UNAUTHENTICATED', 'TOKEN_EXPIRED', ErrorCode.BLOCKED]);
+
+/** The server refused the credentials for good (as opposed to being unreachable or busy). */
+function isAuthRefusal(err: unknown): boolean {
+  return err instanceof GreenroomClientError && AUTH_REFUSALS.has(err.code);
 }
 
 export { STATES };

@@ -1,7 +1,7 @@
 import type { ErrorCode } from '@greenroom/protocol';
 
 /** Codes only the client produces: the server never sends them. */
-export type ClientOnlyCode = 'CONNECTION_LOST' | 'QUEUE_FULL' | 'CLOSED' | 'SIGNED_OUT' | 'BLOCKED_CLIENT';
+export type ClientOnlyCode = 'CONNECTION_LOST' | 'QUEUE_FULL' | 'CLOSED' | 'SIGNED_OUT';
 export type ClientErrorCode = ErrorCode | ClientOnlyCode;
 
 /** Every rejection of `ask` (and of the auth calls) is one of these, carrying a protocol or client code. */
