@@ -3,17 +3,10 @@
  * `/auth/refresh` request is in flight (single flight); in a browser, cookie sessions are shared by every tab of a
  * profile, so the refresh also takes a Web Lock and skips the request when another tab has just refreshed.
  */
+import type { TokenPair } from '@greenroom/protocol';
 import { GreenroomClientError, type ClientErrorCode } from './errors.js';
 
-export interface TokenPair {
-  uid: string;
-  role: string;
-  sid: string;
-  accessToken: string;
-  refreshToken: string;
-  accessExpiresAt: number;
-  refreshExpiresAt: number;
-}
+export type { TokenPair };
 
 export type AuthOptions =
   /** Tokens held in memory: Node sends the bearer header; a browser page fetches a one-use ticket per connect. */

@@ -1,3 +1,4 @@
+export * from './auth.js';
 export * from './codes.js';
 export * from './frames.js';
 export * from './parse.js';

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { ErrorCode } from '@greenroom/protocol';
+import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { SessionRecord, UserRecord } from '../actors/records.js';
 import { SESSION_STORE } from '../actors/session-store.js';
@@ -23,16 +23,6 @@ export const loginBody = z.object({
   deviceId: z.string().min(1).max(128).optional(),
 });
 
-export interface IssuedSession {
-  uid: string;
-  role: string;
-  sid: string;
-  accessToken: string;
-  refreshToken: string;
-  accessExpiresAt: number;
-  refreshExpiresAt: number;
-}
-
 export class LoginService {
   constructor(
     private readonly registry: ActorRegistry,
@@ -49,7 +39,7 @@ export class LoginService {
     return req.socket.remoteAddress ?? 'unknown';
   }
 
-  async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<IssuedSession> {
+  async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<TokenPair> {
     const address = this.clientAddress(req);
     const wait = this.limiter.retryAfter(body.username, address);
     if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many failed logins; try again later', { retryAfterSeconds: wait });
@@ -68,7 +58,7 @@ export class LoginService {
   }
 
   /** A session for a new guest user tied to this device; refused for a blocked device. */
-  async guest(body: z.infer<typeof guestBody>, req: IncomingMessage): Promise<IssuedSession> {
+  async guest(body: z.infer<typeof guestBody>, req: IncomingMessage): Promise<TokenPair> {
     if (!this.options.guests) throw new GreenroomError(ErrorCode.FORBIDDEN, 'guest sessions are disabled');
     const fingerprint = deriveFingerprint(this.fingerprintKey, body.deviceId, req.headers);
     if (await this.registry.ask<boolean>(FINGERPRINT_STORE, 'IsBlocked', { fingerprint })) {
@@ -80,7 +70,7 @@ export class LoginService {
   }
 
   /** Creates the session (SessionStore re-checks blocks inside its mailbox) and signs its first access token. */
-  async open(uid: string, fingerprint: string): Promise<IssuedSession> {
+  async open(uid: string, fingerprint: string): Promise<TokenPair> {
     const created = await this.registry.ask<{ session: SessionRecord; refreshToken: string; role: string }>(SESSION_STORE, 'Create', { uid, fingerprint });
     const access = await this.tokens.signAccess({ uid, sid: created.session.sid, role: created.role });
     return {

@@ -10,7 +10,7 @@
  * response never bricks a session. The pair kept for the grace period is sealed with the server key and forgotten
  * when the grace period ends.
  */
-import { ErrorCode } from '@greenroom/protocol';
+import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { ActorRegistry } from '../actors/registry.js';
 import { isLive, type SessionRecord, type UserRecord } from '../actors/records.js';
 import { SESSION_STORE } from '../actors/session-store.js';
@@ -19,16 +19,6 @@ import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
 import { seal, unseal } from './seal.js';
 import type { TokenService } from './tokens.js';
-
-export interface TokenPair {
-  uid: string;
-  role: string;
-  sid: string;
-  accessToken: string;
-  refreshToken: string;
-  accessExpiresAt: number;
-  refreshExpiresAt: number;
-}
 
 export interface RefreshOptions {
   refreshTtlMs: number;

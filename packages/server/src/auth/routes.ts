@@ -4,14 +4,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { ErrorCode } from '@greenroom/protocol';
+import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import { SESSION_STORE } from '../actors/session-store.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import { GreenroomError } from '../errors.js';
 import { parseBody, sendJson, type Route } from '../gateway/http.js';
 import type { Authenticator } from './authenticate.js';
 import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from './cookies.js';
-import { guestBody, loginBody, type IssuedSession, type LoginService } from './login.js';
+import { guestBody, loginBody, type LoginService } from './login.js';
 import type { RefreshService } from './refresh.js';
 import type { TicketBook } from './tickets.js';
 import type { TokenService } from './tokens.js';
@@ -36,7 +36,7 @@ function refreshTokenOf(deps: AuthRouteDeps, req: IncomingMessage, body: { refre
   return { token: cookie, viaCookie: true };
 }
 
-function sendSession(deps: AuthRouteDeps, req: IncomingMessage, res: ServerResponse, session: IssuedSession, viaCookie = false): void {
+function sendSession(deps: AuthRouteDeps, req: IncomingMessage, res: ServerResponse, session: TokenPair, viaCookie = false): void {
   const browser = viaCookie || deps.auth.isAllowedBrowser(req);
   sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(req, session) } : {});
 }

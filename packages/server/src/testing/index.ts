@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { parseServerFrame, type ErrorBody, type PushFrame } from '@greenroom/protocol';
+import { parseServerFrame, type ErrorBody, type PushFrame, type TokenPair } from '@greenroom/protocol';
 import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import type { UserView } from '../actors/records.js';
-import type { IssuedSession } from '../auth/login.js';
 import { createLogger } from '../log.js';
 import { Greenroom, type GreenroomOptions } from '../server.js';
 
@@ -46,7 +45,7 @@ let counter = 0;
 export async function issueSession(
   server: Greenroom,
   options: { role?: string; username?: string; uid?: string; fingerprint?: string } = {},
-): Promise<IssuedSession & { fingerprint: string; username: string }> {
+): Promise<TokenPair & { fingerprint: string; username: string }> {
   let uid = options.uid;
   let username = options.username ?? `user${process.pid}x${++counter}x${randomBytes(3).toString('hex')}`;
   if (!uid) {
