@@ -48,7 +48,7 @@ export interface ClientOptions {
   /** Refresh this long before the access token expires (default: a quarter of its remaining life, at most 60 s). */
   refreshSkewMs?: number;
   /**
-   * Before reconnecting, check `GET /healthz` and open a socket only once the server answers (default: on in
+   * Before reconnecting, check `GET /readyz` and open a socket only once the server is ready (default: on in
    * browsers, which log every failed WebSocket attempt to the console; off in Node).
    */
   probe?: boolean;
@@ -287,10 +287,10 @@ export class GreenroomClient {
     };
   }
 
-  /** Whether the server answers /healthz (probed before a browser reconnects). */
+  /** Whether the server is ready (`/readyz`, probed before a browser reconnects; a stopping server is not). */
   private async serverUp(): Promise<boolean> {
     try {
-      return (await this.fetchImpl(`${this.options.url}/healthz`, { cache: 'no-store' })).ok;
+      return (await this.fetchImpl(`${this.options.url}/readyz`, { cache: 'no-store' })).ok;
     } catch {
       return false;
     }

@@ -204,6 +204,8 @@ export class Greenroom {
         method: 'GET',
         path: '/readyz',
         handle: async (_req, res) => {
+          // Not ready while stopping, so clients that probe before reconnecting wait for the next server.
+          if (!gw.isAccepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 1 });
           try {
             await store.ping();
           } catch {
