@@ -2,8 +2,10 @@
  * createGreenroom(): wires the store, the actor runtime, the built-in and app actors, the HTTP routes and the
  * WebSocket gateway, and owns start and stop.
  */
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ErrorCode } from '@greenroom/protocol';
 import type { ActorDefinition } from './actors/define.js';
@@ -15,14 +17,12 @@ import { Authenticator } from './auth/authenticate.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { LoginService } from './auth/login.js';
 import { RefreshService } from './auth/refresh.js';
-import { authRoutes } from './auth/routes.js';
 import { deriveKeys, loadSecret } from './auth/secret.js';
 import { TicketBook } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { GreenroomError } from './errors.js';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { authRoutes } from './gateway/auth-routes.js';
 import { createRequestListener, sendJson, type Route } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';

@@ -8,13 +8,13 @@ import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import { SESSION_STORE } from '../actors/session-store.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import { GreenroomError } from '../errors.js';
-import { parseBody, sendJson, type Route } from '../gateway/http.js';
-import type { Authenticator } from './authenticate.js';
-import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from './cookies.js';
-import { guestBody, loginBody, type LoginService } from './login.js';
-import type { RefreshService } from './refresh.js';
-import type { TicketBook } from './tickets.js';
-import type { TokenService } from './tokens.js';
+import { parseBody, sendJson, type Route } from './http.js';
+import type { Authenticator } from '../auth/authenticate.js';
+import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from '../auth/cookies.js';
+import { guestBody, loginBody, type LoginService } from '../auth/login.js';
+import type { RefreshService } from '../auth/refresh.js';
+import type { TicketBook } from '../auth/tickets.js';
+import type { TokenService } from '../auth/tokens.js';
 
 const refreshBody = z.object({ refreshToken: z.string().min(1).max(512).optional() });
 
