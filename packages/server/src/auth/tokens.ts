@@ -5,7 +5,7 @@
  * server tell a token it once issued for this session — a reuse, which revokes the session — from junk, which
  * must revoke nothing (otherwise anyone who knows a sid could end that session). The session keeps only hashes.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { v4 as uuidv4 } from 'uuid';
 import { ErrorCode } from '@greenroom/protocol';
@@ -31,10 +31,21 @@ export interface ParsedRefreshToken {
 const SID = /^[0-9a-f-]{36}$/;
 
 export class TokenService {
+  /**
+   * The HS256 key as a WebCrypto key, imported once. Given the raw bytes, jose imports them again on every sign and
+   * verify (importKey is about a quarter of a verify's cost, and verify is the largest cost of a WebSocket upgrade).
+   */
+  private jwtKey: Promise<webcrypto.CryptoKey> | null = null;
+
   constructor(
     private readonly keys: Keys,
     private readonly accessTtlS: number,
   ) {}
+
+  private key(): Promise<webcrypto.CryptoKey> {
+    this.jwtKey ??= webcrypto.subtle.importKey('raw', this.keys.jwt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    return this.jwtKey;
+  }
 
   async signAccess(claims: { uid: string; sid: string; role: string }, now = Date.now()): Promise<{ token: string; expiresAt: number }> {
     const exp = Math.floor(now / 1000) + this.accessTtlS;
@@ -46,7 +57,7 @@ export class TokenService {
       .setAudience(AUDIENCE)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(exp)
-      .sign(this.keys.jwt);
+      .sign(await this.key());
     return { token, expiresAt: exp * 1000 };
   }
 
@@ -54,7 +65,7 @@ export class TokenService {
   async verifyAccess(token: string): Promise<AccessClaims> {
     if (token.length > 4096) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
     try {
-      const { payload } = await jwtVerify(token, this.keys.jwt, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
+      const { payload } = await jwtVerify(token, await this.key(), { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
       const { sub, sid, role, jti, exp } = payload;
       if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') {
         throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
