@@ -47,6 +47,7 @@ const envSchema = z.object({
   GREENROOM_MAX_CONNECTIONS: positiveInt.default(10_000),
   GREENROOM_MAX_SESSIONS_PER_USER: positiveInt.default(20),
   GREENROOM_HEARTBEAT_MS: positiveInt.default(30_000),
+  GREENROOM_HEADERS_TIMEOUT_MS: positiveInt.default(10_000),
   GREENROOM_SEND_BUFFER_BYTES: positiveInt.default(1024 * 1024),
   GREENROOM_LOGIN_MAX_FAILURES: positiveInt.default(10),
   GREENROOM_LOGIN_WINDOW_S: positiveInt.default(900),
@@ -80,6 +81,8 @@ export interface Config {
   maxConnections: number;
   maxSessionsPerUser: number;
   heartbeatMs: number;
+  /** HTTP headers (an upgrade's too) must arrive within this; a slower client is dropped. */
+  headersTimeoutMs: number;
   sendBufferBytes: number;
   loginMaxFailures: number;
   loginWindowS: number;
@@ -123,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxConnections: e.GREENROOM_MAX_CONNECTIONS,
     maxSessionsPerUser: e.GREENROOM_MAX_SESSIONS_PER_USER,
     heartbeatMs: e.GREENROOM_HEARTBEAT_MS,
+    headersTimeoutMs: e.GREENROOM_HEADERS_TIMEOUT_MS,
     sendBufferBytes: e.GREENROOM_SEND_BUFFER_BYTES,
     loginMaxFailures: e.GREENROOM_LOGIN_MAX_FAILURES,
     loginWindowS: e.GREENROOM_LOGIN_WINDOW_S,

@@ -228,7 +228,7 @@ export class Greenroom {
 
     const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;
     const fallback = staticDir && existsSync(staticDir) ? createStaticHandler(staticDir) : undefined;
-    const http = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, createRequestListener(routes, log, fallback));
+    const http = createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: Math.max(30_000, config.headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, createRequestListener(routes, log, fallback));
     http.on('upgrade', (req, socket, head) => void gw.handleUpgrade(req, socket, head));
     http.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

@@ -113,7 +113,8 @@ export class Connection implements LiveConnection, Subscriber {
     const now = Date.now();
     if (!this.bucket.take(now)) {
       if (this.limitedSince === 0) this.limitedSince = now;
-      else if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(1));
+      // The hint: long enough for the bucket to fill again.
+      else if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(this.hooks.askBurst / this.hooks.askRate));
       return this.replyError(isBinary ? null : idOf(data), { code: ErrorCode.RATE_LIMITED, message: 'too many asks; slow down' });
     }
     this.limitedSince = 0;
