@@ -2,6 +2,7 @@
  * Configuration: environment variables → one typed, validated object, read once at start.
  * Every variable and its default is listed in docs/configuration.md.
  */
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -29,7 +30,7 @@ const origins = z
 const envSchema = z.object({
   GREENROOM_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   GREENROOM_HOST: z.string().min(1).default('127.0.0.1'),
-  GREENROOM_DATA: z.string().min(1).default('./data'),
+  GREENROOM_DATA: z.string().min(1).optional(),
   GREENROOM_STORE: z.enum(['lowdb', 'redis']).default('lowdb'),
   GREENROOM_REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   GREENROOM_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -108,7 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const config: Config = {
     port: e.GREENROOM_PORT,
     host: e.GREENROOM_HOST,
-    dataDir: e.GREENROOM_DATA,
+    // Relative to where the command was typed: npm and pnpm scripts run in a package's folder but set INIT_CWD.
+    dataDir: resolve(env.INIT_CWD ?? '.', e.GREENROOM_DATA ?? 'data'),
     store: e.GREENROOM_STORE,
     redisUrl: e.GREENROOM_REDIS_URL,
     secret: e.GREENROOM_SECRET,
