@@ -14,6 +14,8 @@ import { TokenBucket } from './token-bucket.js';
 
 /** How long a client may keep sending into an empty bucket before it is closed with 4008. */
 const RATE_LIMIT_GRACE_MS = 10_000;
+/** A pause this long without a RATE_LIMITED answer ends a run of them: the client backed off. */
+const RATE_LIMIT_PAUSE_MS = 1_000;
 /** How long a slow consumer's close handshake may take before the socket is torn down. */
 const SLOW_CLOSE_MS = 2_000;
 
@@ -36,7 +38,9 @@ export class Connection implements LiveConnection, Subscriber {
   pendingClose: CloseSpec | null = null;
   alive = true;
   private bucket: TokenBucket;
+  /** When the current run of RATE_LIMITED answers began, and the latest of them. */
   private limitedSince = 0;
+  private limitedLast = 0;
 
   constructor(
     readonly id: string,
@@ -110,14 +114,21 @@ export class Connection implements LiveConnection, Subscriber {
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
+    // Once the server has started closing (slow consumer, 4008, 4001, shutdown) no answer can be sent: frames still
+    // arriving are dropped, not run (a slow reader that keeps sending would otherwise keep the actors busy until
+    // it is torn down).
+    const ws = this.ws!;
+    if (ws.readyState !== ws.OPEN) return;
     const now = Date.now();
     if (!this.bucket.take(now)) {
-      if (this.limitedSince === 0) this.limitedSince = now;
+      // Only a pause ends a run: a client that keeps sending over the rate still earns a token now and then, and
+      // those must not restart its 10 s (else it would never be closed).
+      if (now - this.limitedLast > RATE_LIMIT_PAUSE_MS) this.limitedSince = now;
+      this.limitedLast = now;
       // The hint: long enough for the bucket to fill again.
-      else if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(this.hooks.askBurst / this.hooks.askRate));
+      if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(this.hooks.askBurst / this.hooks.askRate));
       return this.replyError(isBinary ? null : idOf(data), { code: ErrorCode.RATE_LIMITED, message: 'too many asks; slow down' });
     }
-    this.limitedSince = 0;
     if (isBinary) return this.replyError(null, { code: ErrorCode.BAD_FRAME, message: 'binary frames are not accepted' });
 
     const parsed = parseAskFrame(data.toString());
