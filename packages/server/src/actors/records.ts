@@ -3,7 +3,10 @@
  * milliseconds. Users are keyed by uid, sessions by sid, fingerprints by their hash; whatever refers to a user
  * holds its uid.
  */
+import type { FingerprintView, SessionEnd, SessionView, UserView } from '@greenroom/protocol';
 import type { Role } from './define.js';
+
+export type { SessionView, UserView };
 
 export interface UserRecord {
   [key: string]: unknown;
@@ -20,22 +23,13 @@ export interface UserRecord {
   passwordHash: string | null;
 }
 
-export interface UserView {
-  uid: string;
-  username: string;
-  displayName: string;
-  role: Role;
-  blocked: boolean;
-  created: number;
-  lastLogin: number | null;
-}
-
 /** What goes on the wire: never the password hash. */
 export function userView(u: UserRecord): UserView {
   return { uid: u.uid, username: u.username, displayName: u.displayName, role: u.role, blocked: u.blocked, created: u.created, lastLogin: u.lastLogin };
 }
 
-export type SessionEndReason = 'revoked' | 'expired' | 'evicted' | 'logout' | 'blocked';
+/** Why a session ended; `blocked` closes its sockets with 4003, the others with 4001. */
+export type SessionEndReason = SessionEnd;
 
 export interface SessionRecord {
   [key: string]: unknown;
@@ -58,27 +52,9 @@ export interface SessionRecord {
   graceSealed: string | null;
 }
 
-export interface SessionView {
-  sid: string;
-  uid: string;
-  fingerprint: string;
-  created: number;
-  lastUsed: number;
-  expiresAt: number;
-  revokedAt: number | null;
-  revokeReason: SessionEndReason | null;
-  /** Live sockets of this session on this server. */
-  connections: number;
-}
-
-export interface FingerprintRecord {
+/** Stored as sent: a fingerprint record holds nothing secret. */
+export interface FingerprintRecord extends FingerprintView {
   [key: string]: unknown;
-  fingerprint: string;
-  uid: string;
-  firstSeen: number;
-  lastSeen: number;
-  count: number;
-  blocked: boolean;
 }
 
 export function isLive(s: SessionRecord, now: number): boolean {
