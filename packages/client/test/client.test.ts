@@ -10,7 +10,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { defineActor, type MessageDef } from '@greenroom/server';
-import { issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
+import { deferred, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { GreenroomClient, GreenroomClientError, type ClientOptions, type TokenPair } from '@greenroom/client';
 import { instrumentedFactory, recordStates, rejectionOf, settle, sleep, waitForState, type Instrumented } from './helpers.js';
 
@@ -22,7 +22,7 @@ const anyPayload = { safeParse: (data: unknown) => ({ success: true, data }) } a
 /** An app actor whose `Hold` answers only when the test lets it: for asks that are in flight for sure. */
 const gate = { calls: 0, release: () => undefined as void, held: Promise.resolve() };
 function armGate(): void {
-  gate.held = new Promise<void>((r) => (gate.release = r));
+  ({ promise: gate.held, resolve: gate.release } = deferred());
 }
 const Slow = defineActor({
   name: 'Slow',

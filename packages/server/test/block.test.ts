@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { refusedUpgrade } from './helpers.js';
 
 type Doc = Record<string, Record<string, any>>;
 
@@ -23,19 +24,6 @@ async function login(server: TestServer, username: string, password: string, dev
     body: JSON.stringify({ username, password, ...(deviceId ? { deviceId } : {}) }),
   });
   return { status: res.status, body: await res.json() };
-}
-
-/** An upgrade that must be refused: resolves with its HTTP status and JSON body (fails if the socket opens). */
-async function refusedUpgrade(server: TestServer, token: string): Promise<{ status: number; body: any }> {
-  const outcome = await TestClient.connect(server, token).then(
-    async (c) => {
-      await c.close();
-      return null;
-    },
-    (err: { status?: number; body?: string }) => err,
-  );
-  if (outcome === null) throw new Error('the upgrade was accepted');
-  return { status: outcome.status ?? 0, body: outcome.body ? JSON.parse(outcome.body) : undefined };
 }
 
 let askCounter = 0;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineActor, ErrorCode, GreenroomError, MemoryStore } from '@greenroom/server';
-import { issueSession, startTestServer, TestClient, type Reply, type TestServer } from '@greenroom/server/testing';
+import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '@greenroom/server/testing';
 import { Notes, type Note } from '../examples/notes.js';
 
 function resultOf(reply: Reply): any {
@@ -334,8 +334,7 @@ describe('the framework around an app actor', () => {
 describe('ask timeouts', () => {
   let server: TestServer;
   const io = sockets(() => server);
-  let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => (release = resolve));
+  const { promise: gate, resolve: release } = deferred();
   let finished = 0;
 
   // Waits until the test opens the gate: longer than the ask timeout, however slow the machine.

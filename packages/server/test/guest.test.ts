@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { storeContents } from './helpers.js';
 
 /** The headers that, with the device id, make up a fingerprint. */
 const DEVICE_HEADERS = { 'User-Agent': 'GuestTest/1.0 (X11; Linux x86_64)', 'Accept-Language': 'en-GB,en;q=0.8' };
@@ -23,20 +24,7 @@ async function guest(server: TestServer, body: unknown, headers: Record<string, 
 }
 
 /** Every record of the three collections, and their counts. */
-async function snapshot(server: TestServer) {
-  const out: Record<string, { count: number; items: unknown[] }> = {};
-  for (const collection of ['users', 'sessions', 'fingerprints']) {
-    const items: unknown[] = [];
-    let after: string | undefined;
-    do {
-      const page = await server.core.store.scan(collection, { after, limit: 500 });
-      items.push(...page.items);
-      after = page.next ?? undefined;
-    } while (after);
-    out[collection] = { count: await server.core.store.count(collection), items };
-  }
-  return out;
-}
+const snapshot = (server: TestServer) => storeContents(server, ['users', 'sessions', 'fingerprints']);
 
 describe('POST /auth/guest', () => {
   let server: TestServer;

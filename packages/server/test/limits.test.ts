@@ -26,7 +26,7 @@ import { defineActor, ErrorCode } from '../src/index.js';
 import { SESSION_STORE } from '../src/actors/session-store.js';
 import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
-import { issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
+import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -397,10 +397,8 @@ describe('slow HTTP headers', () => {
 
 describe('graceful stop', () => {
   /** An app actor whose handler waits until the test releases it. */
-  let release: () => void = () => undefined;
-  let entered: () => void = () => undefined;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const handlerEntered = new Promise<void>((resolve) => (entered = resolve));
+  const { promise: held, resolve: release } = deferred();
+  const { promise: handlerEntered, resolve: entered } = deferred();
   const Hold = defineActor({
     name: 'Hold',
     state: () => ({}),

@@ -8,59 +8,17 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-  cookies: string[];
-}
+import { httpRequester, refusedUpgrade } from './helpers.js';
 
 const agent = new http.Agent({ keepAlive: true });
 
 /** One HTTP request over node:http, so every header (Origin, Cookie) is exactly what the test says. */
-function request(server: TestServer, path: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const text = options.body === undefined ? '' : JSON.stringify(options.body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${server.url}${path}`,
-      {
-        method: 'POST',
-        agent,
-        headers: { ...(text ? { 'Content-Type': 'application/json' } : {}), 'Content-Length': String(Buffer.byteLength(text)), ...options.headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw ? JSON.parse(raw) : undefined, cookies: res.headers['set-cookie'] ?? [] });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
-}
+const request = httpRequester(agent);
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 function sessionOnDisk(server: TestServer, sid: string): Record<string, any> {
   return (JSON.parse(readFileSync(join(server.dataDir, 'greenroom.json'), 'utf8')) as Record<string, Record<string, any>>).sessions![sid]!;
-}
-
-/** An upgrade that must be refused: its HTTP status and JSON body (fails if the socket opens). */
-async function refusedUpgrade(server: TestServer, token: string): Promise<{ status: number; body: any }> {
-  const outcome = await TestClient.connect(server, token).then(
-    async (c) => {
-      await c.close();
-      return null;
-    },
-    (err: { status?: number; body?: string }) => err,
-  );
-  if (outcome === null) throw new Error('the upgrade was accepted');
-  return { status: outcome.status ?? 0, body: outcome.body ? JSON.parse(outcome.body) : undefined };
 }
 
 describe('POST /auth/logout', () => {

@@ -15,48 +15,15 @@ import http from 'node:http';
 import { join } from 'node:path';
 import type { WriteOp } from '../src/store/store.js';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { httpRequester } from './helpers.js';
 
 type Doc = Record<string, Record<string, any>>;
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-  cookies: string[];
-}
 
 // Enough sockets that 200 requests are in flight at once (fetch's default pool would also do, but this is explicit).
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 /** One HTTP request over node:http, so every header (Origin, Cookie) is exactly what the test says. */
-function request(server: TestServer, path: string, options: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const text = options.body === undefined ? '' : JSON.stringify(options.body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${server.url}${path}`,
-      {
-        method: options.method ?? 'POST',
-        agent,
-        headers: {
-          ...(text ? { 'Content-Type': 'application/json' } : {}),
-          'Content-Length': String(Buffer.byteLength(text)),
-          ...options.headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw ? JSON.parse(raw) : undefined, cookies: res.headers['set-cookie'] ?? [] });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
-}
+const request = httpRequester(agent);
 
 const refresh = (server: TestServer, refreshToken: string) => request(server, '/auth/refresh', { body: { refreshToken } });
 

@@ -6,12 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { refusedUpgrade, storeContents, storeFileBytes } from './helpers.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
 
@@ -60,19 +58,6 @@ async function post(server: TestServer, path: string, headers: Record<string, st
   res.headers.forEach((v, k) => (out[k] = v));
   if (res.headers.getSetCookie().length > 0) out['set-cookie'] = res.headers.getSetCookie();
   return { status: res.status, headers: out, body: text ? JSON.parse(text) : undefined };
-}
-
-/** A refused WebSocket connect through the test client: the status and the JSON body. */
-async function refused(server: TestServer, token: string | undefined, options: { headers?: Record<string, string>; query?: string } = {}) {
-  const outcome = await TestClient.connect(server, token, options).then(
-    (client) => {
-      void client.close();
-      return null;
-    },
-    (err: { status?: number; body?: string }) => err,
-  );
-  if (outcome === null) throw new Error('the upgrade was accepted');
-  return { status: outcome.status ?? 0, body: outcome.body ? JSON.parse(outcome.body) : undefined };
 }
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -133,8 +118,8 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('an invalid bearer beside a valid cookie from the own origin is 401: no fall-through to the cookie', async () => {
-      expectError(await refused(server, 'not.a.jwt', { headers: { ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
-      expectError(await refused(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, 'not.a.jwt', { headers: { ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
       // An empty Authorization header is still a present bearer credential.
       expectError(await upgrade(server, { headers: { Authorization: '', ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
     });
@@ -149,7 +134,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
 
     it('an invalid bearer beside a valid ticket is 401, and the ticket stays unspent', async () => {
       const ticket = await ticketFor(b);
-      expectError(await refused(server, 'junk', { query: `?ticket=${ticket}` }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, 'junk', { query: `?ticket=${ticket}` }), 401, 'INVALID_TOKEN');
       const viaTicket = track(await TestClient.connect(server, undefined, { query: `?ticket=${ticket}` }));
       expect(await whoIs(viaTicket)).toEqual({ uid: b.uid, sid: b.sid });
     });
@@ -186,7 +171,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       const second = await ticketFor(b);
       const client = track(await TestClient.connect(server, undefined, { query: `?ticket=${second}` }));
       expect(await whoIs(client)).toEqual({ uid: b.uid, sid: b.sid });
-      expectError(await refused(server, undefined, { query: `?ticket=${second}` }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, undefined, { query: `?ticket=${second}` }), 401, 'INVALID_TOKEN');
     });
 
     it('a ticket is not Origin-bound: a foreign Origin (or none) does not matter', async () => {
@@ -200,14 +185,14 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('a junk ?ticket= beside a valid cookie from the own origin is 401 (no fall-through to the cookie)', async () => {
-      expectError(await refused(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
-      expectError(await refused(server, undefined, { query: '?ticket=', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, undefined, { query: '?ticket=', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
     });
 
     it('a spent ticket beside a valid cookie is 401 as well', async () => {
       const ticket = await ticketFor(a);
       track(await TestClient.connect(server, undefined, { query: `?ticket=${ticket}` }));
-      expectError(await refused(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
+      expectError(await refusedUpgrade(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
     });
   });
 
@@ -256,19 +241,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
   describe('authenticating writes nothing', () => {
     /** Every record of every collection, the counts, and the store file's bytes. */
     async function snapshot() {
-      const store = server.core.store;
-      const collections: Record<string, { count: number; items: unknown[] }> = {};
-      for (const collection of ['users', 'sessions', 'fingerprints', 'meta']) {
-        const items: unknown[] = [];
-        let after: string | undefined;
-        do {
-          const page = await store.scan(collection, { after, limit: 500 });
-          items.push(...page.items);
-          after = page.next ?? undefined;
-        } while (after);
-        collections[collection] = { count: await store.count(collection), items };
-      }
-      return { records: collections, file: (await readFile(join(server.dataDir, DEFAULT_STORE_FILE))).toString('base64') };
+      return { records: await storeContents(server), file: (await storeFileBytes(server)).toString('base64') };
     }
 
     const liveConnections = async () => (await server.ask<{ connections: number }>('SessionStore', 'Stats')).connections;

@@ -8,16 +8,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import type { SessionRecord, UserRecord } from '../src/actors/records.js';
 import { deriveKeys } from '../src/auth/secret.js';
 import { AUDIENCE, ISSUER } from '../src/auth/tokens.js';
-import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
+import { storeContents, storeFileBytes } from './helpers.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
 
@@ -72,21 +71,9 @@ function upgrade(path: string, headers: Record<string, string> = {}): Promise<An
 
 /** Every record of the store's collections, their counts, the store file's bytes, and the data dir's listing. */
 async function snapshot() {
-  const store = server.core.store;
-  const collections: Record<string, { count: number; items: unknown[] }> = {};
-  for (const collection of ['users', 'sessions', 'fingerprints', 'meta']) {
-    const items: unknown[] = [];
-    let after: string | undefined;
-    do {
-      const page = await store.scan(collection, { after, limit: 500 });
-      items.push(...page.items);
-      after = page.next ?? undefined;
-    } while (after);
-    collections[collection] = { count: await store.count(collection), items };
-  }
   return {
-    records: JSON.stringify(collections),
-    file: await readFile(join(server.dataDir, DEFAULT_STORE_FILE)),
+    records: JSON.stringify(await storeContents(server)),
+    file: await storeFileBytes(server),
     files: (await readdir(server.dataDir)).sort(),
   };
 }

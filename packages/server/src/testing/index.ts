@@ -60,6 +60,16 @@ export async function issueSession(
   return { ...session, fingerprint, username };
 }
 
+/**
+ * A promise and the function that settles it: for holding an actor's handler (or any step) until the test lets
+ * it go, e.g. `const gate = deferred(); … handle: async () => { await gate.promise; … }; … gate.resolve();`.
+ */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 export interface Closed {
   code: number;
   reason: string;
