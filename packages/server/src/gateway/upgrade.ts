@@ -87,7 +87,6 @@ export class Gateway {
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     let connection: Connection | null = null;
-    let registered = false;
     try {
       if (!this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
       const path = (req.url ?? '').split('?', 1)[0];
@@ -99,9 +98,6 @@ export class Gateway {
       try {
         const identity = await this.auth.authenticate(req);
         connection = new Connection(connectionId(), this.hooks);
-        // Marked before awaiting: a Register that times out may still complete later inside the mailbox, and the
-        // Unregister queued behind it on failure is what undoes it (Unregister of an unknown id is a no-op).
-        registered = true;
         const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid });
         // The session may have ended, or the client gone, while we waited: then no 101.
         if (connection.pendingClose) throw closeToError(connection.pendingClose);
@@ -121,7 +117,9 @@ export class Gateway {
       // An upgrade is refused with 401/403/429/503 (SPEC §5): a registration that did not answer in time is a 503.
       if (error.code === ErrorCode.TIMEOUT) error = new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is busy; try again', { retryAfterSeconds: 1 });
       if (error.code === ErrorCode.INTERNAL) this.log.error({ err }, 'upgrade failed');
-      if (registered && connection) this.unregister(connection.id);
+      // A Register that timed out may still complete inside the mailbox: the Unregister queued behind it undoes it
+      // (and is a no-op for a connection never registered).
+      if (connection) this.unregister(connection.id);
       rejectUpgrade(socket, error);
     }
   }
