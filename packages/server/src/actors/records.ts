@@ -8,17 +8,12 @@ import type { Role } from './define.js';
 
 export type { SessionView, UserView };
 
-export interface UserRecord {
+/** A stored user: its wire view plus what never goes on the wire. */
+export interface UserRecord extends UserView {
   [key: string]: unknown;
-  uid: string;
-  username: string;
+  role: Role;
   /** The username lowercased: usernames are unique regardless of case. */
   usernameKey: string;
-  displayName: string;
-  role: Role;
-  blocked: boolean;
-  created: number;
-  lastLogin: number | null;
   /** scrypt hash; null for guests, who cannot log in with a password. */
   passwordHash: string | null;
 }
@@ -31,18 +26,11 @@ export function userView(u: UserRecord): UserView {
 /** Why a session ended; `blocked` closes its sockets with 4003, the others with 4001. */
 export type SessionEndReason = SessionEnd;
 
-export interface SessionRecord {
+/** A stored session: its wire view (less the live counts) plus the token state that never goes on the wire. */
+export interface SessionRecord extends Omit<SessionView, 'connections' | 'current'> {
   [key: string]: unknown;
-  sid: string;
-  uid: string;
-  fingerprint: string;
-  created: number;
-  lastUsed: number;
-  /** Sliding expiry: pushed forward by each refresh, never past `absoluteExpiresAt`. */
-  expiresAt: number;
+  /** `expiresAt` slides forward with each refresh, never past this. */
   absoluteExpiresAt: number;
-  revokedAt: number | null;
-  revokeReason: SessionEndReason | null;
   /** Hash of the current refresh token, and its generation (the counter inside the token). */
   refreshHash: string;
   generation: number;
