@@ -85,37 +85,53 @@ export interface RateResult {
 
 // ---------------------------------------------------------------- handshakes
 
-/** `inflight` loops, each: open a socket (upgrade), then close it and wait for the close; counts opens per second. */
-async function handshakes(p: Target & { inflight: number; warmupMs: number; durationMs: number }): Promise<RateResult> {
+/** What one operation of a timed loop reports: when it started and finished, and its error if it failed. */
+type Outcome = { start: number; end: number; error?: string } | 'skipped';
+
+/**
+ * `inflight` loops each running `op` until the deadline. Operations finishing inside the measured window (after the
+ * warm-up) count as done (with their latency) or as errors; the first error is kept whenever it happened.
+ */
+async function timedLoops(p: { inflight: number; warmupMs: number; durationMs: number }, op: () => Promise<Outcome>): Promise<RateResult> {
   const hist = new Histogram();
-  const start = performance.now();
-  const from = start + p.warmupMs;
+  const from = performance.now() + p.warmupMs;
   const end = from + p.durationMs;
   let count = 0;
   let errors = 0;
   let firstError: string | undefined;
-  let i = 0;
-  const slot = async () => {
+  const loop = async () => {
     while (performance.now() < end) {
-      const t = performance.now();
-      try {
-        const ws = await connect(p.url, tokenFor(p, i++));
-        const t2 = performance.now();
-        if (t2 >= from && t2 <= end) {
-          count += 1;
-          hist.record(t2 - t);
-        }
-        await closeAndWait(ws);
-      } catch (err) {
-        if (t >= from) errors += 1;
-        firstError ??= String(err);
-        await sleep(5);
+      const o = await op();
+      if (o === 'skipped') continue;
+      if (o.error !== undefined) firstError ??= o.error;
+      if (o.end < from || o.end > end) continue;
+      if (o.error !== undefined) errors += 1;
+      else {
+        count += 1;
+        hist.record(o.end - o.start);
       }
     }
   };
-  await Promise.all(Array.from({ length: p.inflight }, slot));
+  await Promise.all(Array.from({ length: p.inflight }, loop));
   const seconds = p.durationMs / 1000;
   return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), ...(firstError ? { firstError } : {}) };
+}
+
+/** `inflight` loops, each: open a socket (upgrade), then close it and wait for the close; counts opens per second. */
+function handshakes(p: Target & { inflight: number; warmupMs: number; durationMs: number }): Promise<RateResult> {
+  let i = 0;
+  return timedLoops(p, async () => {
+    const start = performance.now();
+    try {
+      const ws = await connect(p.url, tokenFor(p, i++));
+      const end = performance.now(); // the latency of the upgrade; the close is not part of it
+      await closeAndWait(ws);
+      return { start, end };
+    } catch (err) {
+      await sleep(5);
+      return { start, end: performance.now(), error: String(err) };
+    }
+  });
 }
 
 // ---------------------------------------------------------------- request/response load
@@ -387,46 +403,28 @@ async function refreshStorm(p: { url: string; token: string; concurrency: number
 async function refreshLoad(p: { url: string; tokens: string[]; inflight: number; warmupMs: number; durationMs: number }): Promise<RateResult & { statuses: Record<string, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: p.inflight });
   const sessions = p.tokens.map((token) => ({ token, busy: false }));
-  const hist = new Histogram();
   const statuses: Record<string, number> = {};
-  const start = performance.now();
-  const from = start + p.warmupMs;
-  const end = from + p.durationMs;
-  let count = 0;
-  let errors = 0;
-  let firstError: string | undefined;
+  const measuredFrom = performance.now() + p.warmupMs;
   let next = 0;
-  const worker = async () => {
-    while (performance.now() < end) {
-      let s = sessions[next++ % sessions.length]!;
-      for (let k = 0; s.busy && k < sessions.length; k++) s = sessions[next++ % sessions.length]!;
-      if (s.busy) {
-        await sleep(1);
-        continue;
-      }
-      s.busy = true;
-      const t = performance.now();
-      const r = await post(agent, p.url, '/auth/refresh', { refreshToken: s.token }).catch((err: Error) => ({ status: 0, body: err.message }));
-      const now = performance.now();
-      s.busy = false;
-      const inWindow = now >= from && now <= end;
-      if (inWindow) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-      if (r.status === 200) {
-        s.token = (JSON.parse(r.body) as { refreshToken: string }).refreshToken;
-        if (inWindow) {
-          count += 1;
-          hist.record(now - t);
-        }
-      } else {
-        if (inWindow) errors += 1;
-        firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
-      }
+  const result = await timedLoops(p, async () => {
+    let s = sessions[next++ % sessions.length]!;
+    for (let k = 0; s.busy && k < sessions.length; k++) s = sessions[next++ % sessions.length]!;
+    if (s.busy) {
+      await sleep(1);
+      return 'skipped';
     }
-  };
-  await Promise.all(Array.from({ length: p.inflight }, worker));
+    s.busy = true;
+    const start = performance.now();
+    const r = await post(agent, p.url, '/auth/refresh', { refreshToken: s.token }).catch((err: Error) => ({ status: 0, body: err.message }));
+    const end = performance.now();
+    s.busy = false;
+    if (end >= measuredFrom && end <= measuredFrom + p.durationMs) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    if (r.status !== 200) return { start, end, error: `${r.status} ${r.body.slice(0, 200)}` };
+    s.token = (JSON.parse(r.body) as { refreshToken: string }).refreshToken;
+    return { start, end };
+  });
   agent.destroy();
-  const seconds = p.durationMs / 1000;
-  return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), statuses, ...(firstError ? { firstError } : {}) };
+  return { ...result, statuses };
 }
 
 serve({ handshakes, load, idleOpen, idleClose, stormConnect, stormWait, stormClose, refreshStorm, refreshLoad });
