@@ -55,6 +55,17 @@ export interface SessionStoreDeps {
 
 export const SESSION_STORE = 'SessionStore';
 
+/** The live connections this server holds: by connection id, and by session. */
+function connectionRegistry() {
+  return { connections: new Map<string, Registered>(), bySid: new Map<string, Set<Registered>>() };
+}
+type State = ReturnType<typeof connectionRegistry>;
+
+/** Closes every socket of one session on this server. */
+function closeSockets(state: State, sid: string, spec: CloseSpec): void {
+  for (const r of state.bySid.get(sid) ?? []) r.connection.close(spec);
+}
+
 function closeFor(reason: SessionEndReason): CloseSpec {
   return reason === 'blocked' ? Close.blocked : Close[reason];
 }
@@ -65,13 +76,8 @@ export function createSessionStore(deps: SessionStoreDeps) {
 
   return defineActor({
     name: SESSION_STORE,
-    state: () => ({
-      connections: new Map<string, Registered>(),
-      bySid: new Map<string, Set<Registered>>(),
-    }),
+    state: connectionRegistry,
     messages: (message) => {
-      type State = { connections: Map<string, Registered>; bySid: Map<string, Set<Registered>> };
-
       const view = (state: State, s: SessionRecord): SessionView => ({
         sid: s.sid,
         uid: s.uid,
@@ -107,7 +113,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
         );
         // Sockets close even for a session that was already revoked: nothing of it may stay connected.
         for (const s of sessions) {
-          for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(closeFor(reason));
+          closeSockets(ctx.state, s.sid, closeFor(reason));
         }
         const done = ended.filter((s): s is SessionRecord => s !== null);
         for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
@@ -327,7 +333,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
                 deps.locks.run(s.sid, async () => {
                   if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
                   await ctx.store.delete('sessions', s.sid);
-                  for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
+                  closeSockets(ctx.state, s.sid, s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
                   return true;
                 }),
               ),
@@ -354,7 +360,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           payload: z.object({ uids: z.array(z.string()) }),
           handle: async (p, ctx) => {
             const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
-            for (const s of sessions) for (const r of ctx.state.bySid.get(s.sid) ?? []) r.connection.close(Close.revoked);
+            for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
             await Promise.all(sessions.map((s) => deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
             return { deleted: sessions.length };
           },
