@@ -47,7 +47,10 @@ export function createUserStore(options: { now?: () => number } = {}) {
       const findByUsername = async (store: Store, username: string) =>
         (await store.findBy<UserRecord>('users', 'usernameKey', usernameKey(username)))[0]?.value;
 
-      const create = async (ctx: { store: Store; publish(e: string, p: unknown): void }, u: Pick<UserRecord, 'username' | 'displayName' | 'role' | 'passwordHash'>) => {
+      const create = async (
+        ctx: { store: Store; publish(e: string, p: unknown): void },
+        u: Pick<UserRecord, 'username' | 'displayName' | 'role' | 'passwordHash'> & { lastLogin?: number },
+      ) => {
         if (await findByUsername(ctx.store, u.username)) throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
         const user: UserRecord = { uid: uuidv4(), created: now(), lastLogin: null, blocked: false, ...u, usernameKey: usernameKey(u.username) };
         await ctx.store.put('users', user.uid, user);
@@ -190,10 +193,8 @@ export function createUserStore(options: { now?: () => number } = {}) {
           payload: z.object({}),
           handle: async (_p, ctx) => {
             const name = `guest-${uuidv4().slice(0, 8)}`;
-            const u = await create(ctx, { username: name, displayName: 'Guest', role: 'guest', passwordHash: null });
-            const next = { ...u, lastLogin: now() };
-            await ctx.store.put('users', u.uid, next);
-            return userView(next);
+            // A guest signs in as it is made: one write, lastLogin included.
+            return userView(await create(ctx, { username: name, displayName: 'Guest', role: 'guest', passwordHash: null, lastLogin: now() }));
           },
         }),
 
