@@ -47,6 +47,11 @@ const envSchema = z.object({
   GREENROOM_ASK_BURST: positiveInt.default(200),
   GREENROOM_MAX_CONNECTIONS: positiveInt.default(10_000),
   GREENROOM_MAX_SESSIONS_PER_USER: positiveInt.default(20),
+  GREENROOM_MAX_CONNECTIONS_PER_SESSION: positiveInt.default(20),
+  GREENROOM_MAX_CONNECTIONS_PER_USER: positiveInt.default(100),
+  GREENROOM_MAX_ASKS_IN_FLIGHT: positiveInt.default(16),
+  GREENROOM_MAILBOX_CAPACITY: positiveInt.default(5000),
+  GREENROOM_MAX_TICKETS_PER_USER: positiveInt.default(20),
   GREENROOM_HEARTBEAT_MS: positiveInt.default(30_000),
   GREENROOM_HEADERS_TIMEOUT_MS: positiveInt.default(10_000),
   GREENROOM_SEND_BUFFER_BYTES: positiveInt.default(1024 * 1024),
@@ -54,6 +59,9 @@ const envSchema = z.object({
   GREENROOM_LOGIN_WINDOW_S: positiveInt.default(900),
   GREENROOM_TRUST_PROXY: flag.default(false),
   GREENROOM_GUESTS: flag.default(true),
+  GREENROOM_GUEST_MAX_PER_WINDOW: positiveInt.default(20),
+  GREENROOM_GUEST_WINDOW_S: positiveInt.default(600),
+  GREENROOM_METRICS: z.enum(['public', 'admin', 'off']).default('admin'),
   GREENROOM_CLEANUP_INTERVAL_S: positiveInt.default(3600),
   GREENROOM_SESSION_RETENTION_S: z.coerce.number().int().min(0).default(7 * DAY),
   GREENROOM_GUEST_IDLE_S: positiveInt.default(DAY),
@@ -81,6 +89,15 @@ export interface Config {
   askBurst: number;
   maxConnections: number;
   maxSessionsPerUser: number;
+  /** Live connections of one session / one user, at most: an upgrade past either gets 429. */
+  maxConnectionsPerSession: number;
+  maxConnectionsPerUser: number;
+  /** Asks of one connection waiting for their answer, at most: past it RATE_LIMITED. */
+  maxAsksInFlight: number;
+  /** Asks from connections queued in one actor's mailbox, at most: past it UNAVAILABLE. */
+  mailboxCapacity: number;
+  /** Outstanding (unspent, unexpired) tickets of one user, at most: a new one replaces the oldest. */
+  maxTicketsPerUser: number;
   heartbeatMs: number;
   /** HTTP headers (an upgrade's too) must arrive within this; a slower client is dropped. */
   headersTimeoutMs: number;
@@ -89,6 +106,11 @@ export interface Config {
   loginWindowS: number;
   trustProxy: boolean;
   guests: boolean;
+  /** Guest sign-ins from one client address per window, at most: past it 429. */
+  guestMaxPerWindow: number;
+  guestWindowS: number;
+  /** Who may read GET /metrics. */
+  metrics: 'public' | 'admin' | 'off';
   cleanupIntervalS: number;
   /** How long an ended (revoked or expired) session is kept before cleanup deletes it. */
   sessionRetentionS: number;
@@ -127,6 +149,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     askBurst: e.GREENROOM_ASK_BURST,
     maxConnections: e.GREENROOM_MAX_CONNECTIONS,
     maxSessionsPerUser: e.GREENROOM_MAX_SESSIONS_PER_USER,
+    maxConnectionsPerSession: e.GREENROOM_MAX_CONNECTIONS_PER_SESSION,
+    maxConnectionsPerUser: e.GREENROOM_MAX_CONNECTIONS_PER_USER,
+    maxAsksInFlight: e.GREENROOM_MAX_ASKS_IN_FLIGHT,
+    mailboxCapacity: e.GREENROOM_MAILBOX_CAPACITY,
+    maxTicketsPerUser: e.GREENROOM_MAX_TICKETS_PER_USER,
     heartbeatMs: e.GREENROOM_HEARTBEAT_MS,
     headersTimeoutMs: e.GREENROOM_HEADERS_TIMEOUT_MS,
     sendBufferBytes: e.GREENROOM_SEND_BUFFER_BYTES,
@@ -134,6 +161,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     loginWindowS: e.GREENROOM_LOGIN_WINDOW_S,
     trustProxy: e.GREENROOM_TRUST_PROXY,
     guests: e.GREENROOM_GUESTS,
+    guestMaxPerWindow: e.GREENROOM_GUEST_MAX_PER_WINDOW,
+    guestWindowS: e.GREENROOM_GUEST_WINDOW_S,
+    metrics: e.GREENROOM_METRICS,
     cleanupIntervalS: e.GREENROOM_CLEANUP_INTERVAL_S,
     sessionRetentionS: e.GREENROOM_SESSION_RETENTION_S,
     guestIdleS: e.GREENROOM_GUEST_IDLE_S,

@@ -72,7 +72,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const keys = deriveKeys(await loadSecret(config.dataDir, config.secret));
   const store = options.store ?? (await LowdbStore.open(config.dataDir));
   const system = new ActorSystem(log);
-  const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs });
+  const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity });
   const tokens = new TokenService(keys, config.accessTtlS);
   const sessionLocks = new KeyedQueue();
   try {
@@ -84,6 +84,8 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
         refreshTtlMs: config.refreshTtlS * 1000,
         refreshMaxTtlMs: config.refreshMaxTtlS * 1000,
         maxSessionsPerUser: config.maxSessionsPerUser,
+        maxConnectionsPerSession: config.maxConnectionsPerSession,
+        maxConnectionsPerUser: config.maxConnectionsPerUser,
         askRate: options.askRate ?? (() => 0),
       }),
     );

@@ -24,7 +24,7 @@ describe('ActorSystem mailboxes', () => {
       running -= 1;
       if (seen.length === 500) done();
     });
-    for (let i = 0; i < 500; i++) box.post(i);
+    for (let i = 0; i < 500; i++) box.post(i, 'one');
     await finished;
     system.stop();
     expect(seen).toEqual([...Array(500).keys()]);
@@ -41,10 +41,55 @@ describe('ActorSystem mailboxes', () => {
       seen.push(m);
       if (m === 'last') done();
     });
-    for (const m of ['a', 'boom', 'b', 'boom', 'last']) box.post(m);
+    for (const m of ['a', 'boom', 'b', 'boom', 'last']) box.post(m, 'one');
     await finished;
     system.stop();
     expect(seen).toEqual(['a', 'b', 'last']);
+  });
+
+  it('give lanes turns: a late sender waits one message per busy lane, not for the backlog', async () => {
+    const system = new ActorSystem(createLogger({ level: 'silent' }));
+    const seen: string[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const box = system.spawn<string>('Busy', async (m) => {
+      await new Promise((r) => setImmediate(r));
+      seen.push(m);
+      if (seen.length === 302) done();
+    });
+    for (let i = 0; i < 200; i++) box.post(`flood${i}`, 'flooder');
+    for (let i = 0; i < 100; i++) box.post(`other${i}`, 'second');
+    box.post('admin', 'admin');
+    box.post('admin2', 'admin');
+    await finished;
+    system.stop();
+    // In turn: flood0, other0, admin, flood1, other1, admin2, … and each lane keeps its own order.
+    expect(seen.slice(0, 6)).toEqual(['flood0', 'other0', 'admin', 'flood1', 'other1', 'admin2']);
+    expect(seen.filter((m) => m.startsWith('flood'))).toEqual([...Array(200).keys()].map((i) => `flood${i}`));
+    expect(seen.filter((m) => m.startsWith('other'))).toEqual([...Array(100).keys()].map((i) => `other${i}`));
+  });
+
+  it('refuse bounded posts past their capacity, never the server’s own', async () => {
+    const system = new ActorSystem(createLogger({ level: 'silent' }));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const seen: string[] = [];
+    const box = system.spawn<string>('Small', async (m) => {
+      await gate;
+      seen.push(m);
+    }, { capacity: 3 });
+    const accepted = ['a', 'b', 'c', 'd', 'e'].map((m) => box.post(m, 'user', true));
+    // Three places: d and e are refused.
+    expect(accepted).toEqual([true, true, true, false, false]);
+    await new Promise((r) => setImmediate(r));
+    // 'a' has started (it holds no place now); the server's own post queues even past the capacity.
+    expect(box.post('f', 'user', true)).toBe(true);
+    expect(box.post('server', 'system', false)).toBe(true);
+    expect(box.size).toBe(4);
+    release();
+    while (seen.length < 5) await new Promise((r) => setImmediate(r));
+    system.stop();
+    expect(seen).toEqual(['a', 'b', 'server', 'c', 'f']);
   });
 });
 

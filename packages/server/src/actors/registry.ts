@@ -4,6 +4,10 @@
  * Checks from the wire run in the order SPEC §9 fixes — UNKNOWN_ACTOR → UNKNOWN_MESSAGE → FORBIDDEN →
  * BAD_PAYLOAD → handler — so a caller never learns the schema of a message it may not send. They run before the
  * message is queued; the handler then runs inside the actor's mailbox, one message at a time.
+ *
+ * Quotas (SPEC §9): an ask from a connection is queued in its user's lane of a bounded mailbox (full: UNAVAILABLE),
+ * and if its deadline has passed before its handler starts — its caller has had TIMEOUT already — it is dropped, never
+ * run. Nobody can make an actor's queue grow without bound, or keep it busy with work nobody waits for.
  */
 import { ErrorCode, type PushFrame } from '@greenroom/protocol';
 import type { Logger } from 'pino';
@@ -27,7 +31,12 @@ interface Envelope {
   readonly caller: Caller;
   readonly origin: Subscriber | undefined;
   readonly reply: Reply;
+  /** Asks from a connection: when their caller stops waiting (epoch ms). The server's own asks always run. */
+  readonly dropAfter: number;
 }
+
+/** The lane of the server's own asks (login, registration, asks between actors). */
+const SYSTEM_LANE = '\0system';
 
 interface Host {
   readonly definition: ActorDefinition<unknown>;
@@ -38,6 +47,8 @@ interface Host {
 
 export interface RegistryOptions {
   askTimeoutMs: number;
+  /** Asks from connections queued per actor, at most (the server's own asks are never refused). */
+  mailboxCapacity: number;
 }
 
 export class ActorRegistry {
@@ -59,7 +70,7 @@ export class ActorRegistry {
       definition,
       state,
       subscribers: new Map(),
-      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log)),
+      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log), { capacity: this.options.mailboxCapacity }),
     };
     this.hosts.set(definition.name, host);
   }
@@ -75,7 +86,8 @@ export class ActorRegistry {
     const message = host.definition.messages[type];
     if (!message || message.internal) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to} has no message ${type}`));
     if (!allows(message.allow, caller)) return reply(new GreenroomError(ErrorCode.FORBIDDEN, `${to}.${type} is not allowed for your role`));
-    this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply, this.options.askTimeoutMs));
+    const timeoutMs = this.options.askTimeoutMs;
+    this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply, timeoutMs), Date.now() + timeoutMs);
   }
 
   /** An ask from the server itself (or on behalf of a caller it has already authenticated). */
@@ -90,17 +102,31 @@ export class ActorRegistry {
     if (!host) return reply(new GreenroomError(ErrorCode.UNKNOWN_ACTOR, `no actor named ${to}`));
     const message = host.definition.messages[type];
     if (!message) return reply(new GreenroomError(ErrorCode.UNKNOWN_MESSAGE, `${to} has no message ${type}`));
-    this.enqueue(host, message, payload, caller, undefined, this.withDeadline(reply, timeoutMs));
+    this.enqueue(host, message, payload, caller, undefined, this.withDeadline(reply, timeoutMs), Infinity);
   }
 
-  private enqueue(host: Host, message: MessageDef<unknown, unknown>, payload: unknown, caller: Caller, origin: Subscriber | undefined, reply: Reply): void {
+  private enqueue(
+    host: Host,
+    message: MessageDef<unknown, unknown>,
+    payload: unknown,
+    caller: Caller,
+    origin: Subscriber | undefined,
+    reply: Reply,
+    dropAfter: number,
+  ): void {
     const parsed = message.payload.safeParse(payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
       return reply(new GreenroomError(ErrorCode.BAD_PAYLOAD, `${where}${issue?.message ?? 'invalid payload'}`));
     }
-    host.mailbox.post({ message, payload: parsed.data, caller, origin, reply });
+    // Connections queue in their user's lane (so one user's backlog delays others by one message per turn, not
+    // by its length), bounded; the server's own asks share one lane and are never refused.
+    const fromClient = origin !== undefined;
+    const lane = fromClient ? (caller.uid ?? caller.connectionId ?? SYSTEM_LANE) : SYSTEM_LANE;
+    if (!host.mailbox.post({ message, payload: parsed.data, caller, origin, reply, dropAfter }, lane, fromClient)) {
+      reply(new GreenroomError(ErrorCode.UNAVAILABLE, `${host.definition.name} is busy; try again`, { retryAfterSeconds: 1 }));
+    }
   }
 
   /** Answers TIMEOUT when the handler has not answered in time; whichever answer comes first wins. */
@@ -119,6 +145,8 @@ export class ActorRegistry {
   }
 
   private async handle(host: Host, env: Envelope, log: Logger): Promise<void> {
+    // Its caller has been told TIMEOUT (or is about to be): the work is dropped, not done late.
+    if (Date.now() >= env.dropAfter) return env.reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
     const ctx = new Context(this, host, env, log);
     try {
       const result = await env.message.handle(env.payload, ctx);

@@ -48,6 +48,9 @@ export interface SessionStoreDeps {
   refreshTtlMs: number;
   refreshMaxTtlMs: number;
   maxSessionsPerUser: number;
+  /** Live connections of one session / one user, at most (an upgrade past either is refused with 429). */
+  maxConnectionsPerSession: number;
+  maxConnectionsPerUser: number;
   /** Asks per second over the last few seconds (for Stats). */
   askRate(): number;
   now?: () => number;
@@ -55,9 +58,9 @@ export interface SessionStoreDeps {
 
 export const SESSION_STORE = 'SessionStore';
 
-/** The live connections this server holds: by connection id, and by session. */
+/** The live connections this server holds: by connection id, by session, and their count per user. */
 function connectionRegistry() {
-  return { connections: new Map<string, Registered>(), bySid: new Map<string, Set<Registered>>() };
+  return { connections: new Map<string, Registered>(), bySid: new Map<string, Set<Registered>>(), perUser: new Map<string, number>() };
 }
 type State = ReturnType<typeof connectionRegistry>;
 
@@ -245,6 +248,15 @@ export function createSessionStore(deps: SessionStoreDeps) {
             const user = await ctx.store.get<UserRecord>('users', s.uid);
             if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown user');
             if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            // Quotas: one stolen or shared token cannot take every connection slot of the server.
+            if ((ctx.state.bySid.get(s.sid)?.size ?? 0) >= deps.maxConnectionsPerSession) {
+              throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this session', { retryAfterSeconds: 5 });
+            }
+            const userConnections = ctx.state.perUser.get(s.uid) ?? 0;
+            if (userConnections >= deps.maxConnectionsPerUser) {
+              throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
+            }
+            ctx.state.perUser.set(s.uid, userConnections + 1);
             const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt));
             const reg: Registered = { connection: p.connection, principal };
             ctx.state.connections.set(p.connection.id, reg);
@@ -264,6 +276,9 @@ export function createSessionStore(deps: SessionStoreDeps) {
             const reg = ctx.state.connections.get(p.connectionId);
             if (!reg) return { unregistered: false };
             ctx.state.connections.delete(p.connectionId);
+            const left = (ctx.state.perUser.get(reg.principal.uid) ?? 1) - 1;
+            if (left > 0) ctx.state.perUser.set(reg.principal.uid, left);
+            else ctx.state.perUser.delete(reg.principal.uid);
             const set = ctx.state.bySid.get(reg.principal.sid);
             set?.delete(reg);
             if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
@@ -372,6 +387,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           internal: true,
           payload: z.object({ uid: z.string(), role: z.string() }),
           handle: (p, ctx) => {
+            if (!ctx.state.perUser.has(p.uid)) return { updated: true };
             for (const r of ctx.state.connections.values()) if (r.principal.uid === p.uid) r.principal.role = p.role;
             return { updated: true };
           },

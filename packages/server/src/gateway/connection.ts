@@ -23,6 +23,8 @@ export interface ConnectionHooks {
   registry: ActorRegistry;
   askRate: number;
   askBurst: number;
+  /** Asks of one connection waiting for their answer, at most. */
+  maxAsksInFlight: number;
   sendBufferBytes: number;
   /** False once the server is shutting down: new asks get UNAVAILABLE. */
   accepting(): boolean;
@@ -41,6 +43,8 @@ export class Connection implements LiveConnection, Subscriber {
   /** When the current run of RATE_LIMITED answers began, and the latest of them. */
   private limitedSince = 0;
   private limitedLast = 0;
+  /** Asks sent to an actor and not answered yet. */
+  private inflight = 0;
 
   constructor(
     readonly id: string,
@@ -139,8 +143,13 @@ export class Connection implements LiveConnection, Subscriber {
     if (principal.expiresAt <= now) return this.close(Close.expired);
     if (!this.hooks.accepting()) return this.replyError(id, { code: ErrorCode.UNAVAILABLE, message: 'the server is shutting down' });
 
+    // Pipelining is bounded: a client cannot park more than this many asks in the actors' mailboxes.
+    if (this.inflight >= this.hooks.maxAsksInFlight) return this.replyError(id, { code: ErrorCode.RATE_LIMITED, message: 'too many asks in flight; wait for answers' });
+
+    this.inflight += 1;
     this.hooks.onAsk();
     this.hooks.registry.dispatchFromClient(principal, this, to, type, payload, (err: GreenroomError | null, result?: unknown) => {
+      this.inflight -= 1;
       this.hooks.onAskDone();
       if (err) this.replyError(id, err.toBody());
       else this.send({ id, ok: true, result });

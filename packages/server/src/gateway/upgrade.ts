@@ -26,6 +26,7 @@ export interface GatewayOptions {
   maxFrameBytes: number;
   askRate: number;
   askBurst: number;
+  maxAsksInFlight: number;
   sendBufferBytes: number;
   heartbeatMs: number;
 }
@@ -54,6 +55,7 @@ export class Gateway {
       registry,
       askRate: options.askRate,
       askBurst: options.askBurst,
+      maxAsksInFlight: options.maxAsksInFlight,
       sendBufferBytes: options.sendBufferBytes,
       accepting: () => this.accepting,
       onAsk: () => {

@@ -9,8 +9,13 @@
  * Each mailbox keeps its own queue and hands nact one "turn" message at a time; a turn handles up to TURN_MESSAGES
  * queued messages, one after the other, each awaited before the next. nact starts every message it handles in a
  * `setImmediate` of its own, so one nact message per actor message meant one event-loop iteration (a poll, a read,
- * a write) per ask: the benchmark's asks ran at half the rate of a plain JSON echo. The order and the one-at-a-time
- * rule are unchanged; the cap on a turn keeps one busy actor from holding the event loop.
+ * a write) per ask: the benchmark's asks ran at half the rate of a plain JSON echo. The cap on a turn keeps one busy
+ * actor from holding the event loop.
+ *
+ * A mailbox is fair between senders: each message is posted in a lane (a user, or the server itself), and lanes take
+ * turns, one message each. Within a lane the order is arrival order. So one user who keeps an actor busy delays
+ * another sender by at most one message per busy lane, never by the whole backlog it made. A mailbox is also bounded:
+ * a bounded post past `capacity` queued messages is refused (the caller answers UNAVAILABLE).
  */
 import nact from 'nact';
 import type { Logger } from 'pino';
@@ -19,8 +24,19 @@ export type MailboxHandler<M> = (message: M) => Promise<void> | void;
 
 export interface Mailbox<M> {
   readonly name: string;
-  /** Queues a message; it is handled after every message posted before it. */
-  post(message: M): void;
+  /**
+   * Queues a message in `lane`; it is handled after every message posted before it in that lane. A `bounded` post
+   * is refused (false) when the mailbox already holds its capacity; an unbounded one (the server's own work, which
+   * must not be lost) always queues.
+   */
+  post(message: M, lane: string, bounded?: boolean): boolean;
+  /** Messages queued and not yet started. */
+  readonly size: number;
+}
+
+export interface SpawnOptions {
+  /** At most this many queued messages for bounded posts (default: unbounded). */
+  capacity?: number;
 }
 
 type NactRef = { readonly name: string };
@@ -41,11 +57,12 @@ export class ActorSystem {
   }
 
   /** Spawns a named top-level actor. Names are unique per system; a duplicate is a programming error. */
-  spawn<M>(name: string, handler: MailboxHandler<M>): Mailbox<M> {
+  spawn<M>(name: string, handler: MailboxHandler<M>, options: SpawnOptions = {}): Mailbox<M> {
     if (this.stopped) throw new Error('actor system is stopped');
     if (this.mailboxes.has(name)) throw new Error(`actor ${name} already exists`);
     const log = this.log;
-    const queue = new Queue<M>();
+    const capacity = options.capacity ?? Infinity;
+    const queue = new FairQueue<M>();
     let turnQueued = false;
     const ref = nact.spawn(
       this.system as never,
@@ -72,15 +89,21 @@ export class ActorSystem {
       } as never,
     ) as NactRef;
     this.mailboxes.set(name, ref);
+    const stopped = () => this.stopped;
     return {
       name,
-      post: (message: M) => {
-        if (this.stopped) return;
-        queue.push(message);
+      get size() {
+        return queue.size;
+      },
+      post(message: M, lane: string, bounded = false): boolean {
+        if (stopped()) return true; // dropped: callers have their own deadlines
+        if (bounded && queue.size >= capacity) return false;
+        queue.push(lane, message);
         if (!turnQueued) {
           turnQueued = true;
           nact.dispatch(ref as never, TURN);
         }
+        return true;
       },
     };
   }
@@ -91,6 +114,37 @@ export class ActorSystem {
     this.stopped = true;
     nact.stop(this.system as never);
     this.mailboxes.clear();
+  }
+}
+
+/**
+ * Lanes that take turns: `shift` takes the oldest message of the lane whose turn it is, then that lane goes to the
+ * back of the line if it still holds messages. O(1) per push and shift.
+ */
+class FairQueue<T> {
+  private readonly lanes = new Map<string, Queue<T>>();
+  /** Lanes holding messages, in the order of their next turn. */
+  private readonly turns = new Queue<string>();
+  size = 0;
+
+  push(lane: string, item: T): void {
+    let q = this.lanes.get(lane);
+    if (!q) {
+      this.lanes.set(lane, (q = new Queue<T>()));
+      this.turns.push(lane);
+    }
+    q.push(item);
+    this.size += 1;
+  }
+
+  shift(): T {
+    const lane = this.turns.shift();
+    const q = this.lanes.get(lane)!;
+    const item = q.shift();
+    this.size -= 1;
+    if (q.size > 0) this.turns.push(lane);
+    else this.lanes.delete(lane);
+    return item;
   }
 }
 
