@@ -37,16 +37,47 @@ async function errorOf(res: Response): Promise<GreenroomClientError> {
   return new GreenroomClientError(code, message, res.status);
 }
 
-/** POST /auth/login; in a browser, also sets the session cookies for this origin. */
+const DEVICE_KEY = 'greenroom:device';
+
+/** The server-issued device id kept in this browser profile, if any (Node keeps none: pass `deviceId` yourself). */
+function storedDevice(): { get(): string | undefined; set(id: string): void } {
+  const storage = (() => {
+    try {
+      return (globalThis as { localStorage?: Storage }).localStorage ?? null;
+    } catch {
+      return null;
+    }
+  })();
+  return {
+    get: () => storage?.getItem(DEVICE_KEY) ?? undefined,
+    set: (id) => {
+      try {
+        storage?.setItem(DEVICE_KEY, id);
+      } catch {
+        /* storage full or blocked: the next login gets a fresh id */
+      }
+    },
+  };
+}
+
+/**
+ * POST /auth/login; in a browser, also sets the session cookies for this origin. The answer's `deviceId` is the
+ * server's id for this device: a browser keeps it (localStorage) and sends it with every later login, so a user
+ * locked out by guesses from elsewhere can still sign in here. In Node, keep `pair.deviceId` and pass it back.
+ */
 export async function login(baseUrl: string, credentials: { username: string; password: string; deviceId?: string }, fetchImpl: Fetch = fetch): Promise<TokenPair> {
+  const device = storedDevice();
+  const deviceId = credentials.deviceId ?? device.get();
   const res = await fetchImpl(`${baseUrl}/auth/login`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(credentials),
+    body: JSON.stringify({ ...credentials, ...(deviceId ? { deviceId } : {}) }),
     credentials: 'include',
   });
   if (!res.ok) throw await errorOf(res);
-  return (await res.json()) as TokenPair;
+  const pair = (await res.json()) as TokenPair;
+  if (pair.deviceId && pair.deviceId !== deviceId) device.set(pair.deviceId);
+  return pair;
 }
 
 export class Session {

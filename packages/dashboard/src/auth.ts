@@ -9,7 +9,6 @@ import { GreenroomClientError, login } from '@greenroom/client';
 import type { Me } from './types.js';
 
 const SIGNED_IN = 'greenroom:dashboard:signed-in';
-const DEVICE = 'greenroom:dashboard:device';
 
 function storage(): Storage | null {
   try {
@@ -26,22 +25,6 @@ function remember(on: boolean): void {
   } catch {
     /* storage unavailable: the page asks the server on every load instead */
   }
-}
-
-/** A stable id for this browser profile: the server derives the device fingerprint from it. */
-function deviceId(): string {
-  const s = storage();
-  let id = s?.getItem(DEVICE) ?? null;
-  if (!id) {
-    // getRandomValues, unlike randomUUID, exists on plain-http origins too.
-    id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-    try {
-      s?.setItem(DEVICE, id);
-    } catch {
-      /* a fresh id per sign-in, then */
-    }
-  }
-  return id;
 }
 
 function meOf(body: { uid: string; role: string; sid: string; accessExpiresAt: number }): Me {
@@ -69,7 +52,8 @@ export async function resume(): Promise<{ me: Me } | { ended?: string }> {
 
 /** Signs in; the answer sets the session cookies for this origin. Rejects with a GreenroomClientError. */
 export async function signIn(username: string, password: string): Promise<Me> {
-  const pair = await login(location.origin, { username, password, deviceId: deviceId() });
+  // The client keeps the server-issued device id of this browser and sends it with the login.
+  const pair = await login(location.origin, { username, password });
   remember(true);
   return meOf(pair);
 }

@@ -29,6 +29,7 @@ type Push = { collection: Collection; apply: () => void };
 export class Live {
   readonly users = new Map<string, UserView>();
   readonly sessions = new Map<string, SessionView>();
+  /** One row per (device, user), keyed by `rowKey`. */
   readonly fingerprints = new Map<string, FingerprintView>();
   readonly loads: Record<Collection, LoadState> = { users: { state: 'loading' }, sessions: { state: 'loading' }, fingerprints: { state: 'loading' } };
   /** More fingerprints exist than the page loaded (the oldest are left out). */
@@ -203,7 +204,7 @@ export class Live {
   }
 
   private applyFingerprint(f: FingerprintView | undefined): void {
-    if (f?.fingerprint) this.fingerprints.set(f.fingerprint, f);
+    if (f?.fingerprint) this.fingerprints.set(rowKey(f), f);
   }
 
   /** A user's name for display; asks for users the page has not seen (admins only). */
@@ -286,9 +287,10 @@ export class Live {
   }
 
   /** Blocks or unblocks a device and, by its uid, the user who owns it; answers with that user. */
-  blockFingerprint(fingerprint: string, blocked: boolean): Promise<UserView> {
-    const uid = this.fingerprints.get(fingerprint)?.uid ?? '';
-    return this.userAnswer(uid, () => this.client.ask<UserView>(FINGERPRINT_STORE, blocked ? 'Block' : 'Unblock', { fingerprint }));
+  /** Blocks (or unblocks) exactly the row shown: that device for that user. */
+  blockFingerprint(row: FingerprintView, blocked: boolean): Promise<UserView> {
+    const { fingerprint, uid } = row;
+    return this.userAnswer(uid, () => this.client.ask<UserView>(FINGERPRINT_STORE, blocked ? 'Block' : 'Unblock', { fingerprint, uid }));
   }
 
   /**
@@ -301,4 +303,9 @@ export class Live {
     if ((this.userNews.get(user.uid) ?? 0) === seen) this.push('users', () => this.applyUser(user));
     return user;
   }
+}
+
+/** A device seen with several users has a row for each. */
+export function rowKey(f: FingerprintView): string {
+  return `${f.fingerprint}/${f.uid}`;
 }

@@ -7,4 +7,6 @@ export interface TokenPair {
   refreshToken: string;
   accessExpiresAt: number;
   refreshExpiresAt: number;
+  /** Login and guest sign-in: the server-issued device id to send with the next login from this device. */
+  deviceId?: string;
 }

@@ -3,7 +3,7 @@
  * WebSocket gateway, and owns start and stop.
  */
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -14,6 +14,8 @@ import { ActorRegistry } from './actors/registry.js';
 import { createSessionStore, SESSION_STORE } from './actors/session-store.js';
 import { createUserStore, USER_STORE } from './actors/user-store.js';
 import { Authenticator } from './auth/authenticate.js';
+import { AttemptWindows } from './auth/attempt-windows.js';
+import { Devices } from './auth/fingerprint.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { LoginService } from './auth/login.js';
 import { RefreshService } from './auth/refresh.js';
@@ -101,12 +103,13 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     throw err;
   }
   const limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowS * 1000);
-  const tickets = new TicketBook(config.ticketTtlS * 1000);
+  const tickets = new TicketBook(config.ticketTtlS * 1000, config.maxTicketsPerUser);
   const refresh = new RefreshService(registry, store, tokens, sessionLocks, keys.seal, {
     refreshTtlMs: config.refreshTtlS * 1000,
     graceMs: config.refreshGraceS * 1000,
   });
-  const login = new LoginService(registry, tokens, keys.fingerprints, limiter, { trustProxy: config.trustProxy, guests: config.guests });
+  const guestWindows = new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
+  const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { trustProxy: config.trustProxy, guests: config.guests });
   return {
     config,
     log,
@@ -123,6 +126,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
       refresh.stop();
       tickets.stop();
       limiter.stop();
+      guestWindows.stop();
       system.stop();
       await store.close();
     },
@@ -216,15 +220,25 @@ export class Greenroom {
           sendJson(res, 200, { status: 'ready' });
         },
       },
-      {
-        method: 'GET',
-        path: '/metrics',
-        handle: async (_req, res) => {
-          const text = await metrics.metrics();
-          res.writeHead(200, { 'Content-Type': metrics.contentType });
-          res.end(text);
-        },
-      },
+      ...(config.metrics === 'off'
+        ? []
+        : [
+            {
+              method: 'GET' as const,
+              path: '/metrics',
+              handle: async (req: IncomingMessage, res: ServerResponse) => {
+                // 'admin': a live admin session, by any strategy (a scraper sends a bearer token).
+                if (config.metrics === 'admin') {
+                  const identity = await auth.authenticate(req);
+                  const { role } = await registry.ask<{ role: string }>(SESSION_STORE, 'Check', { uid: identity.uid, sid: identity.sid });
+                  if (role !== 'admin') throw new GreenroomError(ErrorCode.FORBIDDEN, 'metrics are for admins');
+                }
+                const text = await metrics.metrics();
+                res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
+                res.end(text);
+              },
+            },
+          ]),
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens }),
     ];
 

@@ -77,8 +77,11 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
   it('blocks the owner durably before answering, closes its socket 4003, refuses login and upgrade; unblock lets it log in again and keeps old sessions revoked', async () => {
     const password = 'bob has a long password';
     const bob = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'bob', password, role: 'user' });
-    const first = await login(server, 'bob', password, 'bob-laptop');
+    const first = await login(server, 'bob', password);
     expect(first.status).toBe(200);
+    // The device id the server issued to bob's laptop, sent with its later logins.
+    const laptop: string = first.body.deviceId;
+    expect(laptop).toMatch(/^dv_/);
 
     const adminSession = await issueSession(server, { role: 'admin' });
     const admin = track(await TestClient.connect(server, adminSession.accessToken));
@@ -102,7 +105,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     expect(reply).toEqual({ id: reply.id, ok: true, result: expect.objectContaining({ uid: bob.uid, blocked: true }) });
     // At the moment the answer arrived, the file on disk already held both flags and the revoked session.
     expect(at.users![bob.uid].blocked).toBe(true);
-    expect(at.fingerprints![fp].blocked).toBe(true);
+    expect(row(at, fp).blocked).toBe(true);
     expect(at.sessions![first.body.sid]).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'blocked' });
     // The user was found by the fingerprint's uid: no other user changed.
     expect(Object.values(at.users!).filter((u: any) => u.blocked).map((u: any) => u.uid)).toEqual([bob.uid]);
@@ -111,7 +114,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     expect(await victim.closed).toEqual({ code: 4003, reason: 'blocked' });
 
     // Login is refused with 403 BLOCKED (the right password, the same device or another).
-    for (const device of ['bob-laptop', 'bob-phone', undefined]) {
+    for (const device of [laptop, 'bob-phone', undefined]) {
       const res = await login(server, 'bob', password, device);
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ error: { code: 'BLOCKED', message: expect.any(String) } });
@@ -137,14 +140,14 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     expect(unblock.reply.ok).toBe(true);
     expect(unblock.reply.result).toMatchObject({ uid: bob.uid, blocked: false });
     expect(unblock.at.users![bob.uid].blocked).toBe(false);
-    expect(unblock.at.fingerprints![fp].blocked).toBe(false);
+    expect(row(unblock.at, fp).blocked).toBe(false);
     // Sessions revoked by the block stay revoked.
     expect(unblock.at.sessions![first.body.sid]).toMatchObject({ revokedAt: at.sessions![first.body.sid].revokedAt, revokeReason: 'blocked' });
 
-    const again = await login(server, 'bob', password, 'bob-laptop');
+    const again = await login(server, 'bob', password, laptop);
     expect(again.status).toBe(200);
     expect(again.body.sid).not.toBe(first.body.sid);
-    expect(diskNow(server).fingerprints![fp]).toMatchObject({ blocked: false, count: 2 });
+    expect(row(diskNow(server), fp)).toMatchObject({ blocked: false, count: 2 });
     const refusedAgain = await refusedUpgrade(server, first.body.accessToken);
     expect(refusedAgain.status).toBe(401);
     expect(refusedAgain.body.error.code).toBe('SESSION_REVOKED');
@@ -155,17 +158,17 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     const reblock = await askWithSnapshot(admin, 'FingerprintStore', 'Block', { fingerprint: fp }, () => diskNow(server));
     expect(reblock.reply.ok).toBe(true);
     expect(reblock.at.users![bob.uid].blocked).toBe(true);
-    expect(reblock.at.fingerprints![fp].blocked).toBe(true);
+    expect(row(reblock.at, fp).blocked).toBe(true);
     expect(reblock.at.sessions![again.body.sid].revokeReason).toBe('blocked');
     expect(await fresh.closed).toEqual({ code: 4003, reason: 'blocked' });
-    expect((await login(server, 'bob', password, 'bob-laptop')).status).toBe(403);
+    expect((await login(server, 'bob', password, laptop)).status).toBe(403);
 
     const byUid = await askWithSnapshot(admin, 'UserStore', 'Unblock', { uid: bob.uid }, () => diskNow(server));
     expect(byUid.reply.ok).toBe(true);
     expect(byUid.at.users![bob.uid].blocked).toBe(false);
-    expect(byUid.at.fingerprints![fp].blocked).toBe(false);
+    expect(row(byUid.at, fp).blocked).toBe(false);
     for (const sid of [first.body.sid, again.body.sid]) expect(byUid.at.sessions![sid].revokedAt).toEqual(expect.any(Number));
-    const third = await login(server, 'bob', password, 'bob-laptop');
+    const third = await login(server, 'bob', password, laptop);
     expect(third.status).toBe(200);
     expect((await refusedUpgrade(server, again.body.accessToken)).status).toBe(401);
   });
@@ -191,7 +194,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     const ub = await c.ask('UserStore', 'Block', { uid: adminSession.uid });
     for (const r of [fb, ub]) expect(r.ok || r.error.code).toBe('FORBIDDEN');
     expect(diskNow(server).users![adminSession.uid].blocked).toBe(false);
-    expect(diskNow(server).fingerprints![adminSession.fingerprint].blocked).toBe(false);
+    expect(row(diskNow(server), adminSession.fingerprint).blocked).toBe(false);
   });
 });
 
@@ -240,8 +243,15 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+/** The one stored row of a device (each device here is used by one user; rows are kept per device and user). */
+function row(doc: Doc, fingerprint: string): any {
+  const rows = Object.values(doc.fingerprints ?? {}).filter((f: any) => f.fingerprint === fingerprint);
+  expect(rows).toHaveLength(1);
+  return rows[0];
+}
+
 function storedFlags(doc: Doc, uid: string, fps: string[]): Flags {
-  return { user: doc.users![uid].blocked, fps: Object.fromEntries(fps.map((f) => [f, doc.fingerprints![f].blocked])) };
+  return { user: doc.users![uid].blocked, fps: Object.fromEntries(fps.map((f) => [f, row(doc, f).blocked])) };
 }
 
 describe('concurrent Block/Unblock of one user', () => {
@@ -368,7 +378,7 @@ describe('concurrent Block/Unblock of one user', () => {
       const pushedBlocks = all.slice(pushesBefore).filter((p: any) => p.payload.user.blocked).length;
       expect(pushedBlocks).toBe(ops.filter((o) => o.kind.endsWith('.Block')).length);
       // And the fingerprints agree with the user: if the user ends unblocked, so do all its fingerprints.
-      if (!stored) for (const fp of t.fps) expect(diskNow(server).fingerprints![fp].blocked).toBe(false);
+      if (!stored) for (const fp of t.fps) expect(row(diskNow(server), fp).blocked).toBe(false);
     }
   });
 
@@ -437,7 +447,7 @@ describe('blocking a user with several sessions and sockets', () => {
       // every session revoked (reason blocked) in the file on disk.
       expect(at.doc.users![uid].blocked).toBe(true);
       for (const s of sessions) expect(at.doc.sessions![s.sid]).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'blocked' });
-      if (via === 'FingerprintStore.Block') expect(at.doc.fingerprints![sessions[1]!.fingerprint].blocked).toBe(true);
+      if (via === 'FingerprintStore.Block') expect(row(at.doc, sessions[1]!.fingerprint).blocked).toBe(true);
 
       // Every close frame had been received when the answer was read.
       expect(at.notOpen).toEqual(victims.map(() => true));

@@ -41,13 +41,15 @@ describe('POST /auth/guest', () => {
     await server?.close();
   });
 
-  let first: { uid: string; sid: string; accessToken: string; refreshToken: string; fingerprint: string };
+  let first: { uid: string; sid: string; accessToken: string; refreshToken: string; fingerprint: string; deviceId: string };
 
   it('opens a session for a new user with role guest, and records a fingerprint pointing at that user', async () => {
     const usersBefore = await server.core.store.count('users');
+    // A device id the server did not issue is ignored: the answer carries a fresh, server-issued one.
     const res = await guest(server, { deviceId: 'device-guest-1' });
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
+    expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'deviceId', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
+    expect(res.body.deviceId).toMatch(/^dv_/);
     expect(res.body.role).toBe('guest');
     expect(await server.core.store.count('users')).toBe(usersBefore + 1);
 
@@ -62,21 +64,23 @@ describe('POST /auth/guest', () => {
     expect(devices[0]).toMatchObject({ fingerprint: session!.fingerprint, uid: res.body.uid, count: 1, blocked: false });
     expect(devices[0]!.fingerprint).toMatch(/^fp_/);
     // The raw device id is never stored.
-    expect(JSON.stringify(devices[0])).not.toContain('device-guest-1');
+    expect(JSON.stringify(devices[0])).not.toContain(res.body.deviceId);
     // Not a browser page (no Origin): no cookies.
     expect(res.setCookie).toEqual([]);
     first = { ...res.body, fingerprint: devices[0]!.fingerprint };
   });
 
   it('every guest sign-in is a new user, even from the same device', async () => {
-    const again = await guest(server, { deviceId: 'device-guest-1' });
+    const again = await guest(server, { deviceId: first.deviceId });
     expect(again.status).toBe(200);
     expect(again.body.uid).not.toBe(first.uid);
     expect(again.body.role).toBe('guest');
+    expect(again.body.deviceId).toBe(first.deviceId);
     const second = await server.core.store.get<SessionRecord>('sessions', again.body.sid);
-    // Same device, same fingerprint; it now points at the newest guest.
+    // Same device, same fingerprint; one row per (device, user): the first guest's row is untouched.
     expect(second!.fingerprint).toBe(first.fingerprint);
-    expect(await server.core.store.get<FingerprintRecord>('fingerprints', first.fingerprint)).toMatchObject({ uid: again.body.uid, count: 2 });
+    const rows = (await server.core.store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', first.fingerprint)).map((r) => r.value);
+    expect(rows.map((r) => [r.uid, r.count]).sort()).toEqual([[first.uid, 1], [again.body.uid, 1]].sort());
     first = { ...again.body, fingerprint: first.fingerprint };
   });
 
@@ -91,12 +95,14 @@ describe('POST /auth/guest', () => {
 
   it('after an admin blocks the guest’s fingerprint, POST /auth/guest from the same device is 403 BLOCKED and creates nothing', async () => {
     const socket = clients[clients.length - 1]!;
-    const blocked = await admin.ask('FingerprintStore', 'Block', { fingerprint: first.fingerprint });
+    // The device has two rows (two guests): the admin names the row, by its uid.
+    expect(await admin.ask('FingerprintStore', 'Block', { fingerprint: first.fingerprint })).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+    const blocked = await admin.ask('FingerprintStore', 'Block', { fingerprint: first.fingerprint, uid: first.uid });
     expect(blocked).toMatchObject({ ok: true, result: { uid: first.uid, blocked: true } });
     expect(await socket.closed).toEqual({ code: 4003, reason: 'blocked' });
 
     const before = await snapshot(server);
-    for (const deviceId of ['device-guest-1', 'device-guest-1']) {
+    for (const deviceId of [first.deviceId, first.deviceId]) {
       const res = await guest(server, { deviceId });
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ error: { code: 'BLOCKED', message: expect.any(String) } });
@@ -106,10 +112,11 @@ describe('POST /auth/guest', () => {
   });
 
   it('the block is per device: another device id (or other headers) still gets a guest session', async () => {
-    const other = await guest(server, { deviceId: 'device-guest-2' });
+    const other = await guest(server, {});
     expect(other.status).toBe(200);
     expect(other.body.role).toBe('guest');
-    const otherHeaders = await guest(server, { deviceId: 'device-guest-1' }, { ...DEVICE_HEADERS, 'User-Agent': 'SomethingElse/2.0' });
+    expect(other.body.deviceId).not.toBe(first.deviceId);
+    const otherHeaders = await guest(server, { deviceId: first.deviceId }, { ...DEVICE_HEADERS, 'User-Agent': 'SomethingElse/2.0' });
     expect(otherHeaders.status).toBe(200);
     const socket = await TestClient.connect(server, other.body.accessToken);
     clients.push(socket);
@@ -117,11 +124,15 @@ describe('POST /auth/guest', () => {
     expect((await socket.ask('UserStore', 'GetOwn')).ok).toBe(true);
   });
 
-  it('without a deviceId the headers alone make the fingerprint', async () => {
-    const res = await guest(server, {});
-    expect(res.status).toBe(200);
-    const s = await server.core.store.get<SessionRecord>('sessions', res.body.sid);
-    expect(await server.core.store.get<FingerprintRecord>('fingerprints', s!.fingerprint)).toMatchObject({ uid: res.body.uid });
+  it('without a deviceId each sign-in gets a device of its own: same headers, different fingerprints', async () => {
+    const a = await guest(server, {});
+    const b = await guest(server, {});
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.deviceId).not.toBe(b.body.deviceId);
+    const fa = (await server.core.store.get<SessionRecord>('sessions', a.body.sid))!.fingerprint;
+    const fb = (await server.core.store.get<SessionRecord>('sessions', b.body.sid))!.fingerprint;
+    expect(fa).not.toBe(fb);
+    expect((await server.core.store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', fa)).map((r) => r.value.uid)).toEqual([a.body.uid]);
   });
 
   it('a bad body is 400 and creates nothing', async () => {

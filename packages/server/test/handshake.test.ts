@@ -103,7 +103,8 @@ describe('the green room: the first ask after the 101 already finds its session'
   const sockets: WebSocket[] = [];
 
   beforeAll(async () => {
-    server = await startTestServer();
+    // Each user holds hundreds of these sockets: the per-user and per-session quotas are not what is tested here.
+    server = await startTestServer({ config: { maxConnectionsPerUser: 10_000, maxConnectionsPerSession: 10_000 } });
   });
 
   afterAll(async () => {

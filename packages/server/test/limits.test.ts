@@ -274,7 +274,8 @@ describe('slow consumer', () => {
   const io = sockets(() => server);
 
   beforeAll(async () => {
-    server = await startTestServer({ actors: [BlobActor], config: { sendBufferBytes: SEND_BUFFER, askRate: 10_000_000, askBurst: 10_000_000 } });
+    // Asks are not limited here (rate, in flight, mailbox): the replies must pile up unread.
+    server = await startTestServer({ actors: [BlobActor], config: { sendBufferBytes: SEND_BUFFER, askRate: 10_000_000, askBurst: 10_000_000, maxAsksInFlight: 10_000_000, mailboxCapacity: 10_000_000 } });
   });
   afterEach(() => io.closeAll());
   afterAll(() => server.close());

@@ -77,8 +77,10 @@ describe('POST /auth/login', () => {
     const after = Date.now();
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
+    expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'deviceId', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
     const b = res.body;
+    // 'dev-shape' was not issued by the server: it is replaced by a server-issued device id.
+    expect(b.deviceId).toMatch(/^dv_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
     expect(b.uid).toBe(alice.uid);
     expect(b.role).toBe('user');
     expect(b.sid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
@@ -216,7 +218,7 @@ describe('POST /auth/login', () => {
     const user = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'counter', password, role: 'user' });
     const before = await counts(server);
 
-    const first = await post(server, '/auth/login', { username: 'counter', password, deviceId: 'device-A' });
+    const first = await post(server, '/auth/login', { username: 'counter', password });
     expect(first.status).toBe(200);
     expect(await counts(server)).toEqual({ ...before, sessions: before.sessions + 1, fingerprints: before.fingerprints + 1 });
 
@@ -224,16 +226,17 @@ describe('POST /auth/login', () => {
     const mine = () => Object.values(doc.fingerprints ?? {}).filter((f: any) => f.uid === user.uid);
     expect(mine()).toHaveLength(1);
     const fp = mine()[0];
-    expect(fp).toEqual({ fingerprint: expect.stringMatching(/^fp_/), uid: user.uid, firstSeen: expect.any(Number), lastSeen: expect.any(Number), count: 1, blocked: false });
+    expect(fp).toEqual({ fingerprint: expect.stringMatching(/^fp_/), uid: user.uid, device: expect.stringMatching(/^dk_/), firstSeen: expect.any(Number), lastSeen: expect.any(Number), count: 1, blocked: false });
     expect(fp.fingerprint).not.toBe(user.uid);
-    expect(fp.fingerprint).not.toContain('device-A');
+    // The device id itself is never stored (only a keyed hash of it).
+    expect(JSON.stringify(doc)).not.toContain(first.body.deviceId);
     const s1 = doc.sessions![first.body.sid];
     expect(s1).toMatchObject({ sid: first.body.sid, uid: user.uid, fingerprint: fp.fingerprint, revokedAt: null });
     // The refresh token is stored only as a hash.
     expect(JSON.stringify(doc)).not.toContain(first.body.refreshToken);
     expect(doc.users![user.uid].lastLogin).toEqual(expect.any(Number));
 
-    const second = await post(server, '/auth/login', { username: 'counter', password, deviceId: 'device-A' });
+    const second = await post(server, '/auth/login', { username: 'counter', password, deviceId: first.body.deviceId });
     expect(second.status).toBe(200);
     expect(second.body.sid).not.toBe(first.body.sid);
     expect(await counts(server)).toEqual({ ...before, sessions: before.sessions + 2, fingerprints: before.fingerprints + 1 });
@@ -304,7 +307,8 @@ describe('GREENROOM_ADMIN bootstrap', () => {
 describe('other HTTP routes', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ config });
+    // /metrics for anyone who can reach the port (GREENROOM_METRICS=public; the default, admin, is tested in security).
+    server = await startTestServer({ config: { ...config, metrics: 'public' } });
   });
   afterAll(async () => {
     await server?.close();

@@ -6,6 +6,7 @@ import { confirmAction } from '../confirm.js';
 import { badge, fingerprintEl, h, setAttr, setText, shortFingerprint, timeEl, updateBadge, updateTime } from '../dom.js';
 import { describeError } from '../notice.js';
 import { cell, headerCell, KeyedTable, row, type Row } from '../table.js';
+import { rowKey } from '../live.js';
 import type { FingerprintView } from '../types.js';
 import { coalesced, guarded, type View, type ViewContext } from '../view.js';
 
@@ -26,7 +27,7 @@ export function fingerprintsView(ctx: ViewContext): View {
       if (!ok) return;
     }
     try {
-      const user = await live.blockFingerprint(f.fingerprint, blocked);
+      const user = await live.blockFingerprint(f, blocked);
       notices.ok(blocked ? `Blocked device ${short} and its owner ${user.username}.` : `Unblocked device ${short} and its owner ${user.username}.`);
     } catch (err) {
       notices.error(`Could not ${blocked ? 'block' : 'unblock'} device ${short}: ${describeError(err)}`);
@@ -77,7 +78,7 @@ export function fingerprintsView(ctx: ViewContext): View {
   const table = new KeyedTable<FingerprintView>({
     id: 'fingerprints-table',
     headers: ['Device', 'Owner', 'First seen', 'Last seen', 'Count', 'Status', 'Actions'],
-    key: (f) => f.fingerprint,
+    key: rowKey,
     createRow,
     empty: 'No devices seen yet. A device appears here at its first sign-in.',
     noun: 'fingerprints',
@@ -85,7 +86,7 @@ export function fingerprintsView(ctx: ViewContext): View {
   const more = h('p', { class: 'muted', hidden: true }, 'Only the 500 most recently seen devices are shown.');
 
   const render = () => {
-    const items = [...live.fingerprints.values()].sort((a, b) => b.lastSeen - a.lastSeen || (a.fingerprint < b.fingerprint ? -1 : a.fingerprint > b.fingerprint ? 1 : 0));
+    const items = [...live.fingerprints.values()].sort((a, b) => b.lastSeen - a.lastSeen || (rowKey(a) < rowKey(b) ? -1 : rowKey(a) > rowKey(b) ? 1 : 0));
     const blocked = items.filter((f) => f.blocked).length;
     table.render(items, `${items.length} ${items.length === 1 ? 'device' : 'devices'}, ${blocked} blocked; most recently seen first`);
     table.setLoad(live.loads.fingerprints, () => void live.reload());

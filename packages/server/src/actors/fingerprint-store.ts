@@ -1,9 +1,10 @@
 /**
- * FingerprintStore: devices seen at login, keyed by their hash, each pointing at its owner's uid.
+ * FingerprintStore: devices seen at login, one row per (fingerprint, uid), each row pointing at its user's uid.
  *
- * Block and Unblock resolve the owner and forward to UserStore by uid: the fingerprint's mailbox is free at once,
- * and UserStore — the single place a user's blocked state changes — writes both the user and the fingerprint
- * durably before the answer. This actor never asks another, so it can never wait on UserStore.
+ * Block and Unblock act on one row and forward to UserStore by that row's uid: the fingerprint's mailbox is free at
+ * once, and UserStore — the single place a user's blocked state changes — writes both the user and the row durably
+ * before the answer. A device seen with several users must be named with the uid of the row meant. This actor never
+ * asks another, so it can never wait on UserStore.
  */
 import { z } from 'zod';
 import { ErrorCode } from '@greenroom/protocol';
@@ -11,14 +12,19 @@ import { GreenroomError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { defineActor } from './define.js';
 import { limitSchema, page } from './paging.js';
-import type { FingerprintRecord } from './records.js';
+import { deviceRows, fingerprintView, type FingerprintRecord } from './records.js';
 import { FINGERPRINT_STORE, USER_STORE } from './user-store.js';
 
 const fingerprintSchema = z.string().regex(/^fp_[A-Za-z0-9_-]{1,60}$/, 'not a fingerprint');
+const rowRef = z.object({ fingerprint: fingerprintSchema, uid: z.uuid().optional() });
 
-/** Newest first by lastSeen; ties broken by fingerprint so pages are stable. The cursor is `<lastSeen>:<fingerprint>`. */
+/** Newest first by lastSeen; ties broken by fingerprint, then uid, so pages are stable. */
 function newestFirst(a: FingerprintRecord, b: FingerprintRecord): number {
-  return b.lastSeen - a.lastSeen || (a.fingerprint < b.fingerprint ? -1 : a.fingerprint > b.fingerprint ? 1 : 0);
+  return b.lastSeen - a.lastSeen || compare(a.fingerprint, b.fingerprint) || compare(a.uid, b.uid);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function all(store: Store): Promise<FingerprintRecord[]> {
@@ -39,16 +45,22 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
     name: FINGERPRINT_STORE,
     state: () => ({}),
     messages: (message) => {
-      const mustGet = async (store: Store, fingerprint: string) => {
-        const f = await store.get<FingerprintRecord>('fingerprints', fingerprint);
-        if (!f) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such fingerprint');
-        return f;
+      /**
+       * The row an admin names: the one of `uid`, or — without a uid — the only row of the device (Get: the most
+       * recently seen). A device seen with several users is never resolved by guessing whose row was meant.
+       */
+      const resolve = async (store: Store, ref: { fingerprint: string; uid?: string | undefined }, newest = false) => {
+        const rows = (await deviceRows(store, ref.fingerprint)).map((r) => r.value);
+        const row = ref.uid !== undefined ? rows.find((r) => r.uid === ref.uid) : rows.length === 1 || newest ? rows.sort(newestFirst)[0] : undefined;
+        if (row) return row;
+        if (rows.length === 0 || ref.uid !== undefined) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such fingerprint');
+        throw new GreenroomError(ErrorCode.CONFLICT, 'this device was used by several users: name the uid of the row');
       };
-      const setBlocked = async (ctx: { store: Store; publish(e: string, p: unknown): void }, records: FingerprintRecord[], blocked: boolean) => {
-        const changed = records.filter((f) => f.blocked !== blocked).map((f) => ({ ...f, blocked }));
+      const setBlocked = async (ctx: { store: Store; publish(e: string, p: unknown): void }, rows: Array<{ id: string; value: FingerprintRecord }>, blocked: boolean) => {
+        const changed = rows.filter((r) => r.value.blocked !== blocked).map((r) => ({ id: r.id, value: { ...r.value, blocked } }));
         if (changed.length === 0) return 0;
-        await ctx.store.write(changed.map((f) => ({ op: 'put', collection: 'fingerprints', id: f.fingerprint, value: f })));
-        for (const f of changed) ctx.publish('FingerprintChanged', { fingerprint: f });
+        await ctx.store.write(changed.map((r) => ({ op: 'put', collection: 'fingerprints', id: r.id, value: r.value })));
+        for (const r of changed) ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(r.value) });
         return changed.length;
       };
 
@@ -60,37 +72,39 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
             const sorted = (await all(ctx.store)).sort(newestFirst);
             let start = 0;
             if (p.cursor) {
-              const i = p.cursor.indexOf(':');
-              const pivot = { lastSeen: Number(p.cursor.slice(0, i)), fingerprint: p.cursor.slice(i + 1) } as FingerprintRecord;
-              if (i < 0 || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
+              const [lastSeen, fingerprint, uid, extra] = p.cursor.split(':');
+              const pivot = { lastSeen: Number(lastSeen), fingerprint, uid } as FingerprintRecord;
+              if (!fingerprint || !uid || extra !== undefined || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
               while (start < sorted.length && newestFirst(sorted[start]!, pivot) <= 0) start += 1;
             }
             const items = sorted.slice(start, start + p.limit);
             const last = items[items.length - 1];
-            return page(items, last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}` : null);
+            return page(items.map(fingerprintView), last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}:${last.uid}` : null);
           },
         }),
 
+        /** One row: the uid's, or the device's most recently seen. */
         Get: message({
           allow: ['admin'],
-          payload: z.object({ fingerprint: fingerprintSchema }),
-          handle: (p, ctx) => mustGet(ctx.store, p.fingerprint),
+          payload: rowRef,
+          handle: async (p, ctx) => fingerprintView(await resolve(ctx.store, p, true)),
         }),
 
+        /** Blocks one row: that device for that user, and that user by uid (UserStore.Block). */
         Block: message({
           allow: ['admin'],
-          payload: z.object({ fingerprint: fingerprintSchema }),
+          payload: rowRef,
           handle: async (p, ctx) => {
-            const f = await mustGet(ctx.store, p.fingerprint);
+            const f = await resolve(ctx.store, p);
             return ctx.forward(USER_STORE, 'Block', { uid: f.uid, fingerprint: f.fingerprint });
           },
         }),
 
         Unblock: message({
           allow: ['admin'],
-          payload: z.object({ fingerprint: fingerprintSchema }),
+          payload: rowRef,
           handle: async (p, ctx) => {
-            const f = await mustGet(ctx.store, p.fingerprint);
+            const f = await resolve(ctx.store, p);
             return ctx.forward(USER_STORE, 'Unblock', { uid: f.uid });
           },
         }),
@@ -100,41 +114,49 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
 
         // ---- internal ----
 
-        /** Login: records the device for its user; a blocked device is refused and nothing is written. */
+        /** Login: records the device's row for its user; a blocked row is refused and nothing is written. */
         Seen: message({
           allow: [],
           internal: true,
-          payload: z.object({ fingerprint: z.string(), uid: z.string() }),
+          payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
           handle: async (p, ctx) => {
             const t = now();
-            const f = await ctx.store.get<FingerprintRecord>('fingerprints', p.fingerprint);
+            const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
+            const f = row?.value;
             if (f?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
             const next: FingerprintRecord = f
-              ? { ...f, uid: p.uid, lastSeen: t, count: f.count + 1 }
-              : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false };
-            await ctx.store.put('fingerprints', next.fingerprint, next);
-            ctx.publish('FingerprintChanged', { fingerprint: next });
-            return next;
+              ? { ...f, lastSeen: t, count: f.count + 1, ...(p.device ? { device: p.device } : {}) }
+              : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false, ...(p.device ? { device: p.device } : {}) };
+            await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
+            ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
+            return fingerprintView(next);
           },
         }),
 
-        /** Is this device blocked? (guest sign-in asks before creating anything) */
+        /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
         IsBlocked: message({
           allow: [],
           internal: true,
           payload: z.object({ fingerprint: z.string() }),
-          handle: async (p, ctx) => (await ctx.store.get<FingerprintRecord>('fingerprints', p.fingerprint))?.blocked === true,
+          handle: async (p, ctx) => (await deviceRows(ctx.store, p.fingerprint)).some((r) => r.value.blocked),
         }),
 
+        /** Has this user logged in from this device (by its server-issued id) before? (the login limiter asks) */
+        KnownDevice: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ device: z.string(), uid: z.string() }),
+          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'device', p.device)).some((r) => r.value.uid === p.uid),
+        }),
+
+        /** Blocks or unblocks one user's row of one device. */
         SetBlocked: message({
           allow: [],
           internal: true,
-          payload: z.object({ fingerprints: z.array(z.string()), blocked: z.boolean() }),
+          payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
           handle: async (p, ctx) => {
-            const records = (await Promise.all(p.fingerprints.map((id) => ctx.store.get<FingerprintRecord>('fingerprints', id)))).filter(
-              (f): f is FingerprintRecord => f !== undefined,
-            );
-            return { changed: await setBlocked(ctx, records, p.blocked) };
+            const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
+            return { changed: await setBlocked(ctx, rows, p.blocked) };
           },
         }),
 
@@ -143,7 +165,7 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
           allow: [],
           internal: true,
           payload: z.object({ uid: z.string() }),
-          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => r.value),
+          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => fingerprintView(r.value)),
         }),
 
         /** Forgets the devices of the users being deleted, in one write. */
@@ -163,8 +185,7 @@ export function createFingerprintStore(options: { now?: () => number } = {}) {
           internal: true,
           payload: z.object({ uid: z.string(), blocked: z.boolean() }),
           handle: async (p, ctx) => {
-            const records = (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => r.value);
-            return { changed: await setBlocked(ctx, records, p.blocked) };
+            return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
           },
         }),
       };

@@ -4,6 +4,7 @@
  * holds its uid.
  */
 import type { FingerprintView, SessionEnd, SessionView, UserView } from '@greenroom/protocol';
+import type { Store } from '../store/store.js';
 import type { Role } from './define.js';
 
 export type { SessionView, UserView };
@@ -40,9 +41,23 @@ export interface SessionRecord extends Omit<SessionView, 'connections' | 'curren
   graceSealed: string | null;
 }
 
-/** Stored as sent: a fingerprint record holds nothing secret. */
+/**
+ * One row per (fingerprint, uid): a device seen with several users keeps a row for each, so blocking a row blocks
+ * exactly its user. Stored under `<fingerprint>/<uid>`; rows are found by their fields, not by the key's shape.
+ */
 export interface FingerprintRecord extends FingerprintView {
   [key: string]: unknown;
+  /** The keyed hash of the server-issued device id (recognises a device the user logged in from before). */
+  device?: string;
+}
+
+export function fingerprintView(f: FingerprintRecord): FingerprintView {
+  return { fingerprint: f.fingerprint, uid: f.uid, firstSeen: f.firstSeen, lastSeen: f.lastSeen, count: f.count, blocked: f.blocked };
+}
+
+/** The rows of one device (every user seen on it), with their store ids. */
+export async function deviceRows(store: Store, fingerprint: string): Promise<Array<{ id: string; value: FingerprintRecord }>> {
+  return store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', fingerprint);
 }
 
 export function isLive(s: SessionRecord, now: number): boolean {

@@ -75,6 +75,11 @@ export class ActorRegistry {
     this.hosts.set(definition.name, host);
   }
 
+  /** Messages queued in an actor's mailbox, not yet started (0 for an unknown actor). */
+  queued(actor: string): number {
+    return this.hosts.get(actor)?.mailbox.size ?? 0;
+  }
+
   names(): string[] {
     return [...this.hosts.keys()];
   }

@@ -13,7 +13,7 @@ import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
 import { defineActor, type Caller, type Role } from './define.js';
 import { page, pageRequest } from './paging.js';
-import { isLive, type FingerprintRecord, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
+import { deviceRows, isLive, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
 
 /** What a caller on a socket is, as of now: the role is updated in place when an admin changes it. */
 export class Principal implements Caller {
@@ -123,6 +123,18 @@ export function createSessionStore(deps: SessionStoreDeps) {
         return done;
       };
 
+      /** The session and its user, if the session is live and the user unblocked; else the error that says why. */
+      const liveSession = async (store: Store, uid: string, sid: string) => {
+        const session = await store.get<SessionRecord>('sessions', sid);
+        if (!session || session.uid !== uid) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown session');
+        if (session.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
+        if (!isLive(session, now())) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+        const user = await store.get<UserRecord>('users', uid);
+        if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown user');
+        if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+        return { session, user };
+      };
+
       const userSessions = async (store: Store, uid: string) =>
         (await store.findBy<SessionRecord>('sessions', 'uid', uid)).map((r) => r.value);
 
@@ -201,8 +213,9 @@ export function createSessionStore(deps: SessionStoreDeps) {
             // Re-checked inside the mailbox: a block that committed before this message wins.
             const user = await ctx.store.get<UserRecord>('users', p.uid);
             if (!user) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
-            const fp = await ctx.store.get<FingerprintRecord>('fingerprints', p.fingerprint);
-            if (user.blocked || fp?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            // The user's own row of this device; for a guest (a new identity on this device), any row of it.
+            const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => user.role === 'guest' || r.value.uid === p.uid);
+            if (user.blocked || rows.some((r) => r.value.blocked)) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
 
             // Past the cap, the least recently used sessions are evicted first (4001 evicted).
             const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
@@ -240,14 +253,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           internal: true,
           payload: z.object({ connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null), uid: z.string(), sid: z.string() }),
           handle: async (p, ctx) => {
-            const t = now();
-            const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
-            if (!s || s.uid !== p.uid) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown session');
-            if (s.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
-            if (!isLive(s, t)) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
-            const user = await ctx.store.get<UserRecord>('users', s.uid);
-            if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown user');
-            if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            const { session: s, user } = await liveSession(ctx.store, p.uid, p.sid);
             // Quotas: one stolen or shared token cannot take every connection slot of the server.
             if ((ctx.state.bySid.get(s.sid)?.size ?? 0) >= deps.maxConnectionsPerSession) {
               throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this session', { retryAfterSeconds: 5 });
@@ -266,6 +272,14 @@ export function createSessionStore(deps: SessionStoreDeps) {
             ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
             return principal;
           },
+        }),
+
+        /** Is this session live and its user unblocked, right now? Answers the user's current role. */
+        Check: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string(), sid: z.string() }),
+          handle: async (p, ctx) => ({ role: (await liveSession(ctx.store, p.uid, p.sid)).user.role }),
         }),
 
         Unregister: message({
@@ -308,12 +322,15 @@ export function createSessionStore(deps: SessionStoreDeps) {
           },
         }),
 
-        /** Ends every session of a user (a block closes them with 4003). */
+        /** Ends every session of a user but `except` (a block closes them with 4003; a new password keeps its own). */
         EndAllForUser: message({
           allow: [],
           internal: true,
-          payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']) }),
-          handle: async (p, ctx) => ({ ended: (await revoke(ctx, await userSessions(ctx.store, p.uid), p.reason)).length }),
+          payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']), except: z.string().nullable().default(null) }),
+          handle: async (p, ctx) => {
+            const sessions = (await userSessions(ctx.store, p.uid)).filter((s) => s.sid !== p.except);
+            return { ended: (await revoke(ctx, sessions, p.reason)).length };
+          },
         }),
 
         /** After a refresh: the session's sockets now expire later. */

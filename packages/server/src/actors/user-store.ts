@@ -18,14 +18,28 @@ import { SESSION_STORE } from './session-store.js';
 export const USER_STORE = 'UserStore';
 export const FINGERPRINT_STORE = 'FingerprintStore';
 
-export const usernameSchema = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9_.@-]+$/, 'may hold letters, digits and _ . @ - only');
+/** Control characters, line and paragraph separators, and bidirectional formatting (overrides, isolates, marks). */
+const UNREADABLE = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * A name people read (username, displayName): refused when it holds control, bidirectional-formatting or unpaired
+ * surrogate characters (they make one name look like another, or reorder what is shown around it), then
+ * NFC-normalized and bounded, so one name has one stored form.
+ */
+function readableName(max: number) {
+  return z
+    .string()
+    .max(max * 4)
+    .refine((v) => !/\p{Cs}/u.test(v), 'holds an unpaired surrogate')
+    .refine((v) => !UNREADABLE.test(v), 'holds control or bidirectional-formatting characters')
+    .transform((v) => v.normalize('NFC').trim())
+    .pipe(z.string().min(1).max(max));
+}
+
+export const usernameSchema = readableName(64).pipe(z.string().regex(/^[A-Za-z0-9_.@-]+$/, 'may hold letters, digits and _ . @ - only'));
 export const passwordSchema = z.string().min(8).max(256);
 export const roleSchema = z.string().min(1).max(32).regex(/^[a-z][a-z0-9_-]*$/, 'must be a lowercase word');
-const displayNameSchema = z.string().trim().min(1).max(100);
+export const displayNameSchema = readableName(100);
 
 /** Usernames are unique regardless of case. */
 export function usernameKey(username: string): string {
@@ -124,6 +138,10 @@ export function createUserStore(options: { now?: () => number } = {}) {
             };
             await ctx.store.put('users', u.uid, next);
             if (next.role !== u.role) await ctx.ask(SESSION_STORE, 'UpdateRole', { uid: u.uid, role: next.role });
+            // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
+            if (p.password !== undefined) {
+              await ctx.ask(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'revoked', except: ctx.caller.uid === u.uid ? ctx.caller.sid : null });
+            }
             ctx.publish('UserChanged', { user: userView(next) });
             return userView(next);
           },
@@ -138,7 +156,7 @@ export function createUserStore(options: { now?: () => number } = {}) {
           payload: z.object({ uid: z.uuid(), fingerprint: z.string().max(64).optional() }),
           handle: async (p, ctx) => {
             const u = await mustGet(ctx.store, p.uid);
-            if (p.fingerprint) await ctx.ask(FINGERPRINT_STORE, 'SetBlocked', { fingerprints: [p.fingerprint], blocked: true });
+            if (p.fingerprint) await ctx.ask(FINGERPRINT_STORE, 'SetBlocked', { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
             const next: UserRecord = { ...u, blocked: true };
             await ctx.store.put('users', u.uid, next);
             await ctx.ask(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'blocked' });
@@ -172,6 +190,19 @@ export function createUserStore(options: { now?: () => number } = {}) {
           internal: true,
           payload: z.object({ username: z.string().max(256) }),
           handle: async (p, ctx) => (await findByUsername(ctx.store, p.username)) ?? null,
+        }),
+
+        /** Login upgrades an old, cheaper hash: stored only if the hash is still the one that was verified. */
+        ReplaceHash: message({
+          allow: [],
+          internal: true,
+          payload: z.object({ uid: z.string(), from: z.string(), to: z.string() }),
+          handle: async (p, ctx) => {
+            const u = await mustGet(ctx.store, p.uid);
+            if (u.passwordHash !== p.from) return { replaced: false };
+            await ctx.store.put('users', u.uid, { ...u, passwordHash: p.to });
+            return { replaced: true };
+          },
         }),
 
         RecordLogin: message({

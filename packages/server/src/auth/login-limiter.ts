@@ -1,43 +1,46 @@
 /**
- * Failed logins counted per username and per client address in a fixed window. Once a key has used up its
- * failures, every attempt until the window passes gets 429 — the correct password included — and known and
- * unknown usernames count alike, so the limiter tells nothing about which usernames exist.
+ * The login limiter (SPEC §9). Attempts are counted per client address, per (username, address) and per username
+ * across all addresses, before the password is checked; a login that succeeds takes its attempt back. Past the limit,
+ * the address (or that username from that address) gets 429 — the correct password included. A username past the
+ * limit across all addresses is locked for new devices only: a device that has logged in as that user before (a
+ * server-issued device id) still gets its password checked, so guesses from elsewhere never lock a user out of a
+ * device they already use. Known and unknown usernames count alike.
  */
+import { ErrorCode } from '@greenroom/protocol';
+import { GreenroomError } from '../errors.js';
+import { AttemptWindows } from './attempt-windows.js';
+
+export interface LoginAttempt {
+  /** The password was right: the attempt is taken back. */
+  succeeded(): void;
+}
+
 export class LoginLimiter {
-  private readonly windows = new Map<string, { failures: number; resetAt: number }>();
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly windows: AttemptWindows;
 
-  constructor(
-    private readonly maxFailures: number,
-    private readonly windowMs: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    // Expired windows are dropped so the map stays bounded by recent failures.
-    this.sweeper = setInterval(() => this.sweep(), Math.min(windowMs, 60_000)).unref();
+  constructor(maxFailures: number, windowMs: number, now: () => number = Date.now) {
+    this.windows = new AttemptWindows(maxFailures, windowMs, now);
   }
 
-  private keys(username: string, address: string): string[] {
-    return [`u:${username.toLowerCase()}`, `a:${address}`];
+  /**
+   * Lets one attempt through and counts it, or throws RATE_LIMITED. `knownDevice` is asked only when the username is
+   * locked across addresses.
+   */
+  async begin(username: string, address: string, knownDevice: () => Promise<boolean>): Promise<LoginAttempt> {
+    const name = username.normalize('NFC').toLowerCase();
+    const local = [`a:${address}`, `ua:${address}\n${name}`];
+    const global = `u:${name}`;
+    const userWait = this.windows.retryAfter(global);
+    const exempt = userWait > 0 && this.localWait(local) === 0 && (await knownDevice());
+    // Checked and counted in one synchronous step (after the only await), so parallel attempts cannot all pass.
+    const wait = Math.max(this.localWait(local), exempt ? 0 : this.windows.retryAfter(global));
+    if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many failed logins; try again later', { retryAfterSeconds: wait });
+    const counted = this.windows.count([...local, global]);
+    return { succeeded: () => this.windows.refund(counted) };
   }
 
-  /** Seconds to wait if this attempt is refused, else 0. */
-  retryAfter(username: string, address: string): number {
-    const t = this.now();
-    let wait = 0;
-    for (const key of this.keys(username, address)) {
-      const w = this.windows.get(key);
-      if (w && w.resetAt > t && w.failures >= this.maxFailures) wait = Math.max(wait, Math.ceil((w.resetAt - t) / 1000));
-    }
-    return wait;
-  }
-
-  fail(username: string, address: string): void {
-    const t = this.now();
-    for (const key of this.keys(username, address)) {
-      const w = this.windows.get(key);
-      if (!w || w.resetAt <= t) this.windows.set(key, { failures: 1, resetAt: t + this.windowMs });
-      else w.failures += 1;
-    }
+  private localWait(keys: string[]): number {
+    return Math.max(...keys.map((k) => this.windows.retryAfter(k)));
   }
 
   get size(): number {
@@ -45,11 +48,10 @@ export class LoginLimiter {
   }
 
   sweep(): void {
-    const t = this.now();
-    for (const [key, w] of this.windows) if (w.resetAt <= t) this.windows.delete(key);
+    this.windows.sweep();
   }
 
   stop(): void {
-    clearInterval(this.sweeper);
+    this.windows.stop();
   }
 }

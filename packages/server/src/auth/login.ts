@@ -1,6 +1,7 @@
 /**
- * Password login: the only place (with guest sign-in) that creates a session. The answer is the same for an
- * unknown user and a wrong password, and an unknown user still costs one password hash.
+ * Password login and guest sign-in: the only places that create a session. The answer is the same for an unknown
+ * user and a wrong password, an unknown user still costs one password hash, and every attempt is counted by the
+ * limiter before its password is checked.
  */
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
@@ -10,9 +11,10 @@ import type { SessionRecord, UserRecord } from '../actors/records.js';
 import { SESSION_STORE } from '../actors/session-store.js';
 import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
-import { deriveFingerprint } from './fingerprint.js';
+import type { AttemptWindows } from './attempt-windows.js';
+import type { Devices } from './fingerprint.js';
 import type { LoginLimiter } from './login-limiter.js';
-import { DUMMY_HASH_PROMISE, verifyPassword } from './passwords.js';
+import { DUMMY_HASH_PROMISE, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { TokenService } from './tokens.js';
 
 export const guestBody = z.object({ deviceId: z.string().min(1).max(128).optional() });
@@ -27,46 +29,66 @@ export class LoginService {
   constructor(
     private readonly registry: ActorRegistry,
     private readonly tokens: TokenService,
-    private readonly fingerprintKey: Buffer,
+    private readonly devices: Devices,
     private readonly limiter: LoginLimiter,
+    /** Guest sign-ins per client address. */
+    private readonly guestWindows: AttemptWindows,
     private readonly options: { trustProxy: boolean; guests: boolean },
   ) {}
 
-  /** The client address the limiter counts: the socket's peer, or X-Forwarded-For only behind a trusted proxy. */
+  /**
+   * The client address the limiters count: the socket's peer, or behind a trusted proxy the address that proxy
+   * appended to X-Forwarded-For (its last entry: the ones before it are whatever the client wrote).
+   */
   clientAddress(req: IncomingMessage): string {
     const forwarded = req.headers['x-forwarded-for'];
-    if (this.options.trustProxy && typeof forwarded === 'string' && forwarded.length > 0) return forwarded.split(',')[0]!.trim();
+    if (this.options.trustProxy && typeof forwarded === 'string') {
+      const last = forwarded.split(',').pop()!.trim();
+      if (last) return last;
+    }
     return req.socket.remoteAddress ?? 'unknown';
   }
 
   async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<TokenPair> {
-    const address = this.clientAddress(req);
-    const wait = this.limiter.retryAfter(body.username, address);
-    if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many failed logins; try again later', { retryAfterSeconds: wait });
-    const user = await this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username });
+    const device = this.devices.verify(body.deviceId);
+    let lookup: Promise<UserRecord | null> | undefined;
+    const findUser = () => (lookup ??= this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username }));
+    const attempt = await this.limiter.begin(body.username, this.clientAddress(req), async () => {
+      const user = await findUser();
+      return !!user && device !== null && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: this.devices.deviceKey(device), uid: user.uid });
+    });
+    const user = await findUser();
     const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
     const ok = await verifyPassword(body.password, hash);
-    if (!user || !user.passwordHash || !ok) {
-      this.limiter.fail(body.username, address);
-      throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
-    }
+    if (!user || !user.passwordHash || !ok) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+    attempt.succeeded();
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-    const fingerprint = deriveFingerprint(this.fingerprintKey, body.deviceId, req.headers);
-    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid });
+    if (needsRehash(user.passwordHash)) {
+      // Hashed here, not in UserStore's mailbox; stored only if the password has not changed meanwhile.
+      await this.registry.ask(USER_STORE, 'ReplaceHash', { uid: user.uid, from: user.passwordHash, to: await hashPassword(body.password) });
+    }
+    const deviceId = device ?? this.devices.issue();
+    const fingerprint = this.devices.fingerprint(deviceId, req.headers);
+    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
     await this.registry.ask(USER_STORE, 'RecordLogin', { uid: user.uid });
-    return this.open(user.uid, fingerprint);
+    return { ...(await this.open(user.uid, fingerprint)), deviceId };
   }
 
-  /** A session for a new guest user tied to this device; refused for a blocked device. */
+  /** A session for a new guest user tied to this device; refused for a blocked device, limited per address. */
   async guest(body: z.infer<typeof guestBody>, req: IncomingMessage): Promise<TokenPair> {
     if (!this.options.guests) throw new GreenroomError(ErrorCode.FORBIDDEN, 'guest sessions are disabled');
-    const fingerprint = deriveFingerprint(this.fingerprintKey, body.deviceId, req.headers);
+    const address = `a:${this.clientAddress(req)}`;
+    const wait = this.guestWindows.retryAfter(address);
+    if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many guest sign-ins; try again later', { retryAfterSeconds: wait });
+    this.guestWindows.count([address]);
+    const deviceId = this.devices.verify(body.deviceId) ?? this.devices.issue();
+    const fingerprint = this.devices.fingerprint(deviceId, req.headers);
     if (await this.registry.ask<boolean>(FINGERPRINT_STORE, 'IsBlocked', { fingerprint })) {
       throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
     }
     const user = await this.registry.ask<{ uid: string }>(USER_STORE, 'CreateGuest', {});
-    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid });
-    return this.open(user.uid, fingerprint);
+    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
+    return { ...(await this.open(user.uid, fingerprint)), deviceId };
   }
 
   /** Creates the session (SessionStore re-checks blocks inside its mailbox) and signs its first access token. */

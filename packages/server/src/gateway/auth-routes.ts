@@ -100,7 +100,10 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
       body: true,
       handle: async (req, res) => {
         const identity = await deps.auth.authenticate(req);
-        sendJson(res, 200, deps.tickets.issue(identity));
+        // A ticket buys no ticket (else one renews itself forever), and only a live session gets one.
+        if (identity.via === 'ticket') throw new GreenroomError(ErrorCode.FORBIDDEN, 'a ticket cannot be exchanged for another');
+        const { role } = await deps.registry.ask<{ role: string }>(SESSION_STORE, 'Check', { uid: identity.uid, sid: identity.sid });
+        sendJson(res, 200, deps.tickets.issue({ ...identity, role }));
       },
     },
   ];
