@@ -37,6 +37,9 @@ const server = await Greenroom.start({
     maxConnections: opts.maxConnections,
     askRate: opts.askRate,
     askBurst: opts.askBurst,
+    // The idle and reconnect phases share a few sessions across thousands of sockets: quotas are not measured here.
+    maxConnectionsPerSession: opts.maxConnections,
+    maxConnectionsPerUser: opts.maxConnections,
     logLevel: 'silent',
   },
   actors: [Echo],
