@@ -211,13 +211,15 @@ describeBrowser('the dashboard in a browser', () => {
     const device = await issueSession(server, { uid: samUid });
     const socket = await TestClient.connect(server, device.accessToken);
     await openTab(page, 'Fingerprints');
-    const fpRow = page.locator(`#fingerprints-table tr[data-key="${device.fingerprint}"]`);
+    // A row is one (device, user): keyed by both.
+    const key = `${device.fingerprint}/${samUid}`;
+    const fpRow = page.locator(`#fingerprints-table tr[data-key="${key}"]`);
     await fpRow.waitFor();
     // Newest first: the page's order is the server's GetMostRecent order, and this device (seen last) leads.
     const shown = await page.locator('#fingerprints-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key));
-    const recent = await server.ask<{ items: Array<{ fingerprint: string }> }>('FingerprintStore', 'GetMostRecent', { limit: 500 });
-    expect(shown).toEqual(recent.items.map((f) => f.fingerprint));
-    expect(shown[0]).toBe(device.fingerprint);
+    const recent = await server.ask<{ items: Array<{ fingerprint: string; uid: string }> }>('FingerprintStore', 'GetMostRecent', { limit: 500 });
+    expect(shown).toEqual(recent.items.map((f) => `${f.fingerprint}/${f.uid}`));
+    expect(shown[0]).toBe(key);
     expect(await fpRow.locator('.name').textContent()).toBe('sam');
 
     await fpRow.getByRole('button', { name: `Block device ${short(device.fingerprint)} of sam` }).click();
