@@ -1,0 +1,51 @@
+/**
+ * `login()` keeps the server-issued device id: in a browser (localStorage) it is stored from the first answer and
+ * sent with every later login, so the server knows the device (a user locked out by guesses from elsewhere still
+ * signs in here). Without storage it is returned for the app to keep. Real server, real password hashing.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { startTestServer, type TestServer } from '@greenroom/server/testing';
+import { login } from '@greenroom/client';
+
+const PASSWORD = 'a long enough password';
+
+describe('login() and the device id', () => {
+  let server: TestServer;
+  const sent: Array<{ deviceId?: string }> = [];
+  const recording: typeof fetch = async (input, init) => {
+    sent.push(JSON.parse(String(init?.body)));
+    return fetch(input, init);
+  };
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    await server.ask('UserStore', 'Create', { username: 'kim', password: PASSWORD, role: 'user' });
+  });
+  afterEach(() => {
+    delete (globalThis as { localStorage?: unknown }).localStorage;
+    sent.length = 0;
+  });
+  afterAll(() => server?.close());
+
+  it('in a browser: stores the issued id and sends it with the next login', async () => {
+    const items = new Map<string, string>();
+    (globalThis as { localStorage?: unknown }).localStorage = {
+      getItem: (k: string) => items.get(k) ?? null,
+      setItem: (k: string, v: string) => void items.set(k, v),
+    };
+    const first = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
+    expect(first.deviceId).toMatch(/^dv_/);
+    expect(sent[0]!.deviceId).toBeUndefined();
+    const second = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
+    expect(sent[1]!.deviceId).toBe(first.deviceId);
+    expect(second.deviceId).toBe(first.deviceId);
+  });
+
+  it('without storage: returns the id, and an id passed back is kept by the server', async () => {
+    const first = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
+    const again = await login(server.url, { username: 'kim', password: PASSWORD, deviceId: first.deviceId! }, recording);
+    expect(again.deviceId).toBe(first.deviceId);
+    const fresh = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
+    expect(fresh.deviceId).not.toBe(first.deviceId);
+  });
+});
