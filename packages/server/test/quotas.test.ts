@@ -200,3 +200,40 @@ describe('connection and in-flight quotas', () => {
     expect((await client.ask('Hold', 'Wait')).ok).toBe(true);
   });
 });
+
+describe('a Subscribe still queued when its connection closes', () => {
+  let server: TestServer;
+  const gate = { open: deferred() };
+  const Busy = defineActor({
+    name: 'Busy',
+    state: () => ({}),
+    messages: (message) => ({
+      Hold: message({ allow: 'any', payload: z.object({}), handle: async () => (await gate.open.promise, { held: true }) }),
+      Subscribe: message({ allow: 'any', payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
+    }),
+  });
+
+  beforeAll(async () => {
+    server = await startTestServer({ actors: [Busy] });
+  });
+  afterAll(() => server?.close());
+
+  it('does not subscribe the closed connection (no subscriber is left behind), 20 rounds', async () => {
+    const s = await issueSession(server);
+    const holder = await TestClient.connect(server, s.accessToken);
+    for (let round = 0; round < 20; round++) {
+      gate.open = deferred();
+      const held = holder.ask('Busy', 'Hold');
+      const leaving = await TestClient.connect(server, s.accessToken);
+      leaving.ws.send(JSON.stringify({ id: 1, to: 'Busy', type: 'Subscribe' }));
+      await leaving.close();
+      // Its close is handled (subscriptions removed) before the queued Subscribe gets its turn.
+      while ([...server.gateway.connections].length > 1) await new Promise((r) => setTimeout(r, 5));
+      gate.open.resolve();
+      await held;
+      expect((await holder.ask('Busy', 'Hold')).ok).toBe(true); // runs after the queued Subscribe
+      expect(server.core.registry.subscribers('Busy')).toBe(0);
+    }
+    await holder.close();
+  });
+});

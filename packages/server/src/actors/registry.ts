@@ -20,6 +20,8 @@ import { allows, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition
 export interface Subscriber {
   readonly connectionId: string;
   readonly caller: Caller;
+  /** True once the connection has closed: a Subscribe still queued from before then must not add it back. */
+  readonly closed?: boolean;
   push(frame: PushFrame): void;
 }
 
@@ -180,7 +182,14 @@ export class ActorRegistry {
   }
 
   subscribe(actor: string, subscriber: Subscriber): void {
+    // A connection's subscriptions are removed when it closes; an ask queued before that may still run after it.
+    if (subscriber.closed) return;
     this.hosts.get(actor)?.subscribers.set(subscriber.connectionId, subscriber);
+  }
+
+  /** Connections subscribed to an actor's pushes. */
+  subscribers(actor: string): number {
+    return this.hosts.get(actor)?.subscribers.size ?? 0;
   }
 
   unsubscribe(actor: string, connectionId: string): void {

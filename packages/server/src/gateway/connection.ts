@@ -38,6 +38,8 @@ export class Connection implements LiveConnection, Subscriber {
   private principal: Principal | null = null;
   /** A close requested before the 101 was written (the session ended while the upgrade was in the green room). */
   pendingClose: CloseSpec | null = null;
+  /** The socket has closed (its registration and subscriptions are being removed). */
+  closed = false;
   alive = true;
   private bucket: TokenBucket;
   /** When the current run of RATE_LIMITED answers began, and the latest of them. */
@@ -71,7 +73,10 @@ export class Connection implements LiveConnection, Subscriber {
     this.principal = principal;
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('pong', () => (this.alive = true));
-    ws.on('close', () => this.hooks.onClose(this));
+    ws.on('close', () => {
+      this.closed = true;
+      this.hooks.onClose(this);
+    });
     // ws closes the socket itself after a protocol error (1007, 1009); terminating here could cut its close frame.
     ws.on('error', () => undefined);
   }
