@@ -1,85 +1,266 @@
 /**
- * How the `greenroom user …` commands reach the actors. When a server is up they talk to it like any client
- * (HTTP login as an admin, then asks over a WebSocket); when none is, they open the store under the same lock and
- * ask the actors in-process. Either way the same actor messages run, and no file the server has open is written.
+ * How the `greenroom user …` commands reach the actors. Three ways, and the same actor messages run in each:
+ *
+ * - `socket`: a server runs on this data dir. Its admin socket (`<data>/greenroom.sock`, mode 0600) accepts the
+ *   connection; asks go through it as an operator with the admin role. No password, no session.
+ * - `local`: nothing listens on that socket, so no server runs on this data dir. The store is opened here, under the
+ *   data dir's lock (which makes a second writer impossible), and the actors are asked in-process.
+ * - `remote`: only when asked for (`--server URL` or GREENROOM_SERVER_URL), to administer a server on another
+ *   machine. https is required unless the host is loopback; the GREENROOM_ADMIN credentials log in, asks go over the
+ *   WebSocket, and `close()` logs the session out so none is left behind.
+ *
+ * The first two never send a credential anywhere and never probe a port: whatever answers GREENROOM_PORT is not
+ * trusted with anything.
  */
+import { BlockList, connect, isIP, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { parseServerFrame } from '@greenroom/protocol';
 import type { Config } from './config.js';
-import { GreenroomError } from './errors.js';
+import { ConfigError, GreenroomError } from './errors.js';
+import { adminSocketPath } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
 import { createCore } from './server.js';
 
+export type AdminChannelMode = 'socket' | 'local' | 'remote';
+
 export interface AdminChannel {
-  readonly mode: 'remote' | 'local';
+  readonly mode: AdminChannelMode;
   ask<R = unknown>(actor: string, type: string, payload?: unknown): Promise<R>;
+  /** Closes what the channel opened (the socket; the store and its lock; the session and the WebSocket). */
   close(): Promise<void>;
 }
 
-function baseUrl(config: Config): string {
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  return `http://${host}:${config.port}`;
+export interface AdminChannelOptions {
+  /** Administer the server at this URL (remote mode) instead of the one on this data dir. */
+  serverUrl?: string;
 }
 
-async function serverIsUp(config: Config): Promise<boolean> {
-  try {
-    const res = await fetch(`${baseUrl(config)}/healthz`, { signal: AbortSignal.timeout(1500) });
-    return res.ok;
-  } catch {
-    return false;
-  }
+/** The device id the command logs in with in remote mode. */
+const CLI_DEVICE_ID = 'greenroom-cli';
+/** How long remote mode waits for the server (login, upgrade, logout). */
+const REMOTE_TIMEOUT_MS = 15_000;
+
+export async function openAdminChannel(config: Config, options: AdminChannelOptions = {}): Promise<AdminChannel> {
+  if (options.serverUrl !== undefined) return openRemote(config, options.serverUrl);
+  const path = adminSocketPath(config.dataDir);
+  // A path too long for a socket: the server runs without one, and the lock below says whether it runs.
+  const socket = path ? await connectAdminSocket(path) : null;
+  if (socket) return openSocket(socket);
+  return openLocal(config);
 }
 
-export async function openAdminChannel(config: Config): Promise<AdminChannel> {
-  if (await serverIsUp(config)) return openRemote(config);
-  const core = await createCore({ config, env: {}, logger: createLogger({ level: 'silent' }) });
+// ---- socket ----
+
+/** Connects to the admin socket; null when no server listens there (no file, or a stale one). */
+function connectAdminSocket(path: string): Promise<Socket | null> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') return resolve(null);
+      const hint = err.code === 'EACCES' ? ' (only the owner of the data dir administers its server)' : '';
+      reject(new ConfigError(`cannot connect to the admin socket ${path}: ${err.code ?? err.message}${hint}`));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+function openSocket(socket: Socket): AdminChannel {
+  const pending = new Map<string, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  let closed = false;
+  let buffered = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (text: string) => {
+    buffered += text;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      settle(pending, line);
+    }
+  });
+  socket.on('error', () => undefined); // 'close' follows
+  socket.on('close', () => {
+    closed = true;
+    for (const p of pending.values()) p.reject(new Error('the server closed the admin socket'));
+    pending.clear();
+  });
+  let next = 0;
   return {
-    mode: 'local',
-    ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload),
-    close: () => core.close(),
+    mode: 'socket',
+    ask: <R>(to: string, type: string, payload: unknown = {}) =>
+      new Promise<R>((resolve, reject) => {
+        if (closed) return reject(new Error('the server closed the admin socket'));
+        const id = String(++next);
+        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        socket.write(`${JSON.stringify({ id, to, type, payload })}\n`);
+      }),
+    close: async () => {
+      if (closed) return;
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.end();
+        setTimeout(() => socket.destroy(), 2000).unref();
+      });
+    },
   };
 }
 
-async function openRemote(config: Config): Promise<AdminChannel> {
-  if (!config.admin) {
-    throw new Error(`a server is running at ${baseUrl(config)}; set GREENROOM_ADMIN=name:password to administer it through it`);
+// ---- local ----
+
+async function openLocal(config: Config): Promise<AdminChannel> {
+  const core = await createCore({ config, env: {}, logger: createLogger({ level: 'silent' }) });
+  let closing: Promise<void> | null = null;
+  return {
+    mode: 'local',
+    ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload),
+    close: () => (closing ??= core.close()),
+  };
+}
+
+// ---- remote ----
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether a URL's host is this machine's loopback (where plain http exposes nothing on the network). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return LOOPBACK.check(host, 'ipv4');
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+    return mapped ? LOOPBACK.check(mapped[1]!, 'ipv4') : LOOPBACK.check(host, 'ipv6');
   }
-  const res = await fetch(`${baseUrl(config)}/auth/login`, {
-    method: 'POST',
+  return false;
+}
+
+/**
+ * Checks a `--server` URL before anything is sent: http(s) only, https unless the host is loopback, no credentials
+ * or query in it. Answers the base URL (ending in `/`) that the /auth routes and /ws are resolved against.
+ */
+export function remoteBase(serverUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(serverUrl);
+  } catch {
+    throw new ConfigError(`--server must be a URL such as https://greenroom.example.com (got ${JSON.stringify(serverUrl)})`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('--server must be an https:// URL');
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError(`refusing to send admin credentials over plain http to ${url.host}: use https:// (http is allowed only for a loopback host)`);
+  }
+  if (url.username || url.password) throw new ConfigError('--server must not hold credentials (they come from GREENROOM_ADMIN)');
+  if (url.search || url.hash) throw new ConfigError('--server must not have a query or fragment');
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url;
+}
+
+async function openRemote(config: Config, serverUrl: string): Promise<AdminChannel> {
+  const base = remoteBase(serverUrl); // refused before any connection
+  if (!config.admin) throw new ConfigError('--server needs the admin credentials in GREENROOM_ADMIN=name:password');
+
+  // Redirects are not followed: the body holds the password, and only the URL the operator named may receive it.
+  const res = await post(new URL('auth/login', base), {
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: config.admin.username, password: config.admin.password, deviceId: 'greenroom-cli' }),
+    body: JSON.stringify({ username: config.admin.username, password: config.admin.password, deviceId: CLI_DEVICE_ID }),
   });
-  const body = (await res.json()) as { accessToken?: string; error?: { code: string; message: string } };
-  if (!res.ok || !body.accessToken) throw new Error(`admin login failed: ${body.error?.code ?? res.status}`);
-  const ws = new WebSocket(`${baseUrl(config).replace(/^http/, 'ws')}/ws`, { headers: { Authorization: `Bearer ${body.accessToken}` } });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
+  const body = (await res.json().catch(() => ({}))) as { accessToken?: string; role?: string; error?: { code: string; message: string } };
+  if (!res.ok || typeof body.accessToken !== 'string') throw new Error(`admin login to ${base.origin} failed: ${body.error?.code ?? `HTTP ${res.status}`}`);
+  const accessToken = body.accessToken;
+  const logout = async () => {
+    const out = await post(new URL('auth/logout', base), {
+      headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    await out.arrayBuffer().catch(() => undefined);
+    if (!out.ok && out.status !== 401) throw new Error(`logging out the command's session on ${base.origin} failed: HTTP ${out.status}`);
+  };
+
+  let ws: WebSocket;
+  try {
+    if (body.role !== undefined && body.role !== 'admin') throw new Error(`${config.admin.username} is not an admin on ${base.origin}`);
+    const wsUrl = new URL('ws', base);
+    wsUrl.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws = new WebSocket(wsUrl, { headers: { Authorization: `Bearer ${accessToken}` }, handshakeTimeout: REMOTE_TIMEOUT_MS });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, r) => reject(new Error(`the WebSocket upgrade at ${wsUrl.origin} was refused: HTTP ${r.statusCode}`)));
+      ws.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot open the WebSocket at ${wsUrl.origin}: ${err.code ?? err.message}`)));
+    });
+  } catch (err) {
+    await logout().catch(() => undefined);
+    throw err;
+  }
+  ws.on('error', () => undefined); // 'close' follows
+
   const pending = new Map<string, { resolve(v: unknown): void; reject(e: unknown): void }>();
-  ws.on('message', (data) => {
-    const frame = parseServerFrame(data.toString());
-    if (!frame || 'event' in frame || frame.id === null) return;
-    const p = pending.get(String(frame.id));
-    pending.delete(String(frame.id));
-    if (frame.ok) p?.resolve(frame.result);
-    else p?.reject(new GreenroomError(frame.error.code, frame.error.message));
-  });
+  ws.on('message', (data) => settle(pending, data.toString()));
   ws.on('close', () => {
     for (const p of pending.values()) p.reject(new Error('the server closed the connection'));
     pending.clear();
   });
   let next = 0;
+  let closing: Promise<void> | null = null;
   return {
     mode: 'remote',
     ask: <R>(to: string, type: string, payload: unknown = {}) =>
       new Promise<R>((resolve, reject) => {
+        if (ws.readyState !== WebSocket.OPEN) return reject(new Error('the server closed the connection'));
         const id = String(++next);
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
         ws.send(JSON.stringify({ id, to, type, payload }));
       }),
-    close: async () => {
-      ws.close(1000);
-    },
+    // The session is ended first (it closes this socket too, 4001 `logout`), then the socket is closed for sure.
+    close: () =>
+      (closing ??= (async () => {
+        try {
+          await logout();
+        } finally {
+          await closeWebSocket(ws);
+        }
+      })()),
   };
+}
+
+/** A POST that follows no redirect and gives up in time; a network failure is an operator-facing message. */
+async function post(url: URL, init: { headers: Record<string, string>; body: string }): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, method: 'POST', redirect: 'error', signal: AbortSignal.timeout(REMOTE_TIMEOUT_MS) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+    throw new Error(`cannot reach ${url.origin}${url.pathname}: ${why}`);
+  }
+}
+
+function closeWebSocket(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    ws.once('close', () => resolve());
+    if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+    setTimeout(() => ws.terminate(), 2000).unref();
+  });
+}
+
+/** Settles the pending ask a reply line answers (pushes and unknown ids are ignored). */
+function settle(pending: Map<string, { resolve(v: unknown): void; reject(e: unknown): void }>, text: string): void {
+  const frame = parseServerFrame(text);
+  if (!frame || 'event' in frame) return;
+  if (frame.id === null) {
+    // An ask the server could not read (it never is one of ours, unless too long): nothing else will answer it.
+    if (!frame.ok) for (const p of pending.values()) p.reject(new GreenroomError(frame.error.code, frame.error.message));
+    pending.clear();
+    return;
+  }
+  const p = pending.get(String(frame.id));
+  if (!p) return;
+  pending.delete(String(frame.id));
+  if (frame.ok) p.resolve(frame.result);
+  else p.reject(new GreenroomError(frame.error.code, frame.error.message));
 }

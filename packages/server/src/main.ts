@@ -20,10 +20,16 @@ Usage:
   greenroom user block <username>         block a user: revokes all sessions, closes sockets (4003)
   greenroom user unblock <username>       unblock a user
   greenroom user role <username> <role>   change a user's role
+  greenroom user … --server URL           any user command, against the server at URL (see below)
   greenroom --help                        this text
 
-User commands talk to the running server when it is up (set GREENROOM_ADMIN=name:password for that), and open
-the data dir under its lock when it is not.`;
+How user commands reach the server (GREENROOM_DATA names the data dir):
+  - a server runs on this data dir: through its admin socket <data>/greenroom.sock (mode 0600, so whoever owns
+    the data dir administers the server). No password is needed and no session is made.
+  - none runs: the command opens the data dir itself, under its lock.
+  - --server URL (or GREENROOM_SERVER_URL): a server on another machine, as the admin named by
+    GREENROOM_ADMIN=name:password. https:// is required (http:// only for a loopback host); the command logs in,
+    and logs out when it is done.`;
 
 async function serve(): Promise<void> {
   const server = await Greenroom.start();
@@ -59,14 +65,16 @@ async function user(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { role: { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { role: { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' }, server: { type: 'string' } },
   });
   const [command, name, extra] = positionals;
   const config = loadConfig();
   if (!command || !['add', 'list', 'block', 'unblock', 'role'].includes(command)) throw new ConfigError(`unknown user command\n\n${HELP}`);
   if (command !== 'list' && !name) throw new ConfigError(`greenroom user ${command} needs a username`);
   const password = command === 'add' ? await readPassword(values['password-stdin'] === true) : '';
-  const channel = await openAdminChannel(config);
+  const serverUrl = values.server ?? (process.env.GREENROOM_SERVER_URL || undefined);
+  const channel = await openAdminChannel(config, { serverUrl });
+  let failed = false;
   try {
     const byName = () => channel.ask<UserView>(USER_STORE, 'Get', { username: name });
     let out: unknown;
@@ -101,8 +109,15 @@ async function user(args: string[]): Promise<void> {
         break;
     }
     console.log(JSON.stringify(out));
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
-    await channel.close();
+    // A failure to close (e.g. to log the remote session out) is reported, without hiding the command's own error.
+    await channel.close().catch((err: unknown) => {
+      if (!failed) throw err;
+      console.error(`greenroom: ${err instanceof Error ? err.message : String(err)}`);
+    });
   }
 }
 

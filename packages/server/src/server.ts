@@ -28,6 +28,7 @@ import { authRoutes } from './gateway/auth-routes.js';
 import { createRequestListener, sendJson, type Route } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';
+import { AdminSocket } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { ActorSystem } from './runtime/actor-system.js';
@@ -159,6 +160,7 @@ const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/dist/', import.meta
 export class Greenroom {
   private stopping: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | undefined;
+  private adminSocket: AdminSocket | null = null;
 
   private constructor(
     readonly core: Core,
@@ -264,6 +266,9 @@ export class Greenroom {
       throw err;
     }
     const server = new Greenroom(core, http, gw);
+    // Only a store opened here on the data dir holds its lock (then a socket file left there is stale).
+    const dataDirLocked = options.store === undefined && store instanceof LowdbStore;
+    server.adminSocket = await AdminSocket.open(config.dataDir, { registry, log, maxLineBytes: config.maxFrameBytes, sendBufferBytes: config.sendBufferBytes, dataDirLocked });
     server.cleanupTimer = setInterval(() => {
       server.cleanup().then(
         (deleted) => log.info({ deleted }, 'cleanup done'),
@@ -282,12 +287,14 @@ export class Greenroom {
     this.stopping ??= (async () => {
       clearInterval(this.cleanupTimer);
       this.gateway.stopAccepting();
+      const adminClosed = this.adminSocket?.close(this.config.askTimeoutMs);
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
       this.http.closeIdleConnections();
       await this.gateway.drain(this.config.askTimeoutMs);
       await this.gateway.closeAll();
       this.http.closeAllConnections();
       await closed;
+      await adminClosed;
       await this.core.close();
       this.core.log.info('greenroom stopped');
     })();
