@@ -14,7 +14,7 @@ const HELP = `greenroom — an actor-model backend for WebSocket sessions
 
 Usage:
   greenroom serve                         start the server (GREENROOM_* variables configure it)
-  greenroom user add <username> [--role R] [--password-stdin]
+  greenroom user add <username> [--role R] [--display-name NAME] [--password-stdin]
                                           create a user (password from stdin or GREENROOM_USER_PASSWORD)
   greenroom user list [--json]            list users
   greenroom user block <username>         block a user: revokes all sessions, closes sockets (4003)
@@ -65,7 +65,7 @@ async function user(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { role: { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' }, server: { type: 'string' } },
+    options: { role: { type: 'string' }, 'display-name': { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' }, server: { type: 'string' } },
   });
   const [command, name, extra] = positionals;
   const config = loadConfig();
@@ -80,7 +80,12 @@ async function user(args: string[]): Promise<void> {
     let out: unknown;
     switch (command) {
       case 'add':
-        out = await channel.ask<UserView>(USER_STORE, 'Create', { username: name, password, role: values.role ?? 'user' });
+        out = await channel.ask<UserView>(USER_STORE, 'Create', {
+          username: name,
+          password,
+          role: values.role ?? 'user',
+          ...(values['display-name'] !== undefined ? { displayName: values['display-name'] } : {}),
+        });
         break;
       case 'list': {
         const users: UserView[] = [];

@@ -272,6 +272,29 @@ describe('greenroom user … with a server running on the data dir', () => {
     expect(await sessionsOf(server, adminUid)).toEqual(before);
     expect(fake.connections).toBe(0);
   });
+
+  // Names people read are checked by UserStore whichever way they arrive. (An unpaired surrogate cannot travel in a
+  // command line: argv is UTF-8. The wire tests in security.test.ts cover it.)
+  it.each([
+    ['a control character', ['--display-name', 'Dan\u0007']],
+    ['a right-to-left override', ['--display-name', 'Dan\u202Egnp.exe']],
+    ['a bidirectional isolate', ['--display-name', '\u2066Dan\u2069']],
+    ['a right-to-left mark', ['--display-name', 'Dan\u200F']],
+    ['a line separator', ['--display-name', 'Dan\u2028']],
+  ])('refuses a display name with %s (BAD_PAYLOAD), creating nothing', async (_what, args) => {
+    const run = await greenroom(['user', 'add', 'dan', ...args], { ...env, GREENROOM_USER_PASSWORD: 'dan-password-1' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('BAD_PAYLOAD');
+    await expect(server.ask(USER_STORE, 'Get', { username: 'dan' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('refuses a username with bidirectional formatting, and stores a display name NFC-normalized', async () => {
+    const bad = await greenroom(['user', 'add', 'dan\u202E'], { ...env, GREENROOM_USER_PASSWORD: 'dan-password-1' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('BAD_PAYLOAD');
+    const ok = result<UserView>(await greenroom(['user', 'add', 'dan', '--display-name', 'Dane\u0301'], { ...env, GREENROOM_USER_PASSWORD: 'dan-password-1' }));
+    expect(ok.displayName).toBe('Dan\u00e9');
+  });
 });
 
 describe('the admin socket', () => {
