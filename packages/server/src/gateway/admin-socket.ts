@@ -171,6 +171,8 @@ class AdminConnection implements Subscriber {
   private inflight = 0;
   /** The peer has sent its last byte: end our side once every ask it sent is answered. */
   private peerEnded = false;
+  /** The socket has closed: a Subscribe still queued must not add it back. */
+  closed = false;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(
@@ -188,7 +190,10 @@ class AdminConnection implements Subscriber {
       this.partialBytes = 0;
       this.endIfDone();
     });
-    socket.on('close', () => hooks.onClose(this));
+    socket.on('close', () => {
+      this.closed = true;
+      hooks.onClose(this);
+    });
     socket.on('error', () => undefined); // 'close' follows
   }
 
