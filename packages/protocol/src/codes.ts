@@ -28,6 +28,7 @@ export const ErrorCode = {
   BAD_ORIGIN: 'BAD_ORIGIN',
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -56,6 +57,7 @@ export const httpStatus: Record<ErrorCode, number> = {
   BAD_ORIGIN: 403,
   METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
+  UPGRADE_REQUIRED: 426,
 };
 
 const errorCodes = new Set<string>(Object.values(ErrorCode));

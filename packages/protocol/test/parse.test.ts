@@ -331,6 +331,7 @@ describe('codes: error codes', () => {
     expect(httpStatus.UNAVAILABLE).toBe(503);
     expect(httpStatus.METHOD_NOT_ALLOWED).toBe(405);
     expect(httpStatus.PAYLOAD_TOO_LARGE).toBe(413);
+    expect(httpStatus.UPGRADE_REQUIRED).toBe(426);
     expect(httpStatus.NOT_FOUND).toBe(404);
     expect(httpStatus.INTERNAL).toBe(500);
   });

@@ -25,7 +25,7 @@ import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { GreenroomError } from './errors.js';
 import { authRoutes } from './gateway/auth-routes.js';
-import { createRequestListener, sendJson, type Route } from './gateway/http.js';
+import { createRequestListener, sendJson, upgradeRequiredRoute, type Route } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';
 import { AdminSocket } from './gateway/admin-socket.js';
@@ -242,6 +242,8 @@ export class Greenroom {
             },
           ]),
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens }),
+      // An upgrade goes to the gateway; a plain request for /ws is told to upgrade (not served by the dashboard).
+      upgradeRequiredRoute('/ws'),
     ];
 
     const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;

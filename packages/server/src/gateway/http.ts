@@ -15,6 +15,7 @@ const MAX_BODY_BYTES = 16 * 1024;
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: unknown) => Promise<void>;
 
 export interface Route {
+  /** A GET route answers HEAD too. */
   method: 'GET' | 'POST';
   path: string;
   handle: RouteHandler;
@@ -28,8 +29,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, error: GreenroomError): void {
-  const headers: Record<string, string> = {};
+export function sendError(res: ServerResponse, error: GreenroomError, extraHeaders: Record<string, string> = {}): void {
+  const headers: Record<string, string> = { ...extraHeaders };
   if (error.details.retryAfterSeconds !== undefined) headers['Retry-After'] = String(error.details.retryAfterSeconds);
   sendJson(res, error.status, { error: error.toBody() }, headers);
 }
@@ -63,15 +64,35 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * `GET /ws` (or HEAD) that is not a WebSocket upgrade — a browser tab, curl, a proxy that dropped the Upgrade
+ * header: 426, saying what to send instead (SPEC §12). Upgrades never reach the routes; the gateway takes them.
+ */
+export function upgradeRequiredRoute(path: string): Route {
+  return {
+    method: 'GET',
+    path,
+    handle: async (_req, res) =>
+      sendError(
+        res,
+        new GreenroomError(ErrorCode.UPGRADE_REQUIRED, `${path} is a WebSocket endpoint: send a WebSocket upgrade (GET with Upgrade: websocket) with a bearer token, ?ticket= or the session cookie`),
+        { Upgrade: 'websocket', Connection: 'Upgrade' },
+      ),
+  };
+}
+
 export function createRequestListener(routes: Route[], log: Logger, fallback?: RouteHandler) {
   const table = new Map(routes.map((r) => [`${r.method} ${r.path}`, r]));
-  const paths = new Set(routes.map((r) => r.path));
+  const allowed = new Map<string, string[]>();
+  for (const r of routes) allowed.set(r.path, [...(allowed.get(r.path) ?? []), r.method, ...(r.method === 'GET' ? ['HEAD'] : [])]);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     try {
-      const route = table.get(`${req.method} ${path}`);
+      // HEAD is answered as GET (node:http sends no body for it).
+      const route = table.get(`${req.method} ${path}`) ?? (req.method === 'HEAD' ? table.get(`GET ${path}`) : undefined);
       if (!route) {
-        if (paths.has(path)) throw new GreenroomError(ErrorCode.METHOD_NOT_ALLOWED, 'method not allowed');
+        const methods = allowed.get(path);
+        if (methods) return sendError(res, new GreenroomError(ErrorCode.METHOD_NOT_ALLOWED, 'method not allowed'), { Allow: methods.join(', ') });
         if (fallback) return await fallback(req, res, undefined);
         throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such route');
       }

@@ -1,0 +1,113 @@
+/**
+ * `/ws` asked without a WebSocket upgrade (SPEC §12): GET and HEAD get 426 Upgrade Required with `Upgrade: websocket`
+ * and `Connection: Upgrade` and the JSON error body saying what to send — never the dashboard's 404, even with a
+ * static dir that holds a file named `ws`. Other methods get 405 with `Allow`. A real upgrade still gets its 101.
+ * Real server on loopback, requests sent with node:http so the test sees status, headers and body as sent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+
+let server: TestServer;
+let staticDir: string;
+
+beforeAll(async () => {
+  staticDir = await mkdtemp(join(tmpdir(), 'greenroom-static-'));
+  await writeFile(join(staticDir, 'index.html'), '<!doctype html><title>dashboard</title>');
+  // A file the static handler would serve for GET /ws if the route did not answer first.
+  await writeFile(join(staticDir, 'ws'), 'not the endpoint');
+  server = await startTestServer({ staticDir });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await rm(staticDir, { recursive: true, force: true });
+});
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function send(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${server.url}${path}`, { method, agent: false, headers });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('upgrade', () => reject(new Error('unexpected upgrade')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function expectUpgradeRequired(answer: Answer): void {
+  expect(answer.status).toBe(426);
+  expect(answer.headers.upgrade).toBe('websocket');
+  expect(answer.headers.connection).toMatch(/^upgrade$/i);
+  expect(answer.headers['content-type']).toMatch(/^application\/json/);
+}
+
+describe('GET /ws without an Upgrade header', () => {
+  it.each([
+    ['no credential', '/ws', {}],
+    ['a bearer token', '/ws', { Authorization: 'Bearer x.y.z' }],
+    ['a query string', '/ws?ticket=abc', {}],
+    ['Upgrade: websocket but no Connection: Upgrade', '/ws', { Upgrade: 'websocket' }],
+  ] as const)('with %s is 426 UPGRADE_REQUIRED, saying what to send', async (_name, path, headers) => {
+    const answer = await send('GET', path, headers);
+    expectUpgradeRequired(answer);
+    const body = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    expect(Object.keys(body)).toEqual(['error']);
+    expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
+    expect(body.error.code).toBe('UPGRADE_REQUIRED');
+    expect(body.error.message).toMatch(/WebSocket upgrade/);
+    expect(body.error.message).toMatch(/bearer token/);
+    expect(body.error.message).toContain('?ticket=');
+    expect(body.error.message).toMatch(/session cookie/);
+    expect(answer.headers['content-length']).toBe(String(Buffer.byteLength(answer.body)));
+  });
+
+  it('HEAD /ws is 426 with the same headers and no body', async () => {
+    const get = await send('GET', '/ws');
+    const head = await send('HEAD', '/ws');
+    expectUpgradeRequired(head);
+    expect(head.body).toBe('');
+    expect(head.headers['content-length']).toBe(get.headers['content-length']);
+  });
+
+  it.each(['POST', 'PUT', 'DELETE'])('%s /ws is 405 METHOD_NOT_ALLOWED with Allow: GET, HEAD', async (method) => {
+    const answer = await send(method, '/ws');
+    expect(answer.status).toBe(405);
+    expect(answer.headers.allow).toBe('GET, HEAD');
+    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.any(String) } });
+  });
+
+  it('leaves the dashboard and the other routes as they were (HEAD answered like GET)', async () => {
+    const page = await send('GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('dashboard');
+    expect((await send('HEAD', '/healthz')).status).toBe(200);
+    expect((await send('GET', '/ws/')).status).toBe(404);
+    const post = await send('POST', '/healthz');
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('does not stand in the way of a real upgrade: the same path with one gets its 101', async () => {
+    const s = await issueSession(server);
+    const client = await TestClient.connect(server, s.accessToken);
+    try {
+      expect((await client.ask('UserStore', 'GetOwn')).ok).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+});
