@@ -18,6 +18,8 @@ await build({
   platform: 'browser',
   target: 'es2022',
   external: ['ws'],
+  // The workspace packages from their sources: the dashboard builds without building them first.
+  conditions: ['greenroom-source'],
   minify: true,
   legalComments: 'none',
   outfile: join(out, 'app.js'),

@@ -31,12 +31,20 @@ How user commands reach the server (GREENROOM_DATA names the data dir):
     GREENROOM_ADMIN=name:password. https:// is required (http:// only for a loopback host); the command logs in,
     and logs out when it is done.`;
 
+/** Signals this close together are one request to stop (see serve). */
+const SAME_SIGNAL_MS = 1000;
+
 async function serve(): Promise<void> {
   const server = await Greenroom.start();
-  let signals = 0;
+  let first = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) process.exit(1); // a second signal: exit at once
+    // A second signal exits at once — but one within a second of the first is the same request: a Ctrl-C in a
+    // terminal reaches this process both from the terminal and forwarded by `npm start`.
+    if (first > 0) {
+      if (Date.now() - first >= SAME_SIGNAL_MS) process.exit(1);
+      return;
+    }
+    first = Date.now();
     server.core.log.info({ signal }, 'shutting down');
     server.stop().then(
       () => process.exit(0),

@@ -154,8 +154,8 @@ export async function cleanup(core: Core): Promise<{ sessions: number; guests: n
   return { sessions, guests };
 }
 
-/** Where the dashboard package puts its build (`pnpm --filter @greenroom/dashboard build`). */
-const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/dist/', import.meta.url));
+/** The dashboard's build, shipped inside this package (its build copies it here); the same path from src/ and dist/. */
+const DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
 
 export class Greenroom {
   private stopping: Promise<void> | null = null;

@@ -38,7 +38,7 @@ interface Run {
 /** Runs `greenroom <args>` with only the GREENROOM_* variables given here (none inherited from the test's env). */
 function greenroom(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_') && k !== 'INIT_CWD'));
-  const child = spawn(process.execPath, ['bin/greenroom.mjs', ...args], {
+  const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', ...args], {
     cwd: serverDir,
     env: { ...base, GREENROOM_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -429,7 +429,7 @@ describe('the admin socket across start and stop', () => {
   it('a real server process: the command reaches it through the socket, and SIGTERM removes the socket', async () => {
     const dataDir = await tempDir('greenroom-cli-serve-');
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_')));
-    const child = spawn(process.execPath, ['bin/greenroom.mjs', 'serve'], {
+    const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', 'serve'], {
       cwd: serverDir,
       env: { ...base, GREENROOM_PORT: '0', GREENROOM_DATA: dataDir, GREENROOM_ADMIN: `${admin.username}:${admin.password}`, GREENROOM_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

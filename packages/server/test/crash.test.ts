@@ -16,7 +16,7 @@ const serverDir = fileURLToPath(new URL('..', import.meta.url));
 const admin = { username: 'crash-admin', password: 'crash-password-1' };
 
 function serve(dataDir: string): { child: ChildProcess; url: Promise<string>; exited: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, ['bin/greenroom.mjs', 'serve'], {
+  const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', 'serve'], {
     cwd: serverDir,
     env: { ...process.env, GREENROOM_PORT: '0', GREENROOM_DATA: dataDir, GREENROOM_ADMIN: `${admin.username}:${admin.password}`, GREENROOM_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

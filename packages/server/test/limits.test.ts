@@ -494,7 +494,7 @@ describe('greenroom serve under signals', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'greenroom-limits-'));
     dirs.push(dataDir);
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_')));
-    const child = spawn(process.execPath, ['bin/greenroom.mjs', 'serve'], {
+    const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', 'serve'], {
       cwd: serverDir,
       env: { ...env, GREENROOM_PORT: '0', GREENROOM_DATA: dataDir, GREENROOM_ADMIN: `${admin.username}:${admin.password}`, GREENROOM_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -561,9 +561,20 @@ describe('greenroom serve under signals', () => {
 
     run.child.kill('SIGINT');
     await run.logged('shutting down');
+    // Past the second within which a repeat counts as the same request (the graceful stop still waits here).
+    await new Promise((r) => setTimeout(r, 1100));
     run.child.kill('SIGINT');
     const code = await run.exited;
     expect(code).toBe(1);
     client.ws.terminate();
+  });
+
+  it('the same signal twice at once (a Ctrl-C from the terminal and from npm) is one graceful stop: exit 0', async () => {
+    const run = await serve();
+    const client = await adminSocket(run.url);
+    run.child.kill('SIGINT');
+    run.child.kill('SIGINT');
+    expect(await client.closed).toEqual({ code: 1001, reason: 'shutdown' });
+    expect(await run.exited).toBe(0);
   });
 });

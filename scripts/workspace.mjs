@@ -1,0 +1,71 @@
+// What `npm start`, `npm test` and `npm run dev` share: a pinned pnpm (so a machine with only Node and npm works),
+// an install when the lockfile or a package manifest changed since the last one, and a build of what is out of date.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('..', import.meta.url));
+const PNPM = 'pnpm@10.34.9';
+const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+
+/** Runs a command from the top of the workspace; exits with its status if it fails. */
+function run(command, args) {
+  const r = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
+  if (r.error) throw r.error;
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+export function pnpm(args) {
+  run(npx, ['--yes', PNPM, ...args]);
+}
+
+/** Newest modification time (ms) of a file, or of any file below a directory (node_modules and dist skipped). */
+function newest(path) {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return 0;
+  }
+  if (!st.isDirectory()) return st.mtimeMs;
+  let latest = st.mtimeMs;
+  for (const entry of readdirSync(path)) {
+    if (entry === 'node_modules' || entry === 'dist') continue;
+    latest = Math.max(latest, newest(join(path, entry)));
+  }
+  return latest;
+}
+
+const packages = readdirSync(join(root, 'packages'));
+
+/** Installs unless node_modules is newer than the lockfile and every package manifest. */
+export function ensureInstalled() {
+  const installed = newest(join(root, 'node_modules', '.modules.yaml'));
+  const manifests = [join(root, 'pnpm-lock.yaml'), join(root, 'package.json'), ...packages.map((p) => join(root, 'packages', p, 'package.json'))];
+  if (installed > 0 && manifests.every((m) => newest(m) < installed)) return;
+  pnpm(['install', '--frozen-lockfile', '--reporter=append-only']);
+}
+
+/**
+ * The published packages and the dashboard, in build order, each with what its build reads. A package is rebuilt
+ * when any of those is newer than its build stamp.
+ */
+const BUILDS = [
+  { name: '@greenroom/protocol', dir: 'packages/protocol', inputs: [] },
+  { name: '@greenroom/client', dir: 'packages/client', inputs: ['packages/protocol/dist/.build-stamp'] },
+  { name: '@greenroom/dashboard', dir: 'packages/dashboard', inputs: ['packages/client/src', 'packages/protocol/src'] },
+  { name: '@greenroom/server', dir: 'packages/server', inputs: ['packages/protocol/dist/.build-stamp', 'packages/dashboard/dist/.build-stamp', 'packages/server/scripts/copy-dashboard.mjs'] },
+];
+
+/** Builds what is out of date (or everything, with `force`); a build that fails leaves its package out of date. */
+export function buildOutOfDate({ force = false } = {}) {
+  for (const b of BUILDS) {
+    const stampFile = join(root, b.dir, 'dist', '.build-stamp');
+    const stamp = newest(stampFile);
+    const inputs = [join(root, b.dir, 'src'), join(root, b.dir, 'package.json'), join(root, b.dir, 'tsconfig.build.json'), join(root, b.dir, 'build.mjs'), ...b.inputs.map((i) => join(root, i))];
+    if (!force && stamp > 0 && inputs.every((i) => newest(i) <= stamp)) continue;
+    pnpm(['--filter', b.name, 'run', 'build']);
+    writeFileSync(stampFile, `${new Date().toISOString()}\n`);
+  }
+}
