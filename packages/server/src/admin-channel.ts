@@ -11,15 +11,24 @@
  *
  * The first two never send a credential anywhere and never probe a port: whatever answers GREENROOM_PORT is not
  * trusted with anything.
+ *
+ * `greenroom backup` goes the first two ways only (`backupStore`): through the socket the running server writes the
+ * backup (an operation line, see admin-socket.ts); with none running, the store is opened here under the lock. It
+ * has no remote way: the WebSocket never writes files on the server's machine.
  */
+import { stat } from 'node:fs/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseServerFrame } from '@greenroom/protocol';
 import type { Config } from './config.js';
-import { ConfigError, GreenroomError } from './errors.js';
-import { adminSocketPath } from './gateway/admin-socket.js';
+import { ConfigError, GreenroomError, StoreError } from './errors.js';
+import { adminSocketPath, type BackupOperation } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
 import { createCore } from './server.js';
+import { BackupError, isBackupErrorCode } from './store/backup.js';
+import { DEFAULT_STORE_FILE, LowdbStore } from './store/lowdb-store.js';
+import type { BackupResult } from './store/store.js';
 
 export type AdminChannelMode = 'socket' | 'local' | 'remote';
 
@@ -49,6 +58,52 @@ export async function openAdminChannel(config: Config, options: AdminChannelOpti
   return openLocal(config);
 }
 
+/** What `backupStore` did, and which way. */
+export interface BackupReport extends BackupResult {
+  mode: 'socket' | 'local';
+}
+
+/**
+ * Writes a backup of the store of `config.dataDir` to `file` (absolute): by the running server, through its admin
+ * socket, or, with no server on the data dir, from the store opened here under the data dir's lock.
+ */
+export async function backupStore(config: Config, file: string, options: { overwrite: boolean }): Promise<BackupReport> {
+  const path = adminSocketPath(config.dataDir);
+  const socket = path ? await connectAdminSocket(path) : null;
+  if (socket) {
+    const channel = openSocket(socket);
+    try {
+      const operation: BackupOperation = { op: 'backup', file, overwrite: options.overwrite };
+      const result = await channel.operate<BackupResult>(operation).catch((err: unknown) => Promise.reject(operationFailure(err)));
+      return { mode: 'socket', ...result };
+    } finally {
+      await channel.close();
+    }
+  }
+  if (config.store !== 'lowdb') throw new ConfigError(`no server answers on the admin socket, and a ${config.store} store is backed up by its own tools`);
+  // A mistyped GREENROOM_DATA must not give an empty backup of a data dir made for it.
+  const isDir = await stat(config.dataDir).then((s) => s.isDirectory(), () => false);
+  if (!isDir) throw new ConfigError(`there is no data dir ${config.dataDir} (GREENROOM_DATA): nothing to back up`);
+  const store = await LowdbStore.open(config.dataDir);
+  try {
+    const hasStore = await stat(join(config.dataDir, DEFAULT_STORE_FILE)).then(() => true, () => false);
+    if (!hasStore) throw new ConfigError(`the data dir ${config.dataDir} holds no store (${DEFAULT_STORE_FILE}): nothing to back up`);
+    return { mode: 'local', ...(await store.backup(file, options)) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** An operation's error answer as the error the same failure raises in-process (so both ways print alike). */
+function operationFailure(err: unknown): unknown {
+  if (!(err instanceof GreenroomError)) return err;
+  const code: string = err.code;
+  if (isBackupErrorCode(code)) return new BackupError(code, err.message);
+  if (code === 'STORE_CLOSED' || code === 'STORE_WRITE_FAILED' || code === 'STORE_UNREADABLE') return new StoreError(code, err.message);
+  if (code === 'BAD_FRAME') return new ConfigError(`the server on this data dir refused the backup request (is it an older version?): ${err.message}`);
+  return err;
+}
+
 // ---- socket ----
 
 /** Connects to the admin socket; null when no server listens there (no file, or a stale one). */
@@ -68,7 +123,7 @@ function connectAdminSocket(path: string): Promise<Socket | null> {
   });
 }
 
-function openSocket(socket: Socket): AdminChannel {
+function openSocket(socket: Socket): AdminChannel & { operate<R>(operation: BackupOperation): Promise<R> } {
   const pending = new Map<string, { resolve(v: unknown): void; reject(e: unknown): void }>();
   let closed = false;
   let buffered = '';
@@ -89,15 +144,17 @@ function openSocket(socket: Socket): AdminChannel {
     pending.clear();
   });
   let next = 0;
+  const request = <R>(line: Record<string, unknown>) =>
+    new Promise<R>((resolve, reject) => {
+      if (closed) return reject(new Error('the server closed the admin socket'));
+      const id = String(++next);
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      socket.write(`${JSON.stringify({ id, ...line })}\n`);
+    });
   return {
     mode: 'socket',
-    ask: <R>(to: string, type: string, payload: unknown = {}) =>
-      new Promise<R>((resolve, reject) => {
-        if (closed) return reject(new Error('the server closed the admin socket'));
-        const id = String(++next);
-        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        socket.write(`${JSON.stringify({ id, to, type, payload })}\n`);
-      }),
+    ask: <R>(to: string, type: string, payload: unknown = {}) => request<R>({ to, type, payload }),
+    operate: <R>(operation: BackupOperation) => request<R>({ ...operation }),
     close: async () => {
       if (closed) return;
       await new Promise<void>((resolve) => {

@@ -1,14 +1,17 @@
 /**
- * The `greenroom` command: `serve`, and user administration. Configuration comes from GREENROOM_* variables
- * (docs/configuration.md).
+ * The `greenroom` command: `serve`, user administration, and backups of the store. Configuration comes from
+ * GREENROOM_* variables (docs/configuration.md).
  */
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { UserView } from './actors/records.js';
 import { USER_STORE } from './actors/user-store.js';
-import { openAdminChannel } from './admin-channel.js';
+import { backupStore, openAdminChannel } from './admin-channel.js';
 import { loadConfig } from './config.js';
 import { ConfigError, GreenroomError, StoreError } from './errors.js';
 import { Greenroom } from './server.js';
+import { BackupError } from './store/backup.js';
+import { LowdbStore } from './store/lowdb-store.js';
 
 const HELP = `greenroom — an actor-model backend for WebSocket sessions
 
@@ -21,6 +24,13 @@ Usage:
   greenroom user unblock <username>       unblock a user
   greenroom user role <username> <role>   change a user's role
   greenroom user … --server URL           any user command, against the server at URL (see below)
+  greenroom backup <file> [--force]       write a consistent copy of the store to <file> (mode 0600): every write
+                                          acknowledged before the command started is in it. A running server on
+                                          this data dir writes it (through its admin socket); with none, the
+                                          command reads the store itself, under the data dir's lock. An existing
+                                          <file> is refused unless --force.
+  greenroom restore <file>                replace the store with a backup; the server must be stopped. The store
+                                          it replaces is kept as <data>/greenroom.json.before-restore.
   greenroom --help                        this text
 
 How user commands reach the server (GREENROOM_DATA names the data dir):
@@ -134,6 +144,46 @@ async function user(args: string[]): Promise<void> {
   }
 }
 
+/** parseArgs, with its errors (unknown option, missing value) as the operator-facing kind. */
+function parseCommand<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new ConfigError(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
+  }
+}
+
+/** A path as typed: relative to where the command was typed (npm and pnpm scripts set INIT_CWD to it). */
+function typedPath(path: string): string {
+  return resolve(process.env.INIT_CWD ?? process.cwd(), path);
+}
+
+async function backup(args: string[]): Promise<void> {
+  const { values, positionals } = parseCommand({ args, allowPositionals: true, options: { force: { type: 'boolean' } } });
+  if (positionals.length !== 1 || !positionals[0]) throw new ConfigError('greenroom backup needs one file to write the backup to');
+  const config = loadConfig();
+  const file = typedPath(positionals[0]);
+  const done = await backupStore(config, file, { overwrite: values.force === true });
+  const how = done.mode === 'socket' ? 'written by the server running on' : 'read under the lock of';
+  console.log(`backup of the store ${how} ${config.dataDir}: ${done.file} (${done.bytes} bytes, mode 0600)`);
+}
+
+async function restore(args: string[]): Promise<void> {
+  const { positionals } = parseCommand({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1 || !positionals[0]) throw new ConfigError('greenroom restore needs one backup file');
+  const config = loadConfig();
+  if (config.store !== 'lowdb') throw new ConfigError(`greenroom restore restores the embedded store; a ${config.store} store is restored with its own tools`);
+  const file = typedPath(positionals[0]);
+  const done = await LowdbStore.restore(config.dataDir, file);
+  console.log(`restored ${file} into ${done.store} (${done.bytes} bytes)`);
+  if (done.previous) {
+    console.log(`the store it replaced is kept as ${done.previous}: to undo, run greenroom restore ${done.previous}`);
+  } else {
+    console.log('the data dir held no store before: nothing was replaced');
+  }
+  console.log(`sessions in the backup stay valid only under the secret they were made with (GREENROOM_SECRET, or ${resolve(config.dataDir, 'secret')})`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -142,12 +192,15 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'serve') return serve();
   if (command === 'user') return user(rest);
+  if (command === 'backup') return backup(rest);
+  if (command === 'restore') return restore(rest);
   throw new ConfigError(`unknown command ${command}\n\n${HELP}`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   // Operator-facing errors print their message only (no stack); anything else is a bug and prints in full.
   if (err instanceof ConfigError || err instanceof StoreError) console.error(`greenroom: ${err.message}`);
+  else if (err instanceof BackupError) console.error(`greenroom: ${err.code}: ${err.message}`);
   else if (err instanceof GreenroomError) console.error(`greenroom: ${err.code}: ${err.message}`);
   else if (err instanceof Error && !(err as NodeJS.ErrnoException).code) console.error(`greenroom: ${err.message}`);
   else console.error(err);

@@ -12,6 +12,19 @@
  * that subscribes receives pushes as lines too. A bad line is answered BAD_FRAME; lines are bounded in length,
  * asks in flight per connection and connections in number, so no client of the socket can grow the server's memory.
  *
+ * Operations: a line whose object has an `op` member is an operation of the server itself, which only this socket
+ * offers (never the WebSocket, whose frames must name an actor: such a frame there is BAD_FRAME). One exists:
+ *
+ *   {"id", "op": "backup", "file": "/absolute/path", "overwrite"?: boolean}
+ *
+ * writes a consistent copy of the store to `file` on the server's machine (Store.backup: every write acknowledged
+ * before the line arrived is in it; mode 0600), refusing an existing file unless `overwrite` is true, and a path
+ * that is relative or names one of the data dir's own files. The answer is `{"id","ok":true,"result":{"file","bytes"}}`,
+ * or an error whose code says why: BACKUP_EXISTS, BACKUP_BAD_TARGET, BACKUP_WRITE_FAILED, BACKUP_UNSUPPORTED (the
+ * store cannot make backups), a store error (STORE_CLOSED, STORE_WRITE_FAILED), or BAD_FRAME for a malformed line.
+ * Backups run one at a time, in the order asked; each counts as an ask in flight. `greenroom backup` sends it, with
+ * the path resolved where the command was typed.
+ *
  * A socket file found at start is stale when the server holds the data dir's lock (only the lock holder listens
  * there): it is removed and the socket made again. A path too long for a Unix socket means no admin socket (a
  * warning in the log); the server runs without it.
@@ -20,12 +33,13 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ErrorCode, parseAskFrame, type AskId, type ErrorBody, type ServerFrame } from '@greenroom/protocol';
+import { ErrorCode, MAX_ID_LENGTH, parseAskFrame, type AskId, type ErrorBody, type ServerFrame } from '@greenroom/protocol';
 import type { Caller } from '../actors/define.js';
 import type { ActorRegistry, Subscriber } from '../actors/registry.js';
-import type { GreenroomError } from '../errors.js';
+import { StoreError, type GreenroomError } from '../errors.js';
+import { BackupError } from '../store/backup.js';
 
 /** The socket's file name in the data dir. */
 export const ADMIN_SOCKET_FILE = 'greenroom.sock';
@@ -44,6 +58,24 @@ export const MAX_ADMIN_CONNECTIONS = 32;
 
 /** How long a closing connection may take to flush its last answers before it is torn down. */
 const CLOSE_GRACE_MS = 500;
+
+/** The longest backup path accepted (PATH_MAX on Linux). */
+const MAX_PATH_LENGTH = 4096;
+
+/** An operation line, read (see the header). */
+export interface BackupOperation {
+  op: 'backup';
+  file: string;
+  overwrite: boolean;
+}
+
+type OperationParse = { ok: true; id: AskId; operation: BackupOperation } | { ok: false; id: AskId | null; error: ErrorBody };
+
+/** An error answer whose code is not one of the wire's (a store's or a backup's: the socket's user is the operator). */
+interface OperationErrorBody {
+  code: string;
+  message: string;
+}
 
 /** The admin socket's path for a data dir, or null when it is too long for a Unix socket. */
 export function adminSocketPath(dataDir: string): string | null {
@@ -71,6 +103,8 @@ export class AdminSocket {
   private inflight = 0;
   private closing: Promise<void> | null = null;
   private readonly connections = new Set<AdminConnection>();
+  /** The last backup asked for: the next one starts when it is done. */
+  private backups: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly path: string,
@@ -141,6 +175,7 @@ export class AdminSocket {
     }
     const connection = new AdminConnection(socket, this.options, {
       accepting: () => this.accepting,
+      operate: (operation) => this.operate(operation),
       onAsk: () => void this.inflight++,
       onAskDone: () => void this.inflight--,
       onClose: (c) => {
@@ -150,10 +185,33 @@ export class AdminSocket {
     });
     this.connections.add(connection);
   }
+
+  /** Runs an operation line's operation; backups one at a time. */
+  private operate(operation: BackupOperation): Promise<unknown> {
+    const run = this.backups.then(() => this.backup(operation));
+    this.backups = run.catch(() => undefined);
+    return run;
+  }
+
+  private async backup({ file, overwrite }: BackupOperation): Promise<unknown> {
+    const { log, registry } = this.options;
+    const store = registry.store;
+    if (!store.backup) throw new BackupError('BACKUP_UNSUPPORTED', 'the store this server uses cannot make backups');
+    const started = Date.now();
+    try {
+      const result = await store.backup(file, { overwrite });
+      log.info({ file, bytes: result.bytes, ms: Date.now() - started }, 'backup written');
+      return result;
+    } catch (err) {
+      log.warn({ file, code: (err as { code?: unknown }).code, err }, 'backup failed');
+      throw err;
+    }
+  }
 }
 
 interface ConnectionHooks {
   accepting(): boolean;
+  operate(operation: BackupOperation): Promise<unknown>;
   onAsk(): void;
   onAskDone(): void;
   onClose(connection: AdminConnection): void;
@@ -249,6 +307,12 @@ class AdminConnection implements Subscriber {
     if (text.endsWith('\r')) text = text.slice(0, -1);
     if (text.trim() === '') return;
 
+    const operation = parseOperation(text);
+    if (operation) {
+      if (!operation.ok) return this.replyError(operation.id, operation.error);
+      return this.runOperation(operation.id, operation.operation);
+    }
+
     const parsed = parseAskFrame(text);
     if (!parsed.ok) return this.replyError(parsed.id, parsed.error);
     const { id, to, type, payload } = parsed.frame;
@@ -268,6 +332,23 @@ class AdminConnection implements Subscriber {
     });
   }
 
+  private runOperation(id: AskId, operation: BackupOperation): void {
+    if (!this.hooks.accepting()) return this.replyError(id, { code: ErrorCode.UNAVAILABLE, message: 'the server is shutting down' });
+    if (this.inflight >= MAX_ADMIN_INFLIGHT) {
+      return this.replyError(id, { code: ErrorCode.RATE_LIMITED, message: `at most ${MAX_ADMIN_INFLIGHT} asks in flight per connection` });
+    }
+    this.inflight++;
+    this.hooks.onAsk();
+    this.hooks.operate(operation).then(
+      (result) => this.sendLine({ id, ok: true, result }),
+      (err: unknown) => this.sendLine({ id, ok: false, error: operationError(err, this.options.log) }),
+    ).finally(() => {
+      this.inflight--;
+      this.hooks.onAskDone();
+      this.endIfDone();
+    });
+  }
+
   private endIfDone(): void {
     if (this.peerEnded && this.inflight === 0) this.socket.end();
   }
@@ -277,6 +358,10 @@ class AdminConnection implements Subscriber {
   }
 
   private send(frame: ServerFrame): void {
+    this.sendLine(frame);
+  }
+
+  private sendLine(value: ServerFrame | { id: AskId; ok: false; error: OperationErrorBody }): void {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
     if (socket.writableLength > this.options.sendBufferBytes) {
@@ -285,8 +370,50 @@ class AdminConnection implements Subscriber {
       socket.destroy();
       return;
     }
-    socket.write(`${JSON.stringify(frame)}\n`);
+    socket.write(`${JSON.stringify(value)}\n`);
   }
+}
+
+/**
+ * Reads a line as an operation if its object has an `op` member; undefined for any other line (an ask, or a line
+ * that is no JSON object: parseAskFrame answers those). Only own members are read, as parseAskFrame does.
+ */
+export function parseOperation(text: string): OperationParse | undefined {
+  if (!text.includes('"op"')) return undefined; // the cheap look: asks are parsed once
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.hasOwn(raw, 'op')) return undefined;
+  const line = raw as Record<string, unknown>;
+  const id = readId(line.id);
+  const bad = (message: string): OperationParse => ({ ok: false, id, error: { code: ErrorCode.BAD_FRAME, message } });
+  if (id === null) return bad('id must be a non-empty string (at most 128 characters) or a safe integer');
+  if (line.op !== 'backup') return bad('op must be "backup"');
+  for (const key of Object.keys(line)) {
+    if (!['id', 'op', 'file', 'overwrite'].includes(key)) return bad(`a backup line has no member "${key}"`);
+  }
+  const { file, overwrite } = line;
+  if (typeof file !== 'string' || !isAbsolute(file) || file.length > MAX_PATH_LENGTH || file.includes('\0')) {
+    return bad('file must be an absolute path on the server\'s machine');
+  }
+  if (overwrite !== undefined && typeof overwrite !== 'boolean') return bad('overwrite must be true or false');
+  return { ok: true, id, operation: { op: 'backup', file, overwrite: overwrite === true } };
+}
+
+function readId(value: unknown): AskId | null {
+  if (typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  return null;
+}
+
+/** An operation's failure as an answer: its own code for a backup's or a store's error; anything else is a bug. */
+function operationError(err: unknown, log: Logger): OperationErrorBody {
+  if (err instanceof BackupError || err instanceof StoreError) return { code: err.code, message: err.message };
+  log.error({ err }, 'admin socket operation failed');
+  return { code: ErrorCode.INTERNAL, message: 'internal error (the server log has the details)' };
 }
 
 function tooLong(max: number): ErrorBody {

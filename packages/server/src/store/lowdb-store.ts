@@ -1,12 +1,13 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Low } from 'lowdb';
 import { StoreError } from '../errors.js';
-import { DurableFile, type StoreDocument } from './durable-file.js';
+import { BackupError, BEFORE_RESTORE_SUFFIX, backupWriteError, checkBackupTarget } from './backup.js';
+import { copyAll, DurableFile, parseStoreDocument, writeAll, writeFileDurably, type StoreDocument } from './durable-file.js';
 import { DataDirLock } from './lock.js';
 import { FieldIndex } from './field-index.js';
 import { deepFreeze, pageOf } from './memory-store.js';
-import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
+import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
 
 /** The store file's name in the data dir, unless `open` is told otherwise. */
 export const DEFAULT_STORE_FILE = 'greenroom.json';
@@ -26,6 +27,15 @@ interface Waiters {
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+/** What `LowdbStore.restore` did. */
+export interface RestoreResult {
+  /** The store file now holding the backup. */
+  store: string;
+  bytes: number;
+  /** Where the store it replaced is kept, or null when the data dir had no store file. */
+  previous: string | null;
 }
 
 function waiters(): Waiters {
@@ -50,6 +60,8 @@ function waiters(): Waiters {
  */
 export class LowdbStore implements Store {
   private pending: Waiters | null = null;
+  /** The writes of the flush under way (serialized, not yet renamed into place). */
+  private flushing: Waiters | null = null;
   private draining: Promise<void> | null = null;
   private flushes = 0;
   /** Writes carried by the previous flush. */
@@ -60,6 +72,7 @@ export class LowdbStore implements Store {
 
   private constructor(
     private readonly db: Low<StoreDocument>,
+    private readonly file: DurableFile,
     private readonly lock: DataDirLock,
   ) {}
 
@@ -75,10 +88,86 @@ export class LowdbStore implements Store {
       await db.read();
       // Records read from the file are as immutable as those put later.
       for (const records of Object.values(db.data)) for (const record of Object.values(records)) deepFreeze(record);
-      return new LowdbStore(db, lock);
+      return new LowdbStore(db, file, lock);
     } catch (err) {
       await lock.release();
       throw err;
+    }
+  }
+
+  /**
+   * Puts a backup in place of the store file of a data dir, under the dir's lock (so never while a server or a
+   * command has the store open: STORE_LOCKED, naming the dir). The backup is checked first as the store checks its
+   * file at open; one that fails is BACKUP_INVALID and nothing in the data dir is touched. Then the store file is
+   * copied to `<store file>.before-restore` (replacing an older one) and the backup takes its place, both written
+   * durably: a crash at any point leaves the old store or the new one, never a mix, and the old one stays at hand.
+   */
+  static async restore(dir: string, backupFile: string, options: { file?: string } = {}): Promise<RestoreResult> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const lock = await DataDirLock.acquire(dir);
+    try {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(backupFile);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        throw new BackupError('BACKUP_UNREADABLE', `cannot read the backup ${backupFile}: ${code}; the store was left untouched`, { cause: err });
+      }
+      const parsed = parseStoreDocument(bytes.toString('utf8'));
+      if (!parsed.ok) {
+        throw new BackupError('BACKUP_INVALID', `${backupFile} is not a Greenroom store backup: it ${parsed.problem}; the store was left untouched`, {
+          cause: parsed.cause,
+        });
+      }
+      const storeFile = new DurableFile(join(dir, options.file ?? DEFAULT_STORE_FILE));
+      await storeFile.removeStaleTempFiles();
+      const previousPath = `${storeFile.path}${BEFORE_RESTORE_SUFFIX}`;
+      let previous: string | null = null;
+      const current = await openIfExists(storeFile.path);
+      if (current) {
+        try {
+          await writeFileDurably(previousPath, (target) => copyAll(current, target), { overwrite: true });
+        } catch (err) {
+          throw new BackupError('BACKUP_WRITE_FAILED', `cannot keep the current store as ${previousPath}: ${errCode(err)}; the store was left untouched`, { cause: err });
+        } finally {
+          await current.close();
+        }
+        previous = previousPath;
+      }
+      try {
+        await writeFileDurably(storeFile.path, (target) => writeAll(target, [bytes]), { overwrite: true });
+      } catch (err) {
+        throw new BackupError('BACKUP_WRITE_FAILED', `cannot write the store file ${storeFile.path}: ${errCode(err)}; it holds the store as it was`, { cause: err });
+      }
+      return { store: storeFile.path, bytes: bytes.length, previous };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Copies the store file as it is on disk once every write made before the call is there. A write is acknowledged
+   * only after its flush renamed the new file into place, so the file holds every acknowledged write; writes applied
+   * in memory but not yet flushed (not yet acknowledged either) are waited for all the same, so the backup holds
+   * everything written before the call. The file is only ever replaced whole (rename), never changed in place, so
+   * what one open descriptor reads is one whole flush: flushes that rename a newer file meanwhile do not touch it.
+   */
+  async backup(target: string, options: BackupOptions = {}): Promise<BackupResult> {
+    this.assertUsable();
+    await checkBackupTarget(target, dirname(this.file.path));
+    // The flush that will carry what is in memory now: the one waiting to start, else the one under way.
+    const unflushed = this.pending ?? this.flushing;
+    if (unflushed) await unflushed.promise; // rejects (STORE_WRITE_FAILED) if the store has failed
+    const source = await openIfExists(this.file.path);
+    try {
+      // No file: nothing was ever flushed, so nothing was written (a later write is not ours to wait for).
+      const fill = source ? (t: FileHandle) => copyAll(source, t) : (t: FileHandle) => writeAll(t, [Buffer.from('{}')]);
+      const bytes = await writeFileDurably(target, fill, { overwrite: options.overwrite === true });
+      return { file: target, bytes };
+    } catch (err) {
+      throw backupWriteError(target, err);
+    } finally {
+      await source?.close();
     }
   }
 
@@ -167,6 +256,7 @@ export class LowdbStore implements Store {
         batch.reject(this.failure);
         continue;
       }
+      this.flushing = batch;
       try {
         // DurableFile serializes the document before its first await, i.e. now: the snapshot holds every write
         // that joined `batch` (and maybe newer ones, which is harmless: they are durable a flush early).
@@ -176,6 +266,8 @@ export class LowdbStore implements Store {
       } catch (err) {
         this.failure = new StoreError('STORE_WRITE_FAILED', `writing the store file failed: ${String(err)}`, { cause: err });
         batch.reject(this.failure);
+      } finally {
+        this.flushing = null;
       }
     }
     this.draining = null;
@@ -185,4 +277,17 @@ export class LowdbStore implements Store {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed');
     if (this.failure) throw this.failure;
   }
+}
+
+async function openIfExists(path: string): Promise<FileHandle | null> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StoreError('STORE_UNREADABLE', `cannot read the store file ${path}: ${String(err)}`, { cause: err });
+  }
+}
+
+function errCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | undefined)?.code ?? String(err);
 }

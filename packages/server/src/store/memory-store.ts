@@ -1,6 +1,8 @@
 import { StoreError } from '../errors.js';
+import { backupWriteError, checkBackupTarget } from './backup.js';
+import { writeAll, writeFileDurably } from './durable-file.js';
 import { FieldIndex } from './field-index.js';
-import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
+import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
 
 /** The default page size of `scan`. */
 export const DEFAULT_SCAN_LIMIT = 100;
@@ -79,6 +81,28 @@ export class MemoryStore implements Store {
 
   async ping(): Promise<void> {
     this.assertOpen();
+  }
+
+  /**
+   * Writes the document (every write whose promise resolved before the call, and any made since), in the embedded
+   * store's file format, durably and with mode 0600, like the lowdb store's backups.
+   */
+  async backup(file: string, options: BackupOptions = {}): Promise<BackupResult> {
+    this.assertOpen();
+    await checkBackupTarget(file, null);
+    const doc: Record<string, Record<string, StoredRecord>> = Object.create(null); // `__proto__` is a plain name
+    for (const [name, records] of this.collections) {
+      const out: Record<string, StoredRecord> = Object.create(null);
+      for (const [id, record] of records) out[id] = record;
+      doc[name] = out;
+    }
+    const bytes = Buffer.from(JSON.stringify(doc)); // taken before the first await: one moment's document
+    try {
+      await writeFileDurably(file, (target) => writeAll(target, [bytes]), { overwrite: options.overwrite === true });
+    } catch (err) {
+      throw backupWriteError(file, err);
+    }
+    return { file, bytes: bytes.length };
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,26 @@ export interface Store {
   findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Promise<Array<{ id: string; value: T }>>;
   /** Resolves when the store can serve (for /readyz); rejects otherwise. */
   ping(): Promise<void>;
+  /**
+   * Writes a consistent copy of the store to `file` (an absolute path) while it serves: a snapshot holding every
+   * write acknowledged before the call (and perhaps some that come later), in the embedded store's file format (the
+   * document `{ [collection]: { [id]: record } }` as JSON), so `greenroom restore` puts it back. Written durably
+   * (temp file in the target's directory, fsync, rename, directory fsync) with mode 0600: it holds password hashes
+   * and sessions. An existing `file` is refused (BackupError BACKUP_EXISTS, the file untouched) unless `overwrite`.
+   * Optional: a store that cannot make backups leaves it out, and `greenroom backup` says so.
+   */
+  backup?(file: string, options?: BackupOptions): Promise<BackupResult>;
   /** Waits for pending writes, then releases the store (and its lock). Later calls reject with STORE_CLOSED. */
   close(): Promise<void>;
+}
+
+export interface BackupOptions {
+  /** Replace `file` if it exists. */
+  overwrite?: boolean;
+}
+
+export interface BackupResult {
+  /** The backup's absolute path. */
+  file: string;
+  bytes: number;
 }
