@@ -110,7 +110,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     graceMs: config.refreshGraceS * 1000,
   });
   const guestWindows = new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
-  const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { trustProxy: config.trustProxy, guests: config.guests });
+  const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { trustProxy: config.trustProxy, guests: config.guests, log });
   return {
     config,
     log,
@@ -241,7 +241,7 @@ export class Greenroom {
               },
             },
           ]),
-      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens }),
+      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log }),
       // An upgrade goes to the gateway; a plain request for /ws is told to upgrade (not served by the dashboard).
       upgradeRequiredRoute('/ws'),
     ];

@@ -6,6 +6,7 @@
  * (loginMaxFailures: 3, loginWindowS: 2). Password hashing is real.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { LoginLimiter } from '../src/auth/login-limiter.js';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
 
 const MAX_FAILURES = 3;
@@ -140,5 +141,37 @@ describe('the login limiter (loginMaxFailures: 3, loginWindowS: 2)', () => {
     expectInvalid(unknown);
     expect(shape(unknown)).toEqual(shape(wrong));
     expect(unknown.retryAfter).toBe(wrong.retryAfter);
+  });
+});
+
+describe('a failure burst is named once per limit and window (the log line of a burst)', () => {
+  const known = async () => false;
+
+  it('names each limit on the failure that reaches it, never again in that window, and again in the next', async () => {
+    let t = 1_000_000;
+    const limiter = new LoginLimiter(MAX_FAILURES, WINDOW_S * 1000, () => t);
+    try {
+      // In flight at once: all counted before any fails; only the first failure names the limits.
+      const attempts = await Promise.all(Array.from({ length: MAX_FAILURES }, () => limiter.begin('alice', '10.0.0.1', known)));
+      expect(attempts.map((a) => a.failed())).toEqual([['address', 'username-address', 'username'], [], []]);
+      await expect(limiter.begin('alice', '10.0.0.1', known)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+
+      // The username's limit across addresses was reached already: another address reaching its own names only it.
+      for (let i = 0; i < MAX_FAILURES - 1; i += 1) expect((await limiter.begin(`user${i}`, '10.0.0.2', known)).failed()).toEqual([]);
+      expect((await limiter.begin('bob', '10.0.0.2', known)).failed()).toEqual(['address']);
+
+      // Below the limit nothing is named, and a success takes its attempt back.
+      const success = await limiter.begin('carol', '10.0.0.3', known);
+      success.succeeded();
+      expect((await limiter.begin('carol', '10.0.0.3', known)).failed()).toEqual([]);
+
+      // A new window: the same burst is named again.
+      t += WINDOW_S * 1000;
+      const again = [];
+      for (let i = 0; i < MAX_FAILURES; i += 1) again.push((await limiter.begin('alice', '10.0.0.1', known)).failed());
+      expect(again).toEqual([[], [], ['address', 'username-address', 'username']]);
+    } finally {
+      limiter.stop();
+    }
   });
 });

@@ -19,6 +19,10 @@ export interface Caller {
   readonly sid: string | null;
   readonly connectionId: string | null;
   readonly role: Role;
+  /** The client's address, for a caller on a socket that has one. */
+  readonly address?: string | null;
+  /** For an ask the server forwarded between actors: the caller it was forwarded for (who did it, in the log). */
+  readonly via?: Caller;
 }
 
 export const SYSTEM_CALLER: Caller = Object.freeze({ system: true, uid: null, sid: null, connectionId: null, role: 'system' });

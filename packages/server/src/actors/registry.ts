@@ -158,8 +158,9 @@ export class ActorRegistry {
     try {
       const result = await env.message.handle(env.payload, ctx);
       if (result instanceof Forward) {
-        // The mailbox is freed now; the other actor answers the original caller.
-        this.dispatch(result.actor, result.type, result.payload, SYSTEM_CALLER, env.reply);
+        // The mailbox is freed now; the other actor answers the original caller. It runs as the server itself,
+        // remembering whom for.
+        this.dispatch(result.actor, result.type, result.payload, forwardedFor(env.caller), env.reply);
       } else {
         env.reply(null, result === undefined ? null : result);
       }
@@ -200,6 +201,11 @@ export class ActorRegistry {
   unsubscribeAll(connectionId: string): void {
     for (const host of this.hosts.values()) host.subscribers.delete(connectionId);
   }
+}
+
+/** The server's own caller, on behalf of `caller` (kept for attribution only: it grants nothing). */
+function forwardedFor(caller: Caller): Caller {
+  return caller.system ? caller : Object.freeze({ ...SYSTEM_CALLER, via: caller.via ?? caller });
 }
 
 class Context implements ActorContext<unknown> {

@@ -11,6 +11,7 @@ import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
+import { actorOf, logSecurityEvent } from '../security-events.js';
 import { defineActor, type Caller, type Role } from './define.js';
 import { page, pageRequest } from './paging.js';
 import { deviceRows, isLive, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
@@ -25,6 +26,8 @@ export class Principal implements Caller {
     public role: Role,
     /** When the session expires unless refreshed; checked on every ask and heartbeat. */
     public expiresAt: number,
+    /** The client's address (for the log's security events). */
+    readonly address: string | null = null,
   ) {}
 }
 
@@ -167,7 +170,8 @@ export function createSessionStore(deps: SessionStoreDeps) {
             if (ctx.caller.role !== 'admin' && !ctx.caller.system && s.uid !== ctx.caller.uid) {
               throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may revoke only your own sessions');
             }
-            await revoke(ctx, [s], 'revoked');
+            const ended = await revoke(ctx, [s], 'revoked');
+            logSecurityEvent(ctx.log, 'session.revoked', { ...actorOf(ctx.caller), target: { uid: s.uid, sid: s.sid }, ended: ended.length });
             return { revoked: 1 };
           },
         }),
@@ -178,6 +182,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           handle: async (p, ctx) => {
             if (!(await ctx.store.get('users', p.uid))) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
             const ended = await revoke(ctx, await userSessions(ctx.store, p.uid), 'revoked');
+            logSecurityEvent(ctx.log, 'user.sessions-revoked', { ...actorOf(ctx.caller), target: { uid: p.uid }, ended: ended.length });
             return { revoked: ended.length };
           },
         }),
@@ -251,7 +256,12 @@ export function createSessionStore(deps: SessionStoreDeps) {
         Register: message({
           allow: [],
           internal: true,
-          payload: z.object({ connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null), uid: z.string(), sid: z.string() }),
+          payload: z.object({
+            connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null),
+            uid: z.string(),
+            sid: z.string(),
+            address: z.string().nullable().default(null),
+          }),
           handle: async (p, ctx) => {
             const { session: s, user } = await liveSession(ctx.store, p.uid, p.sid);
             // Quotas: one stolen or shared token cannot take every connection slot of the server.
@@ -263,7 +273,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
               throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
             }
             ctx.state.perUser.set(s.uid, userConnections + 1);
-            const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt));
+            const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt), p.address);
             const reg: Registered = { connection: p.connection, principal };
             ctx.state.connections.set(p.connection.id, reg);
             let set = ctx.state.bySid.get(s.sid);
@@ -310,7 +320,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           handle: (p, ctx) => ctx.state.connections.get(p.connectionId)?.principal ?? null,
         }),
 
-        /** Ends one session for a reason (logout, reuse); its sockets close with 4001 and that reason. */
+        /** Ends one session for a reason (logout, reuse); its sockets close with 4001 and that reason. Answers whose it was. */
         End: message({
           allow: [],
           internal: true,
@@ -318,7 +328,7 @@ export function createSessionStore(deps: SessionStoreDeps) {
           handle: async (p, ctx) => {
             const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
             if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
-            return { ended: (await revoke(ctx, [s], p.reason)).length };
+            return { ended: (await revoke(ctx, [s], p.reason)).length, uid: s.uid };
           },
         }),
 

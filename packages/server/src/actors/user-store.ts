@@ -10,6 +10,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { GreenroomError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { hashPassword } from '../auth/passwords.js';
+import { actorOf, logSecurityEvent } from '../security-events.js';
 import { defineActor } from './define.js';
 import { page, pageRequest } from './paging.js';
 import { userView, type FingerprintRecord, type UserRecord } from './records.js';
@@ -137,10 +138,15 @@ export function createUserStore(options: { now?: () => number } = {}) {
               passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
             };
             await ctx.store.put('users', u.uid, next);
-            if (next.role !== u.role) await ctx.ask(SESSION_STORE, 'UpdateRole', { uid: u.uid, role: next.role });
+            if (next.role !== u.role) {
+              await ctx.ask(SESSION_STORE, 'UpdateRole', { uid: u.uid, role: next.role });
+              logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
+            }
             // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
             if (p.password !== undefined) {
-              await ctx.ask(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'revoked', except: ctx.caller.uid === u.uid ? ctx.caller.sid : null });
+              const except = ctx.caller.uid === u.uid ? ctx.caller.sid : null;
+              const { ended } = await ctx.ask<{ ended: number }>(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'revoked', except });
+              logSecurityEvent(ctx.log, 'user.password-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, sessionsEnded: ended });
             }
             ctx.publish('UserChanged', { user: userView(next) });
             return userView(next);
@@ -159,7 +165,13 @@ export function createUserStore(options: { now?: () => number } = {}) {
             if (p.fingerprint) await ctx.ask(FINGERPRINT_STORE, 'SetBlocked', { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
             const next: UserRecord = { ...u, blocked: true };
             await ctx.store.put('users', u.uid, next);
-            await ctx.ask(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'blocked' });
+            const { ended } = await ctx.ask<{ ended: number }>(SESSION_STORE, 'EndAllForUser', { uid: u.uid, reason: 'blocked' });
+            logSecurityEvent(ctx.log, 'user.blocked', {
+              ...actorOf(ctx.caller),
+              target: { uid: u.uid },
+              ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}),
+              sessionsEnded: ended,
+            });
             ctx.publish('UserChanged', { user: userView(next) });
             return userView(next);
           },
@@ -174,6 +186,7 @@ export function createUserStore(options: { now?: () => number } = {}) {
             await ctx.ask(FINGERPRINT_STORE, 'SetBlockedForUser', { uid: u.uid, blocked: false });
             const next: UserRecord = { ...u, blocked: false };
             await ctx.store.put('users', u.uid, next);
+            logSecurityEvent(ctx.log, 'user.unblocked', { ...actorOf(ctx.caller), target: { uid: u.uid } });
             ctx.publish('UserChanged', { user: userView(next) });
             return userView(next);
           },

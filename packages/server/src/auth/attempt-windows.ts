@@ -4,7 +4,8 @@
  * by one. The login limiter and the guest limiter are built on it.
  */
 export class AttemptWindows {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  /** `reported`: this window has been named as having reached the limit (see `newlyAtLimit`). */
+  private readonly windows = new Map<string, { count: number; resetAt: number; reported?: boolean }>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -32,6 +33,22 @@ export class AttemptWindows {
       w.count += 1;
       return { key, resetAt: w.resetAt };
     });
+  }
+
+  /**
+   * Of the counted attempts' windows (if still current), those at the limit that have not been named so before: each
+   * window is named once, however many attempts fail in it.
+   */
+  newlyAtLimit(counted: ReadonlyArray<{ key: string; resetAt: number }>): string[] {
+    const keys: string[] = [];
+    for (const { key, resetAt } of counted) {
+      const w = this.windows.get(key);
+      if (w && w.resetAt === resetAt && w.count >= this.max && !w.reported) {
+        w.reported = true;
+        keys.push(key);
+      }
+    }
+    return keys;
   }
 
   /** Takes counted attempts back (a login that succeeded), unless their window has passed since. */

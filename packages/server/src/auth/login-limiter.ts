@@ -10,10 +10,20 @@ import { ErrorCode } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import { AttemptWindows } from './attempt-windows.js';
 
+/** Which limit a failure burst reached: the address's, a username's from that address, or a username's anywhere. */
+export type LoginLimit = 'address' | 'username-address' | 'username';
+
 export interface LoginAttempt {
   /** The password was right: the attempt is taken back. */
   succeeded(): void;
+  /**
+   * The password was wrong: the limits this attempt's count has brought to their maximum and that were not reached
+   * before in their window (so a burst is named once, not once per failure).
+   */
+  failed(): LoginLimit[];
 }
+
+const LIMIT_OF: Record<string, LoginLimit> = { a: 'address', ua: 'username-address', u: 'username' };
 
 export class LoginLimiter {
   private readonly windows: AttemptWindows;
@@ -36,11 +46,18 @@ export class LoginLimiter {
     const wait = Math.max(this.localWait(local), exempt ? 0 : this.windows.retryAfter(global));
     if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many failed logins; try again later', { retryAfterSeconds: wait });
     const counted = this.windows.count([...local, global]);
-    return { succeeded: () => this.windows.refund(counted) };
+    return {
+      succeeded: () => this.windows.refund(counted),
+      failed: () => this.windows.newlyAtLimit(counted).map((key) => LIMIT_OF[key.slice(0, key.indexOf(':'))]!),
+    };
   }
 
   private localWait(keys: string[]): number {
     return Math.max(...keys.map((k) => this.windows.retryAfter(k)));
+  }
+
+  get maxFailures(): number {
+    return this.windows.max;
   }
 
   get size(): number {

@@ -6,12 +6,15 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ErrorCode, type TokenPair } from '@greenroom/protocol';
+import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { SessionRecord, UserRecord } from '../actors/records.js';
 import { SESSION_STORE } from '../actors/session-store.js';
 import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
+import { logSecurityEvent } from '../security-events.js';
 import type { AttemptWindows } from './attempt-windows.js';
+import { clientAddress } from './client-address.js';
 import type { Devices } from './fingerprint.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { DUMMY_HASH_PROMISE, hashPassword, needsRehash, verifyPassword } from './passwords.js';
@@ -33,34 +36,35 @@ export class LoginService {
     private readonly limiter: LoginLimiter,
     /** Guest sign-ins per client address. */
     private readonly guestWindows: AttemptWindows,
-    private readonly options: { trustProxy: boolean; guests: boolean },
+    private readonly options: { trustProxy: boolean; guests: boolean; log: Logger },
   ) {}
 
-  /**
-   * The client address the limiters count: the socket's peer, or behind a trusted proxy the address that proxy
-   * appended to X-Forwarded-For (its last entry: the ones before it are whatever the client wrote).
-   */
+  /** The client address the limiters count (see `clientAddress`). */
   clientAddress(req: IncomingMessage): string {
-    const forwarded = req.headers['x-forwarded-for'];
-    if (this.options.trustProxy && typeof forwarded === 'string') {
-      const last = forwarded.split(',').pop()!.trim();
-      if (last) return last;
-    }
-    return req.socket.remoteAddress ?? 'unknown';
+    return clientAddress(req, this.options.trustProxy);
   }
 
   async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<TokenPair> {
     const device = this.devices.verify(body.deviceId);
     let lookup: Promise<UserRecord | null> | undefined;
     const findUser = () => (lookup ??= this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username }));
-    const attempt = await this.limiter.begin(body.username, this.clientAddress(req), async () => {
+    const address = this.clientAddress(req);
+    const attempt = await this.limiter.begin(body.username, address, async () => {
       const user = await findUser();
       return !!user && device !== null && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: this.devices.deviceKey(device), uid: user.uid });
     });
     const user = await findUser();
     const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
     const ok = await verifyPassword(body.password, hash);
-    if (!user || !user.passwordHash || !ok) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+    if (!user || !user.passwordHash || !ok) {
+      // One line when a limit is first reached in its window, not one per failure. The username is not logged (it
+      // may be a password typed into the wrong field); the uid is, when it names a user.
+      const limits = attempt.failed();
+      if (limits.length > 0) {
+        logSecurityEvent(this.options.log, 'login.failure-burst', { by: 'anonymous', target: { uid: user?.uid ?? null }, from: address, limits, maxFailures: this.limiter.maxFailures }, 'warn');
+      }
+      throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+    }
     attempt.succeeded();
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
     if (needsRehash(user.passwordHash)) {

@@ -5,9 +5,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ErrorCode, type TokenPair } from '@greenroom/protocol';
+import type { Logger } from 'pino';
 import { SESSION_STORE } from '../actors/session-store.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import { GreenroomError } from '../errors.js';
+import { logSecurityEvent } from '../security-events.js';
 import { parseBody, sendJson, type Route } from './http.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from '../auth/cookies.js';
@@ -25,6 +27,7 @@ export interface AuthRouteDeps {
   refresh: RefreshService;
   tickets: TicketBook;
   tokens: TokenService;
+  log: Logger;
 }
 
 /** A refresh token from the body, else from the `gr_refresh` cookie (which, being a cookie, is origin-bound). */
@@ -73,9 +76,11 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
         // An access credential (bearer → ticket → cookie) if one is present, else a refresh token.
         let sid: string;
         let viaCookie = false;
+        let via: string = 'refresh';
         if (deps.auth.strategyOf(req)) {
           const identity = await deps.auth.authenticate(req);
           sid = identity.sid;
+          via = identity.via;
           viaCookie = identity.via === 'cookie';
         } else {
           const presented = refreshTokenOf(deps, req, parseBody(refreshBody, body));
@@ -85,7 +90,9 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
           viaCookie = presented.viaCookie;
         }
         try {
-          await deps.registry.ask(SESSION_STORE, 'End', { sid, reason: 'logout' });
+          const { ended, uid } = await deps.registry.ask<{ ended: number; uid: string }>(SESSION_STORE, 'End', { sid, reason: 'logout' });
+          // The user ends their own session; a logout of a session already over changes nothing and logs nothing.
+          if (ended > 0) logSecurityEvent(deps.log, 'session.logout', { by: uid, target: { uid, sid }, from: deps.login.clientAddress(req), via });
         } catch (err) {
           // A session already deleted by cleanup is as logged out as it gets.
           if (!(err instanceof GreenroomError && err.code === ErrorCode.NOT_FOUND)) throw err;
