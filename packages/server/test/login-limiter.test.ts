@@ -3,14 +3,15 @@
  * window. The attempt after the last allowed failure, and every attempt until the window passes, gets 429
  * RATE_LIMITED with Retry-After — the correct password included. Known and unknown usernames count alike and trip
  * on the same attempt with the same body. Every test here connects from 127.0.0.1, so each gets a fresh server
- * (loginMaxFailures: 3, loginWindowS: 2). Password hashing is real.
+ * (loginMaxFailures: 3, loginWindowS: 8). Password hashing is real.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { LoginLimiter } from '../src/auth/login-limiter.js';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
 
 const MAX_FAILURES = 3;
-const WINDOW_S = 2;
+// Long enough for a few real password checks (scrypt at N=2^17) on a busy machine to stay inside one window.
+const WINDOW_S = 8;
 const PASSWORD = 'the right password';
 
 interface Attempt {
@@ -71,7 +72,7 @@ function expectInvalid(a: Attempt): void {
 /** The whole answer minus what may legitimately differ between two moments (Retry-After counts down). */
 const shape = (a: Attempt) => ({ status: a.status, contentType: a.contentType, text: a.text, setCookie: a.setCookie, hasRetryAfter: a.retryAfter !== null });
 
-describe('the login limiter (loginMaxFailures: 3, loginWindowS: 2)', () => {
+describe('the login limiter (loginMaxFailures: 3, loginWindowS: 8)', () => {
   it('the attempt after the 3rd failure gets 429 RATE_LIMITED with Retry-After, even with the correct password, and so does every attempt after it', async () => {
     const server = await fresh();
     for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
