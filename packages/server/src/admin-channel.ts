@@ -21,6 +21,7 @@ import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseServerFrame } from '@greenroom/protocol';
+import type { Caller } from './actors/define.js';
 import type { Config } from './config.js';
 import { ConfigError, GreenroomError, StoreError } from './errors.js';
 import { adminSocketPath, type BackupOperation } from './gateway/admin-socket.js';
@@ -173,10 +174,14 @@ async function openLocal(config: Config): Promise<AdminChannel> {
   let closing: Promise<void> | null = null;
   return {
     mode: 'local',
-    ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload),
+    // As the operator (the admin role), like an ask through the admin socket, so the logs name who acted.
+    ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload, { caller: LOCAL_OPERATOR }),
     close: () => (closing ??= core.close()),
   };
 }
+
+/** Who asks when the command works on the store itself: the data dir's owner, with the admin role. */
+const LOCAL_OPERATOR: Caller = Object.freeze({ system: false, uid: null, sid: null, connectionId: 'greenroom-command', role: 'admin' });
 
 // ---- remote ----
 
