@@ -15,6 +15,11 @@ export interface BenchConfig {
   refreshStorm: { concurrency: number };
   lowdb: { users: number; sessionsPerUser: number; inflight: number };
   reconnect: { clients: number; concurrency: number; jitterMs: number; maxBackoffMs: number; timeoutMs: number };
+  /**
+   * Start-up: each server started `starts` times (spawn → first `GET /healthz` 200, polled every `pollMs`), one of them
+   * on a store of `users` × `sessionsPerUser` sessions; a start not healthy within `timeoutMs` fails the phase.
+   */
+  startup: { starts: number; users: number; sessionsPerUser: number; pollMs: number; timeoutMs: number };
   /** Every phase is stopped after this long, whatever it is doing. */
   phaseTimeoutMs: number;
   /** The whole run is stopped after this long (exit 1). */
@@ -33,6 +38,7 @@ export const FULL: BenchConfig = {
   refreshStorm: { concurrency: 200 },
   lowdb: { users: 10_000, sessionsPerUser: 2, inflight: 64 },
   reconnect: { clients: 10_000, concurrency: 100, jitterMs: 250, maxBackoffMs: 2_000, timeoutMs: 120_000 },
+  startup: { starts: 7, users: 10_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 60_000 },
   phaseTimeoutMs: 240_000,
   totalTimeoutMs: 15 * 60_000,
 };
@@ -49,6 +55,7 @@ export const CI: BenchConfig = {
   refreshStorm: { concurrency: 20 },
   lowdb: { users: 100, sessionsPerUser: 2, inflight: 16 },
   reconnect: { clients: 200, concurrency: 50, jitterMs: 50, maxBackoffMs: 500, timeoutMs: 20_000 },
+  startup: { starts: 2, users: 1_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 20_000 },
   phaseTimeoutMs: 40_000,
   totalTimeoutMs: 120_000,
 };

@@ -3,7 +3,7 @@
  * named methods in it (`call`), and hears its events (`ready`, ...). A child whose parent goes away exits, so no
  * bench process outlives a run.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -112,6 +112,15 @@ export class Proc {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     return new Proc(options.name ?? script, child);
+  }
+
+  /**
+   * Spawns a command that is not a bench child (no IPC, no ts-node): `node <args>` with its own environment, stdout
+   * and stderr piped to the caller. Killed with the rest by killAll.
+   */
+  static spawn(args: string[], options: { name: string; cwd: string; env: NodeJS.ProcessEnv }): Proc {
+    const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    return new Proc(options.name, child);
   }
 
   get pid(): number | undefined {

@@ -38,6 +38,36 @@ export interface StormResult {
   firstError?: string;
 }
 
+/** One server's starts in the start-up phase, in start order (every start's own figures). */
+export interface StartupSeries {
+  /** Spawn → the first `GET /healthz` answered 200. */
+  readyMs: number[];
+  /**
+   * Spawn → its listening log line read from its stdout. Greenroom logs it when its start is complete (after the
+   * admin socket), so it can come after the first healthy answer; the SIGTERM is sent only once it has been read.
+   */
+  listeningMs: number[];
+  /** SIGTERM → exited. */
+  stopMs: number[];
+  /** Starts whose process did not exit with 0 after the SIGTERM: "start 3: exit 1". */
+  badExits: string[];
+}
+
+export interface StartupResult {
+  starts: number;
+  pollMs: number;
+  users: number;
+  sessions: number;
+  /** The seeded store file's size. */
+  storeBytes: number;
+  /** What `node scripts/build.mjs` did before the phase. */
+  build: string;
+  raw: StartupSeries;
+  built: StartupSeries;
+  dev: StartupSeries;
+  seeded: StartupSeries;
+}
+
 export interface Results {
   config: BenchConfig;
   profiled: boolean;
@@ -54,6 +84,7 @@ export interface Results {
   lowdb?: RateResult & { users: number; sessions: number; inflight: number; flushes: number; fileBytes: number; statuses: Record<string, number> };
   stormRaw?: StormResult;
   stormGreenroom?: StormResult;
+  startup?: StartupResult;
 }
 
 export interface Machine {
@@ -238,6 +269,18 @@ export function rowsOf(r: Results): Row[] {
       ...judged(l.rate / 1000, 1, true),
     });
   }
+  if (r.startup) {
+    const s = r.startup;
+    const b = median(s.raw.readyMs);
+    const span = (x: StartupSeries) => `${ms(median(x.readyMs))} (${ms(Math.min(...x.readyMs))}–${ms(Math.max(...x.readyMs))})`;
+    const row = (what: string, x: StartupSeries): Row => {
+      const q = median(x.readyMs) / b;
+      return { metric: `Start-up, spawn → first GET /healthz 200 (median of ${s.starts}, min–max): ${what}, vs raw ws`, greenroom: span(x), baseline: span(s.raw), ratio: `${q.toFixed(2)}×`, target: '', met: '—' };
+    };
+    rows.push(row('built server (`bin/greenroom.mjs`), empty data dir', s.built));
+    rows.push(row('ts-node server (`bin/greenroom-dev.mjs`), empty data dir', s.dev));
+    rows.push(row(`built server, store of ${int(s.users)} users and ${int(s.sessions)} sessions (${(s.storeBytes / 2 ** 20).toFixed(1)} MiB)`, s.seeded));
+  }
   return rows;
 }
 
@@ -286,6 +329,22 @@ export function detailsMarkdown(r: Results): string {
       `- lowdb: ${int(l.count)} refreshes in ${l.seconds} s = ${int(l.rate)}/s, latency p50 / p99 ${lat(l)}, errors ${l.errors}; ${int(l.flushes)} store flushes (${(l.count / Math.max(1, l.flushes)).toFixed(1)} refreshes per flush, warm-up included in flushes); store file ${(l.fileBytes / 2 ** 20).toFixed(1)} MiB`,
     );
   }
+  if (r.startup) {
+    const s = r.startup;
+    const series = (name: string, x: StartupSeries) => {
+      const after = x.readyMs.map((v, i) => x.listeningMs[i]! - v);
+      const each = x.readyMs.map((v) => int(v)).join(', ');
+      const bad = x.badExits.length > 0 ? `; **not a clean exit**: ${x.badExits.join(', ')}` : '';
+      out.push(
+        `- start-up, ${name}: spawn → healthy ${each} ms (median ${ms(median(x.readyMs))}); spawn → its listening log line, median ${ms(median(x.listeningMs))} (${ms(median(after))} after healthy, median); SIGTERM → exit, median ${ms(median(x.stopMs))}${bad}`,
+      );
+    };
+    series('raw ws (`node src/servers/raw-startup.mjs`)', s.raw);
+    series('built server, empty data dir', s.built);
+    series('ts-node server, empty data dir', s.dev);
+    series(`built server, ${int(s.users)} users and ${int(s.sessions)} sessions`, s.seeded);
+    out.push(`- start-up: the four servers started in turn, ${s.starts} rounds, each on a fresh port (and a fresh data dir, or a fresh copy of the seeded one); \`GET /healthz\` polled every ${s.pollMs} ms; before the phase, \`node scripts/build.mjs\`: ${s.build}`);
+  }
   for (const f of r.failures ?? []) out.push(`- **${f.phase} failed**: ${f.error.split('\n')[0]}`);
   return out.join('\n');
 }
@@ -314,17 +373,22 @@ function replaceBetween(doc: string, [open, close]: readonly [string, string], b
   return `${doc.slice(0, i + open.length)}\n${body}\n${doc.slice(j)}`;
 }
 
+/** Which run this was: the machine, the date, the command (printed after the table, and written above it). */
+export function runMarkdown(o: { machine: Machine; command: string; results: Results; only: string[] }): string {
+  const m = o.machine;
+  return [
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; load average at start ${m.loadavg}`,
+    `- Date: ${m.date}`,
+    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes and throughput in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
+  ].join('\n');
+}
+
 export function writeDocs(
   path: string,
   o: { machine: Machine; command: string; rows: Row[]; results: Results; profiles: Array<{ title: string; summary: ProfileSummary }>; writeResults: boolean; only: string[] },
 ): void {
   let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-  const m = o.machine;
-  const env = [
-    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; load average at start ${m.loadavg}`,
-    `- Date: ${m.date}`,
-    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes and throughput in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
-  ].join('\n');
+  const env = runMarkdown(o);
   if (o.writeResults) {
     doc = replaceBetween(doc, RESULTS, `${env}\n\n${tableMarkdown(o.rows)}\n\nDetails of the same run:\n\n${detailsMarkdown(o.results)}`);
   }

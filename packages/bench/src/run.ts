@@ -8,14 +8,18 @@
  *   refresh     N concurrent POST /auth/refresh with one token: time, and rotations (generation in the store file)
  *   lowdb       refreshes/s of distinct sessions on a lowdb store of 10,000 users and 20,000 sessions
  *   reconnect   N clients reconnect after a server restart (SIGTERM, start again): raw ws | Greenroom
+ *   startup     spawn → first GET /healthz 200 of the `greenroom serve` command: raw ws | built | ts-node | built on a
+ *               store of 10,000 users and 20,000 sessions (each start measured several times, median)
  *
  * Flags: --ci (short configuration, writes no docs), --only=phase,phase (prints; the docs' table is rewritten only by
  * a run of every phase), --profile (the Greenroom server of the handshakes, throughput and lowdb phases runs under
  * --cpu-prof; by default only those phases run, and only the profile section of docs/benchmarks.md is written),
  * --no-write, --out=FILE, --duration=S (per round), --warmup=S.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,11 +28,11 @@ import type { RateResult } from './client.js';
 import { CI, FULL, type BenchConfig } from './config.js';
 import { BENCH_DIR, killAll, Proc } from './ipc.js';
 import { profileMarkdown, readProfile, summarize, type ProfileSummary, type Window } from './profile.js';
-import { machineInfo, printTable, rowsOf, writeDocs, type Results } from './report.js';
+import { machineInfo, printTable, rowsOf, runMarkdown, writeDocs, type Results, type StartupSeries } from './report.js';
 import type { SeededSession } from './servers/seed.js';
 import { Histogram, median, sleep } from './stats.js';
 
-const PHASES = ['handshakes', 'throughput', 'memory', 'refresh', 'lowdb', 'reconnect'] as const;
+const PHASES = ['handshakes', 'throughput', 'memory', 'refresh', 'lowdb', 'reconnect', 'startup'] as const;
 type Phase = (typeof PHASES)[number];
 
 // `pnpm bench -- --flag` passes the `--` through.
@@ -430,7 +434,143 @@ async function reconnect(): Promise<void> {
   results.stormGreenroom = await stormOf('greenroom');
 }
 
-const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, memory, refresh: refreshStorm, lowdb, reconnect };
+// ---------------------------------------------------------------- start-up
+
+const ROOT = resolve(BENCH_DIR, '..', '..');
+
+/** The commands started: what an operator runs (`greenroom serve`, built or from the sources), and the baseline. */
+const STARTUP_COMMANDS = {
+  raw: { name: 'raw ws', args: [join(BENCH_DIR, 'src', 'servers', 'raw-startup.mjs')], logLine: 'raw ws listening' },
+  built: { name: 'greenroom (built)', args: [join(ROOT, 'packages', 'server', 'bin', 'greenroom.mjs'), 'serve'], logLine: 'greenroom listening' },
+  dev: { name: 'greenroom (ts-node)', args: [join(ROOT, 'packages', 'server', 'bin', 'greenroom-dev.mjs'), 'serve'], logLine: 'greenroom listening' },
+} as const;
+
+/** Resolves with whether `GET /healthz` on the port answered 200 (a refused connection or anything else: false). */
+function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * One start: spawn `node <args>` on a free port and `dataDir`, poll `GET /healthz` every pollMs until it answers 200
+ * (spawn → ready), then SIGTERM and wait for the exit. The environment is this one's without any GREENROOM_ variable,
+ * plus the port, the data dir and the log level (the default, `info`: the listening line is read from stdout).
+ */
+async function startOnce(kind: keyof typeof STARTUP_COMMANDS, dataDir: string, round: number, into: StartupSeries): Promise<void> {
+  const c = STARTUP_COMMANDS[kind];
+  const { pollMs, timeoutMs } = cfg.startup;
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_')));
+  Object.assign(env, { GREENROOM_PORT: String(port), GREENROOM_HOST: '127.0.0.1', GREENROOM_DATA: dataDir, GREENROOM_LOG_LEVEL: 'info' });
+  let output = '';
+  let pending = '';
+  let listeningMs = NaN;
+  let listened: () => void = () => undefined;
+  const listening = new Promise<void>((resolve) => (listened = resolve));
+  const t0 = performance.now();
+  const proc = Proc.spawn([...c.args], { name: c.name, cwd: ROOT, env });
+  proc.child.stdout!.on('data', (chunk: Buffer) => {
+    const now = performance.now();
+    const text = chunk.toString();
+    output = (output + text).slice(-4_000);
+    pending += text;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (Number.isNaN(listeningMs) && line.includes(`"${c.logLine}"`)) {
+        listeningMs = now - t0;
+        listened();
+        const url = (JSON.parse(line) as { url?: string }).url;
+        if (url !== `http://127.0.0.1:${port}`) log(`  ${c.name}: listening on ${url}, not on port ${port}`);
+      }
+    }
+  });
+  proc.child.stderr!.on('data', (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4_000);
+  });
+  for (;;) {
+    if (await healthy(port)) break;
+    if (!proc.running) throw new Error(`${c.name} exited before answering /healthz: ${output.trim().split('\n').slice(-5).join(' | ')}`);
+    if (performance.now() - t0 > timeoutMs) {
+      await proc.stop(2_000);
+      throw new Error(`${c.name}: /healthz not 200 within ${timeoutMs / 1000} s: ${output.trim().split('\n').slice(-5).join(' | ')}`);
+    }
+    await sleep(pollMs);
+  }
+  const readyMs = performance.now() - t0;
+  // `/healthz` answers as soon as the HTTP server listens, before the server has finished starting (admin socket,
+  // then its log line; `greenroom serve` installs its SIGTERM handler after that): a SIGTERM sent in between ends
+  // the process by the signal's default action. The stop waits for the log line, so that it measures the graceful stop.
+  const seen = await Promise.race([listening.then(() => true), proc.exited.then(() => false), sleep(timeoutMs).then(() => false)]);
+  if (!seen) {
+    await proc.stop(2_000);
+    throw new Error(`${c.name}: healthy, but no "${c.logLine}" line on stdout: ${output.trim().split('\n').slice(-5).join(' | ')}`);
+  }
+  const s0 = performance.now();
+  await proc.stop(20_000);
+  const { code, signal } = await proc.exited;
+  into.readyMs.push(readyMs);
+  into.listeningMs.push(listeningMs);
+  into.stopMs.push(performance.now() - s0);
+  if (code !== 0) into.badExits.push(`start ${round + 1}: ${signal ?? `exit ${code}`}`);
+}
+
+/** `node scripts/build.mjs` (builds what is out of date): what it did, for the report; throws if it failed. */
+async function buildOutOfDate(): Promise<string> {
+  const t = Date.now();
+  const child = spawn(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`node scripts/build.mjs failed (exit ${code}): ${output.trim().split('\n').slice(-10).join(' | ')}`);
+  return output.trim() === '' ? 'nothing was out of date' : `rebuilt what was out of date in ${((Date.now() - t) / 1000).toFixed(1)} s`;
+}
+
+async function startup(): Promise<void> {
+  const { starts, users, sessionsPerUser } = cfg.startup;
+  log('startup: node scripts/build.mjs (builds what is out of date)');
+  const build = await buildOutOfDate();
+  log(`startup: build: ${build}`);
+  // The seeded store, made once: a server seeds it and stops; its secret is put where a server keeps its own. Every
+  // start on it gets a fresh copy (a start writes to its data dir: lock, admin socket, maybe the store).
+  log(`startup: seeding a store of ${users} users and ${users * sessionsPerUser} sessions`);
+  const seedStarted = Date.now();
+  const seedDir = join(work, 'startup-store');
+  const secret = randomBytes(32).toString('hex');
+  const seeder = await startGreenroom({ dataDir: seedDir, secret });
+  await seed(seeder, users, sessionsPerUser, {});
+  await seeder.proc.stop(30_000);
+  writeFileSync(join(seedDir, 'secret'), secret, { mode: 0o600 });
+  const storeBytes = statSync(join(seedDir, 'greenroom.json')).size;
+  log(`startup: store of ${(storeBytes / 2 ** 20).toFixed(1)} MiB seeded in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s; ${starts} rounds of four starts`);
+  const empty = (): StartupSeries => ({ readyMs: [], listeningMs: [], stopMs: [], badExits: [] });
+  const series = { raw: empty(), built: empty(), dev: empty(), seeded: empty() };
+  // Round by round, the four in turn (the order rotating), so a machine that gets busier or quieter moves them alike.
+  const order = ['raw', 'built', 'dev', 'seeded'] as const;
+  for (let r = 0; r < starts; r++) {
+    for (let k = 0; k < order.length; k++) {
+      const which = order[(k + r) % order.length]!;
+      const dataDir = mkdtempSync(join(work, `startup-${which}-`));
+      if (which === 'seeded') cpSync(seedDir, dataDir, { recursive: true });
+      await startOnce(which === 'seeded' ? 'built' : which, dataDir, r, series[which]);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    log(`  round ${r + 1}/${starts}: raw ${int(series.raw.readyMs[r]!)} ms, built ${int(series.built.readyMs[r]!)} ms, ts-node ${int(series.dev.readyMs[r]!)} ms, built + store ${int(series.seeded.readyMs[r]!)} ms`);
+  }
+  results.startup = { starts, pollMs: cfg.startup.pollMs, users, sessions: users * sessionsPerUser, storeBytes, build, ...series };
+}
+
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+
+const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, memory, refresh: refreshStorm, lowdb, reconnect, startup };
 
 // ---------------------------------------------------------------- main
 
@@ -484,6 +624,7 @@ results.seconds = (Date.now() - runStarted) / 1000;
 const rows = rowsOf(results);
 printTable(rows, results);
 const command = `pnpm bench${argv.length ? ` ${argv.join(' ')}` : ''}`;
+console.log(`${runMarkdown({ machine, command, results, only })}\n`);
 if (!args.ci && !args['no-write']) {
   const out = resolve(args.out ?? join(BENCH_DIR, '..', '..', 'docs', 'benchmarks.md'));
   // The results table only from a run of every phase (a partial run prints its table and leaves the file's).
