@@ -45,16 +45,11 @@ How user commands reach the server (GREENROOM_DATA names the data dir):
 const SAME_SIGNAL_MS = 1000;
 
 async function serve(): Promise<void> {
-  const server = await Greenroom.start();
+  // The handlers are in place before the server starts: a signal during start-up stops it gracefully once it is up
+  // (a supervisor may stop it as soon as its health check passes), never kills it with its lock left behind.
   let first = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // A second signal exits at once — but one within a second of the first is the same request: a Ctrl-C in a
-    // terminal reaches this process both from the terminal and forwarded by `npm start`.
-    if (first > 0) {
-      if (Date.now() - first >= SAME_SIGNAL_MS) process.exit(1);
-      return;
-    }
-    first = Date.now();
+  let started: Greenroom | null = null;
+  const stop = (server: Greenroom, signal: NodeJS.Signals) => {
     server.core.log.info({ signal }, 'shutting down');
     server.stop().then(
       () => process.exit(0),
@@ -64,8 +59,22 @@ async function serve(): Promise<void> {
       },
     );
   };
+  let pending: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // A second signal exits at once — but one within a second of the first is the same request: a Ctrl-C in a
+    // terminal reaches this process both from the terminal and forwarded by `npm start`.
+    if (first > 0) {
+      if (Date.now() - first >= SAME_SIGNAL_MS) process.exit(1);
+      return;
+    }
+    first = Date.now();
+    if (started) stop(started, signal);
+    else pending = signal;
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  started = await Greenroom.start();
+  if (pending) stop(started, pending);
 }
 
 async function readPassword(fromStdin: boolean): Promise<string> {

@@ -569,6 +569,26 @@ describe('greenroom serve under signals', () => {
     client.ws.terminate();
   });
 
+  it('a SIGTERM during start-up (the store already locked, not yet listening) stops it gracefully once up: exit 0, no lock left (3 rounds)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dataDir = await mkdtemp(join(tmpdir(), 'greenroom-early-'));
+      dirs.push(dataDir);
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_')));
+      // GREENROOM_ADMIN makes start-up hash a password after the store is locked: a window of a few hundred ms.
+      const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', 'serve'], {
+        cwd: serverDir,
+        env: { ...env, GREENROOM_PORT: '0', GREENROOM_DATA: dataDir, GREENROOM_ADMIN: `${admin.username}:${admin.password}`, GREENROOM_LOG_LEVEL: 'silent' },
+        stdio: 'ignore',
+      });
+      children.push(child);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      while (!existsSync(join(dataDir, LOCK_FILE))) await delay(1);
+      child.kill('SIGTERM');
+      expect({ round, code: await exited }).toEqual({ round, code: 0 });
+      expect(existsSync(join(dataDir, LOCK_FILE))).toBe(false);
+    }
+  });
+
   it('the same signal twice at once (a Ctrl-C from the terminal and from npm) is one graceful stop: exit 0', async () => {
     const run = await serve();
     const client = await adminSocket(run.url);
