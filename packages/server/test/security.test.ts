@@ -112,6 +112,54 @@ describe('the login limiter', () => {
   });
 });
 
+describe('the login limiter, continued', () => {
+  it('limits a known device too: its id stops buying password checks for the locked username after the limit, from any address', async () => {
+    const server = await fresh({ config: { loginMaxFailures: 3 } });
+    await server.ask('UserStore', 'Create', { username: 'frank', password: PASSWORD, role: 'user' });
+    const laptop = (await login(server, 'frank', PASSWORD, '203.0.113.40')).body.deviceId as string;
+    // The username is locked from elsewhere …
+    for (let i = 0; i < 3; i++) expect((await login(server, 'frank', `guess ${i}`, `203.0.113.${41 + i}`)).status).toBe(401);
+    expect((await login(server, 'frank', PASSWORD, '203.0.113.50')).status).toBe(429);
+    // … the laptop still gets its checks, but only up to the limit, whichever address it comes from.
+    for (let i = 0; i < 3; i++) expect((await login(server, 'frank', `wrong ${i}`, `203.0.113.${60 + i}`, laptop)).status).toBe(401);
+    expect((await login(server, 'frank', PASSWORD, '203.0.113.70', laptop)).status).toBe(429);
+  });
+
+  it('does not hold an attempt that failed for another reason than the password (a timeout) against the caller', async () => {
+    const server = await fresh({ config: { loginMaxFailures: 1, askTimeoutMs: 100 } });
+    const slowAsk = (username: string) => server.core.registry.ask('UserStore', 'Create', { username, password: PASSWORD, role: 'user' }, { timeoutMs: 10_000 });
+    await slowAsk('gina');
+    // UserStore hashes a new user's password in its mailbox (a few hundred ms): a login behind it times out.
+    const busy = slowAsk('busy');
+    await new Promise((r) => setImmediate(r));
+    const timedOut = await login(server, 'gina', PASSWORD, '203.0.113.80');
+    expect(timedOut.status).toBe(504);
+    await busy;
+    expect((await login(server, 'gina', PASSWORD, '203.0.113.80')).status).toBe(200);
+  });
+
+  it('refuses a login that checked the old password while an admin changed it: no session of the old password outlives the change (5 rounds)', async () => {
+    const server = await fresh({ config: { loginMaxFailures: 1000 } });
+    const admin = await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken);
+    for (let round = 0; round < 5; round++) {
+      const name = `hank${round}`;
+      const user = await server.ask<{ uid: string }>('UserStore', 'Create', { username: name, password: PASSWORD, role: 'user' });
+      // The login reads the old hash first; the change is queued right behind it and lands while it verifies.
+      const attempt = login(server, name, PASSWORD, '203.0.113.90');
+      // 30 ms: the login has read the old hash and is verifying it when the change is queued. (Whatever the timing,
+      // no session of the old password may be live once both have answered.)
+      await new Promise((r) => setTimeout(r, 30));
+      const change = admin.ask('UserStore', 'Update', { uid: user.uid, password: `new password ${round}` });
+      const [answer, changed] = await Promise.all([attempt, change]);
+      expect(changed.ok).toBe(true);
+      const live = (await server.core.store.findBy<SessionRecord>('sessions', 'uid', user.uid)).filter((r) => r.value.revokedAt === null);
+      expect({ round, live: live.length }).toEqual({ round, live: 0 });
+      expect([200, 401]).toContain(answer.status);
+    }
+    await admin.close();
+  });
+});
+
 describe('devices', () => {
   it('gives two clients without a device id different fingerprints; blocking one row blocks exactly that user', async () => {
     const server = await fresh({ config: { loginMaxFailures: 1000 } });

@@ -17,6 +17,8 @@ export interface UserRecord extends UserView {
   usernameKey: string;
   /** scrypt hash; null for guests, who cannot log in with a password. */
   passwordHash: string | null;
+  /** When the password was last changed (absent: never since creation). A login racing a change is refused by it. */
+  passwordChangedAt?: number | null;
 }
 
 /** What goes on the wire: never the password hash. */

@@ -212,12 +212,16 @@ export function createSessionStore(deps: SessionStoreDeps) {
         Create: message({
           allow: [],
           internal: true,
-          payload: z.object({ uid: z.string(), fingerprint: z.string() }),
+          payload: z.object({ uid: z.string(), fingerprint: z.string(), passwordChangedAt: z.number().nullable().optional() }),
           handle: async (p, ctx) => {
             const t = now();
             // Re-checked inside the mailbox: a block that committed before this message wins.
             const user = await ctx.store.get<UserRecord>('users', p.uid);
             if (!user) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+            // A password login checked a password that has been changed since: that password ended with its change.
+            if (p.passwordChangedAt !== undefined && (user.passwordChangedAt ?? null) !== p.passwordChangedAt) {
+              throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+            }
             // The user's own row of this device; for a guest (a new identity on this device), any row of it.
             const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => user.role === 'guest' || r.value.uid === p.uid);
             if (user.blocked || rows.some((r) => r.value.blocked)) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');

@@ -136,6 +136,7 @@ export function createUserStore(options: { now?: () => number } = {}) {
               username: p.username ?? u.username,
               usernameKey: usernameKey(p.username ?? u.username),
               passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
+              ...(p.password !== undefined ? { passwordChangedAt: now() } : {}),
             };
             await ctx.store.put('users', u.uid, next);
             if (next.role !== u.role) {

@@ -11,7 +11,7 @@ import { GreenroomError } from '../errors.js';
 import { AttemptWindows } from './attempt-windows.js';
 
 /** Which limit a failure burst reached: the address's, a username's from that address, or a username's anywhere. */
-export type LoginLimit = 'address' | 'username-address' | 'username';
+export type LoginLimit = 'address' | 'username-address' | 'username' | 'device';
 
 export interface LoginAttempt {
   /** The password was right: the attempt is taken back. */
@@ -23,7 +23,7 @@ export interface LoginAttempt {
   failed(): LoginLimit[];
 }
 
-const LIMIT_OF: Record<string, LoginLimit> = { a: 'address', ua: 'username-address', u: 'username' };
+const LIMIT_OF: Record<string, LoginLimit> = { a: 'address', ua: 'username-address', u: 'username', d: 'device' };
 
 export class LoginLimiter {
   private readonly windows: AttemptWindows;
@@ -36,9 +36,11 @@ export class LoginLimiter {
    * Lets one attempt through and counts it, or throws RATE_LIMITED. `knownDevice` is asked only when the username is
    * locked across addresses.
    */
-  async begin(username: string, address: string, knownDevice: () => Promise<boolean>): Promise<LoginAttempt> {
+  async begin(username: string, address: string, knownDevice: () => Promise<boolean>, device?: string): Promise<LoginAttempt> {
     const name = username.normalize('NFC').toLowerCase();
-    const local = [`a:${address}`, `ua:${address}\n${name}`];
+    // A device id is counted too (per username): the one that exempts a device from the username's lock is itself
+    // limited, so a stolen device id does not buy unlimited guesses from rotating addresses.
+    const local = [`a:${address}`, `ua:${address}\n${name}`, ...(device ? [`d:${device}\n${name}`] : [])];
     const global = `u:${name}`;
     const userWait = this.windows.retryAfter(global);
     const exempt = userWait > 0 && this.localWait(local) === 0 && (await knownDevice());

@@ -49,25 +49,39 @@ export class LoginService {
     let lookup: Promise<UserRecord | null> | undefined;
     const findUser = () => (lookup ??= this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username }));
     const address = this.clientAddress(req);
-    const attempt = await this.limiter.begin(body.username, address, async () => {
-      const user = await findUser();
-      return !!user && device !== null && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: this.devices.deviceKey(device), uid: user.uid });
-    });
-    const user = await findUser();
-    const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
-    const ok = await verifyPassword(body.password, hash);
-    if (!user || !user.passwordHash || !ok) {
+    const deviceKey = device === null ? undefined : this.devices.deviceKey(device);
+    const attempt = await this.limiter.begin(
+      body.username,
+      address,
+      async () => {
+        const user = await findUser();
+        return !!user && deviceKey !== undefined && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: deviceKey, uid: user.uid });
+      },
+      deviceKey,
+    );
+    let user: UserRecord | null;
+    try {
+      user = await findUser();
+      const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
+      if (!user || !user.passwordHash || !(await verifyPassword(body.password, hash))) user = null;
+    } catch (err) {
+      // Not a wrong password (the store, a timeout): the attempt is not held against the caller.
+      attempt.succeeded();
+      throw err;
+    }
+    if (!user) {
       // One line when a limit is first reached in its window, not one per failure. The username is not logged (it
       // may be a password typed into the wrong field); the uid is, when it names a user.
       const limits = attempt.failed();
       if (limits.length > 0) {
-        logSecurityEvent(this.options.log, 'login.failure-burst', { by: 'anonymous', target: { uid: user?.uid ?? null }, from: address, limits, maxFailures: this.limiter.maxFailures }, 'warn');
+        const known = await findUser().catch(() => null);
+        logSecurityEvent(this.options.log, 'login.failure-burst', { by: 'anonymous', target: { uid: known?.uid ?? null }, from: address, limits, maxFailures: this.limiter.maxFailures }, 'warn');
       }
       throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
     }
     attempt.succeeded();
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-    if (needsRehash(user.passwordHash)) {
+    if (needsRehash(user.passwordHash!)) {
       // Hashed here, not in UserStore's mailbox; stored only if the password has not changed meanwhile.
       await this.registry.ask(USER_STORE, 'ReplaceHash', { uid: user.uid, from: user.passwordHash, to: await hashPassword(body.password) });
     }
@@ -75,7 +89,8 @@ export class LoginService {
     const fingerprint = this.devices.fingerprint(deviceId, req.headers);
     await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
     await this.registry.ask(USER_STORE, 'RecordLogin', { uid: user.uid });
-    return { ...(await this.open(user.uid, fingerprint)), deviceId };
+    // SessionStore refuses the session if the password changed since it was checked here (a login racing a reset).
+    return { ...(await this.open(user.uid, fingerprint, user.passwordChangedAt ?? null)), deviceId };
   }
 
   /** A session for a new guest user tied to this device; refused for a blocked device, limited per address. */
@@ -96,8 +111,12 @@ export class LoginService {
   }
 
   /** Creates the session (SessionStore re-checks blocks inside its mailbox) and signs its first access token. */
-  async open(uid: string, fingerprint: string): Promise<TokenPair> {
-    const created = await this.registry.ask<{ session: SessionRecord; refreshToken: string; role: string }>(SESSION_STORE, 'Create', { uid, fingerprint });
+  async open(uid: string, fingerprint: string, passwordChangedAt?: number | null): Promise<TokenPair> {
+    const created = await this.registry.ask<{ session: SessionRecord; refreshToken: string; role: string }>(SESSION_STORE, 'Create', {
+      uid,
+      fingerprint,
+      ...(passwordChangedAt !== undefined ? { passwordChangedAt } : {}),
+    });
     const access = await this.tokens.signAccess({ uid, sid: created.session.sid, role: created.role });
     return {
       uid,
