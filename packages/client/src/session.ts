@@ -37,10 +37,12 @@ async function errorOf(res: Response): Promise<GreenroomClientError> {
   return new GreenroomClientError(code, message, res.status);
 }
 
-const DEVICE_KEY = 'greenroom:device';
-
-/** The server-issued device id kept in this browser profile, if any (Node keeps none: pass `deviceId` yourself). */
-function storedDevice(): { get(): string | undefined; set(id: string): void } {
+/**
+ * The device id a server issued to this browser profile, kept per server origin (an id is a credential of that server
+ * alone), if any. Node keeps none: pass `deviceId` yourself.
+ */
+function storedDevice(baseUrl: string): { get(): string | undefined; set(id: string): void } {
+  const key = `greenroom:device:${new URL(baseUrl).origin}`;
   const storage = (() => {
     try {
       return (globalThis as { localStorage?: Storage }).localStorage ?? null;
@@ -49,10 +51,10 @@ function storedDevice(): { get(): string | undefined; set(id: string): void } {
     }
   })();
   return {
-    get: () => storage?.getItem(DEVICE_KEY) ?? undefined,
+    get: () => storage?.getItem(key) ?? undefined,
     set: (id) => {
       try {
-        storage?.setItem(DEVICE_KEY, id);
+        storage?.setItem(key, id);
       } catch {
         /* storage full or blocked: the next login gets a fresh id */
       }
@@ -66,7 +68,7 @@ function storedDevice(): { get(): string | undefined; set(id: string): void } {
  * locked out by guesses from elsewhere can still sign in here. In Node, keep `pair.deviceId` and pass it back.
  */
 export async function login(baseUrl: string, credentials: { username: string; password: string; deviceId?: string }, fetchImpl: Fetch = fetch): Promise<TokenPair> {
-  const device = storedDevice();
+  const device = storedDevice(baseUrl);
   const deviceId = credentials.deviceId ?? device.get();
   const res = await fetchImpl(`${baseUrl}/auth/login`, {
     method: 'POST',

@@ -39,6 +39,16 @@ describe('login() and the device id', () => {
     const second = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
     expect(sent[1]!.deviceId).toBe(first.deviceId);
     expect(second.deviceId).toBe(first.deviceId);
+    // Kept per server: another server's origin never receives this one's id.
+    expect([...items.keys()]).toEqual([`greenroom:device:${new URL(server.url).origin}`]);
+    const other = await startTestServer();
+    try {
+      await other.ask('UserStore', 'Create', { username: 'kim', password: PASSWORD, role: 'user' });
+      await login(other.url, { username: 'kim', password: PASSWORD }, recording);
+      expect(sent[2]!.deviceId).toBeUndefined();
+    } finally {
+      await other.close();
+    }
   });
 
   it('without storage: returns the id, and an id passed back is kept by the server', async () => {
