@@ -295,6 +295,12 @@ describe('names people read', () => {
     ['a line separator', 'Bob\u2028'],
     ['an unpaired surrogate', 'Bob\uD800'],
     ['a lone low surrogate', '\uDC00Bob'],
+    ['a zero-width space', 'Bo\u200Bb'],
+    ['a byte-order mark', '\uFEFFBob'],
+    ['a soft hyphen', 'Bo\u00ADb'],
+    ['a private-use character', 'Bob\uE000'],
+    ['an unassigned code point', 'Bob\u0378'],
+    ['a Hangul filler', 'Bob\u3164'],
   ])('refuses a displayName with %s (BAD_PAYLOAD), over the wire, for Update and Create', async (_what, name) => {
     const before = await server.core.store.get<UserRecord>('users', uid);
     expect(await client.ask('UserStore', 'Update', { uid, displayName: name })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
@@ -309,8 +315,10 @@ describe('names people read', () => {
     expect(reply).toMatchObject({ ok: true, result: { displayName: 'Am\u00e9lie' } });
     expect((await server.core.store.get<UserRecord>('users', uid))!.displayName).toBe('Am\u00e9lie');
     expect(await client.ask('UserStore', 'Update', { uid, displayName: 'x'.repeat(101) })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
-    // Emoji (surrogate pairs, joiners) are fine.
-    expect(await client.ask('UserStore', 'Update', { uid, displayName: 'Team 👩‍💻' })).toMatchObject({ ok: true });
+    // Emoji (surrogate pairs, joiners, tag sequences) and scripts that need a zero-width non-joiner are fine.
+    for (const name of ['Team 👩\u200D💻', 'Flag \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}', 'می\u200Cخواهم']) {
+      expect({ name, reply: await client.ask('UserStore', 'Update', { uid, displayName: name }) }).toMatchObject({ name, reply: { ok: true } });
+    }
   });
 });
 

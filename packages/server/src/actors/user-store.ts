@@ -20,7 +20,13 @@ export const USER_STORE = 'UserStore';
 export const FINGERPRINT_STORE = 'FingerprintStore';
 
 /** Control characters, line and paragraph separators, and bidirectional formatting (overrides, isolates, marks). */
-const UNREADABLE = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+/**
+ * What a name may not hold: control characters, line and paragraph separators, format characters (bidirectional
+ * overrides, isolates and marks, zero-width spaces, byte-order marks, soft hyphens …) but the joiners that scripts and
+ * emoji need (ZWNJ, ZWJ, emoji tags), private-use and unassigned code points, and the Hangul fillers that render as
+ * nothing. Each can make one name look like another, or reorder what is shown around it.
+ */
+const UNREADABLE = /[\p{Cc}\p{Zl}\p{Zp}\p{Co}\p{Cn}\u115F\u1160\u3164\uFFA0]|(?![\u200C\u200D\u{E0020}-\u{E007F}])\p{Cf}/u;
 
 /**
  * A name people read (username, displayName): refused when it holds control, bidirectional-formatting or unpaired
@@ -32,7 +38,7 @@ function readableName(max: number) {
     .string()
     .max(max * 4)
     .refine((v) => !/\p{Cs}/u.test(v), 'holds an unpaired surrogate')
-    .refine((v) => !UNREADABLE.test(v), 'holds control or bidirectional-formatting characters')
+    .refine((v) => !UNREADABLE.test(v), 'holds control, formatting, invisible or unassigned characters')
     .transform((v) => v.normalize('NFC').trim())
     .pipe(z.string().min(1).max(max));
 }
