@@ -10,6 +10,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { limiterKey } from '../src/auth/client-address.js';
 import { refusedUpgrade } from './helpers.js';
 
 const PASSWORD = 'the right password';
@@ -62,6 +63,22 @@ describe('the login limiter', () => {
     // A different made-up first hop each time: all of them are the one client 203.0.113.50.
     for (let i = 0; i < 3; i++) expect((await login(server, 'carol', 'nope', `198.51.100.${i}, 203.0.113.50`)).status).toBe(401);
     expect((await login(server, 'carol', PASSWORD, `198.51.100.99, 203.0.113.50`)).status).toBe(429);
+  });
+
+  it('counts an IPv6 client by its /64 and an IPv4-mapped address as its IPv4', async () => {
+    expect(limiterKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(limiterKey('2001:0db8:0001:0002:ffff:1:2:3')).toBe('2001:db8:1:2::/64');
+    expect(limiterKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(limiterKey('::1')).toBe('0:0:0:0::/64');
+    expect(limiterKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(limiterKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(limiterKey('203.0.113.7')).toBe('203.0.113.7');
+    const server = await fresh({ config: { loginMaxFailures: 3 } });
+    await server.ask('UserStore', 'Create', { username: 'ivy', password: PASSWORD, role: 'user' });
+    // A new address of the same /64 for every guess: still one client.
+    for (let i = 1; i <= 3; i++) expect((await login(server, `nobody${i}`, 'nope', `2001:db8:7:7::${i}`)).status).toBe(401);
+    expect((await login(server, 'ivy', PASSWORD, '2001:db8:7:7:ffff::99')).status).toBe(429);
+    expect((await login(server, 'ivy', PASSWORD, '2001:db8:7:8::1')).status).toBe(200);
   });
 
   it('never locks a user (an admin) out of a device they logged in from before; new devices and the attacker stay locked', async () => {

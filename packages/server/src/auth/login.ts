@@ -14,7 +14,7 @@ import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
 import type { AttemptWindows } from './attempt-windows.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress, limiterKey } from './client-address.js';
 import type { Devices } from './fingerprint.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { DUMMY_HASH_PROMISE, hashPassword, needsRehash, verifyPassword } from './passwords.js';
@@ -52,7 +52,7 @@ export class LoginService {
     const deviceKey = device === null ? undefined : this.devices.deviceKey(device);
     const attempt = await this.limiter.begin(
       body.username,
-      address,
+      limiterKey(address),
       async () => {
         const user = await findUser();
         return !!user && deviceKey !== undefined && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: deviceKey, uid: user.uid });
@@ -96,7 +96,7 @@ export class LoginService {
   /** A session for a new guest user tied to this device; refused for a blocked device, limited per address. */
   async guest(body: z.infer<typeof guestBody>, req: IncomingMessage): Promise<TokenPair> {
     if (!this.options.guests) throw new GreenroomError(ErrorCode.FORBIDDEN, 'guest sessions are disabled');
-    const address = `a:${this.clientAddress(req)}`;
+    const address = `a:${limiterKey(this.clientAddress(req))}`;
     const wait = this.guestWindows.retryAfter(address);
     if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many guest sign-ins; try again later', { retryAfterSeconds: wait });
     this.guestWindows.count([address]);
