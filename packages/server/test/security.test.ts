@@ -177,6 +177,29 @@ describe('the login limiter, continued', () => {
   });
 });
 
+describe('a flood of password checks', () => {
+  // The usernames are unknown: each still costs a real hash (so timing tells nothing), which is what fills the queue.
+  it('is bounded: past the hashes waiting their turn logins get 503 with Retry-After, and a refresh (a store write) answers meanwhile', async () => {
+    const server = await fresh({ config: { loginMaxFailures: 1000 } });
+    const session = await issueSession(server);
+    let lastLogin = 0;
+    const flood = Array.from({ length: 60 }, (_, i) =>
+      login(server, `nobody-${i}`, 'wrong', `203.0.113.${i % 200}`).then((a) => ((lastLogin = Date.now()), a)),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const refresh = await post(server, '/auth/refresh', { refreshToken: session.refreshToken });
+    const refreshedAt = Date.now();
+    const answers = await Promise.all(flood);
+    expect(refresh.status).toBe(200);
+    expect(refreshedAt).toBeLessThan(lastLogin); // answered while password checks were still queued
+    const refused = answers.filter((a) => a.status === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.body.error.code).toBe('UNAVAILABLE');
+    expect(refused[0]!.retryAfter).toBe('1');
+    expect(answers.filter((a) => a.status !== 503).every((a) => a.status === 401)).toBe(true);
+  });
+});
+
 describe('devices', () => {
   it('gives two clients without a device id different fingerprints; blocking one row blocks exactly that user', async () => {
     const server = await fresh({ config: { loginMaxFailures: 1000 } });

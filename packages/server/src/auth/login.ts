@@ -62,8 +62,9 @@ export class LoginService {
     let user: UserRecord | null;
     try {
       user = await findUser();
-      const hash = user?.passwordHash ?? (await DUMMY_HASH_PROMISE);
-      if (!user || !user.passwordHash || !(await verifyPassword(body.password, hash))) user = null;
+      // Verified in every case: an unknown user (or one without a password) costs one hash too, so timing tells nothing.
+      const ok = await verifyPassword(body.password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
+      if (!user || !user.passwordHash || !ok) user = null;
     } catch (err) {
       // Not a wrong password (the store, a timeout): the attempt is not held against the caller.
       attempt.succeeded();

@@ -4,6 +4,8 @@
  * hashes still verify, and login replaces them (`needsRehash`).
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { ErrorCode } from '@greenroom/protocol';
+import { GreenroomError } from '../errors.js';
 
 const N = 2 ** 17;
 const R = 8;
@@ -14,10 +16,33 @@ const MAXMEM = 256 * 1024 * 1024;
 /** Stored parameters are read from the store: bounded, so a corrupt hash cannot ask for gigabytes. */
 const MAX_N = 2 ** 20;
 
-function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scryptCb(password.normalize('NFKC'), salt, keylen, options, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+/**
+ * Hashes computed at once, at most. Each takes 128 MiB and one of libuv's four threads, which the store's file writes
+ * use too: a flood of logins must not starve the writes (refreshes, revocations) behind it.
+ */
+const MAX_RUNNING = 2;
+/** Hashes waiting for a turn, at most; past it the caller gets UNAVAILABLE (a flood is refused, not queued). */
+const MAX_WAITING = 16;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
+  if (running >= MAX_RUNNING) {
+    if (waiting.length >= MAX_WAITING) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'too many sign-ins at once; try again', { retryAfterSeconds: 1 });
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else {
+    running += 1;
+  }
+  try {
+    return await new Promise((resolve, reject) =>
+      scryptCb(password.normalize('NFKC'), salt, keylen, options, (err, key) => (err ? reject(err) : resolve(key))),
+    );
+  } finally {
+    // The turn passes straight to the next waiter (running stays the same), or is given back.
+    const next = waiting.shift();
+    if (next) next();
+    else running -= 1;
+  }
 }
 
 export async function hashPassword(password: string): Promise<string> {
