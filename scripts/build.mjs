@@ -1,5 +1,10 @@
 // `npm run build`: builds the packages that are out of date (`--force`: all of them), in dependency order.
-import { buildOutOfDate, ensureInstalled } from './workspace.mjs';
+import { buildOutOfDate, ensureInstalled, STOPPED } from './workspace.mjs';
 
-ensureInstalled();
-buildOutOfDate({ force: process.argv.includes('--force') });
+try {
+  await ensureInstalled();
+  await buildOutOfDate({ force: process.argv.includes('--force') });
+} catch (err) {
+  if (err !== STOPPED) throw err;
+  process.exit(130);
+}

@@ -1,13 +1,20 @@
-// `npm start`: installs if needed, builds what is out of date, then runs the built server in this very process, so
-// the PID of `npm start` is the server's: SIGTERM or SIGINT to it stops the server cleanly (exit 0). `--dev` runs
-// the TypeScript sources instead (ts-node; `npm run dev`).
+// `npm start`: installs if needed, builds what is out of date, then runs the built server in this very process.
+// npm runs it as its only child with no shell in between (`exec`), and passes SIGTERM and SIGINT on to it, so a
+// signal to the PID of `npm start` stops the server cleanly (exit 0); during the install or build it stops that step
+// and exits. `--dev` runs the TypeScript sources instead (ts-node; `npm run dev`).
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { buildOutOfDate, ensureInstalled, root } from './workspace.mjs';
+import { buildOutOfDate, ensureInstalled, root, STOPPED } from './workspace.mjs';
 
 const dev = process.argv.includes('--dev');
-ensureInstalled();
-buildOutOfDate();
+try {
+  await ensureInstalled();
+  await buildOutOfDate();
+} catch (err) {
+  // Stopped while installing or building: that step has ended, and no server was started.
+  if (err !== STOPPED) throw err;
+  process.exit(0);
+}
 // The server's command line: `greenroom serve` (GREENROOM_* variables configure it).
 process.argv = [process.argv[0], 'greenroom', 'serve'];
 if (dev) {

@@ -1,6 +1,6 @@
 // What `npm start`, `npm test` and `npm run dev` share: a pinned pnpm (so a machine with only Node and npm works),
 // an install when the lockfile or a package manifest changed since the last one, and a build of what is out of date.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,15 +9,39 @@ export const root = fileURLToPath(new URL('..', import.meta.url));
 const PNPM = 'pnpm@10.34.9';
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 
-/** Runs a command from the top of the workspace; exits with its status if it fails. */
+/** Rejected with by a step that was stopped by SIGINT or SIGTERM (the step's processes have ended by then). */
+export const STOPPED = new Error('stopped by a signal');
+
+/**
+ * Runs a command from the top of the workspace; exits with its status if it fails. A SIGINT or SIGTERM meanwhile is
+ * passed on to it, and once it has ended the step rejects with STOPPED: nothing it started is left running.
+ */
 function run(command, args) {
-  const r = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
-  if (r.error) throw r.error;
-  if (r.status !== 0) process.exit(r.status ?? 1);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, stdio: 'inherit' });
+    let stopped = false;
+    const forward = (signal) => {
+      stopped = true;
+      child.kill(signal);
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    const done = () => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+    };
+    child.once('error', (err) => (done(), reject(err)));
+    child.once('exit', (code) => {
+      done();
+      if (stopped) reject(STOPPED);
+      else if (code !== 0) process.exit(code ?? 1);
+      else resolve();
+    });
+  });
 }
 
 export function pnpm(args) {
-  run(npx, ['--yes', PNPM, ...args]);
+  return run(npx, ['--yes', PNPM, ...args]);
 }
 
 /** Newest modification time (ms) of a file, or of any file below a directory (node_modules and dist skipped). */
@@ -40,11 +64,11 @@ function newest(path) {
 const packages = readdirSync(join(root, 'packages'));
 
 /** Installs unless node_modules is newer than the lockfile and every package manifest. */
-export function ensureInstalled() {
+export async function ensureInstalled() {
   const installed = newest(join(root, 'node_modules', '.modules.yaml'));
   const manifests = [join(root, 'pnpm-lock.yaml'), join(root, 'package.json'), ...packages.map((p) => join(root, 'packages', p, 'package.json'))];
   if (installed > 0 && manifests.every((m) => newest(m) < installed)) return;
-  pnpm(['install', '--frozen-lockfile', '--reporter=append-only']);
+  await pnpm(['install', '--frozen-lockfile', '--reporter=append-only']);
 }
 
 /**
@@ -59,13 +83,13 @@ const BUILDS = [
 ];
 
 /** Builds what is out of date (or everything, with `force`); a build that fails leaves its package out of date. */
-export function buildOutOfDate({ force = false } = {}) {
+export async function buildOutOfDate({ force = false } = {}) {
   for (const b of BUILDS) {
     const stampFile = join(root, b.dir, 'dist', '.build-stamp');
     const stamp = newest(stampFile);
     const inputs = [join(root, b.dir, 'src'), join(root, b.dir, 'package.json'), join(root, b.dir, 'tsconfig.build.json'), join(root, b.dir, 'build.mjs'), ...b.inputs.map((i) => join(root, i))];
     if (!force && stamp > 0 && inputs.every((i) => newest(i) <= stamp)) continue;
-    pnpm(['--filter', b.name, 'run', 'build']);
+    await pnpm(['--filter', b.name, 'run', 'build']);
     writeFileSync(stampFile, `${new Date().toISOString()}\n`);
   }
 }
