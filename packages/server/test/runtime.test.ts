@@ -93,6 +93,24 @@ describe('ActorSystem mailboxes', () => {
   });
 });
 
+describe('ActorSystem mailbox bounds', () => {
+  it('give each lane its own bound within the mailbox, and do not count the server’s own messages against either', async () => {
+    const system = new ActorSystem(createLogger({ level: 'silent' }));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const box = system.spawn<string>('Lanes', async () => gate, { capacity: 4, laneCapacity: 2 });
+    box.post('start', 'system', false); // holds the mailbox
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 10; i++) expect(box.post(`server${i}`, 'system', false)).toBe(true);
+    // One user gets two places, however many it asks for; others still get theirs, up to the capacity.
+    expect(['a1', 'a2', 'a3'].map((m) => box.post(m, 'alice', true))).toEqual([true, true, false]);
+    expect(['b1', 'b2'].map((m) => box.post(m, 'bob', true))).toEqual([true, true]);
+    expect(box.post('c1', 'carol', true)).toBe(false);
+    release();
+    system.stop();
+  });
+});
+
 describe('KeyedQueue', () => {
   it('runs one task at a time per key, keys concurrently, and is empty when idle', async () => {
     const q = new KeyedQueue();

@@ -72,7 +72,11 @@ export class ActorRegistry {
       definition,
       state,
       subscribers: new Map(),
-      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log), { capacity: this.options.mailboxCapacity }),
+      // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
+      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log), {
+        capacity: this.options.mailboxCapacity,
+        laneCapacity: Math.max(1, Math.floor(this.options.mailboxCapacity / 10)),
+      }),
     };
     this.hosts.set(definition.name, host);
   }

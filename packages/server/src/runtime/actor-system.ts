@@ -15,7 +15,8 @@
  * A mailbox is fair between senders: each message is posted in a lane (a user, or the server itself), and lanes take
  * turns, one message each. Within a lane the order is arrival order. So one user who keeps an actor busy delays
  * another sender by at most one message per busy lane, never by the whole backlog it made. A mailbox is also bounded:
- * a bounded post past `capacity` queued messages is refused (the caller answers UNAVAILABLE).
+ * a bounded post is refused (the caller answers UNAVAILABLE) past `capacity` messages from bounded posts, or past
+ * `laneCapacity` in its own lane — so no one sender can take the whole capacity from the others.
  */
 import nact from 'nact';
 import type { Logger } from 'pino';
@@ -35,8 +36,10 @@ export interface Mailbox<M> {
 }
 
 export interface SpawnOptions {
-  /** At most this many queued messages for bounded posts (default: unbounded). */
+  /** At most this many messages from bounded posts queued (default: unbounded). */
   capacity?: number;
+  /** At most this many messages queued in one lane by bounded posts (default: `capacity`). */
+  laneCapacity?: number;
 }
 
 type NactRef = { readonly name: string };
@@ -62,6 +65,7 @@ export class ActorSystem {
     if (this.mailboxes.has(name)) throw new Error(`actor ${name} already exists`);
     const log = this.log;
     const capacity = options.capacity ?? Infinity;
+    const laneCapacity = options.laneCapacity ?? capacity;
     const queue = new FairQueue<M>();
     let turnQueued = false;
     const ref = nact.spawn(
@@ -97,8 +101,8 @@ export class ActorSystem {
       },
       post(message: M, lane: string, bounded = false): boolean {
         if (stopped()) return true; // dropped: callers have their own deadlines
-        if (bounded && queue.size >= capacity) return false;
-        queue.push(lane, message);
+        if (bounded && (queue.bounded >= capacity || queue.laneSize(lane) >= laneCapacity)) return false;
+        queue.push(lane, message, bounded);
         if (!turnQueued) {
           turnQueued = true;
           nact.dispatch(ref as never, TURN);
@@ -122,26 +126,34 @@ export class ActorSystem {
  * back of the line if it still holds messages. O(1) per push and shift.
  */
 class FairQueue<T> {
-  private readonly lanes = new Map<string, Queue<T>>();
+  private readonly lanes = new Map<string, Queue<{ item: T; bounded: boolean }>>();
   /** Lanes holding messages, in the order of their next turn. */
   private readonly turns = new Queue<string>();
   size = 0;
+  /** Of `size`, the messages of bounded posts. */
+  bounded = 0;
 
-  push(lane: string, item: T): void {
+  laneSize(lane: string): number {
+    return this.lanes.get(lane)?.size ?? 0;
+  }
+
+  push(lane: string, item: T, bounded: boolean): void {
     let q = this.lanes.get(lane);
     if (!q) {
-      this.lanes.set(lane, (q = new Queue<T>()));
+      this.lanes.set(lane, (q = new Queue()));
       this.turns.push(lane);
     }
-    q.push(item);
+    q.push({ item, bounded });
     this.size += 1;
+    if (bounded) this.bounded += 1;
   }
 
   shift(): T {
     const lane = this.turns.shift();
     const q = this.lanes.get(lane)!;
-    const item = q.shift();
+    const { item, bounded } = q.shift();
     this.size -= 1;
+    if (bounded) this.bounded -= 1;
     if (q.size > 0) this.turns.push(lane);
     else this.lanes.delete(lane);
     return item;
