@@ -204,7 +204,11 @@ export class Greenroom {
     const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins);
     gateway = new Gateway(registry, auth, config, log);
     const gw = gateway;
-    const metrics = createMetrics({ connections: () => gw.connections.size, asks: () => gw.asks });
+    const metrics = createMetrics({
+      connections: () => gw.connections.size,
+      asks: () => gw.asks,
+      queued: () => registry.names().map((name) => [name, registry.queued(name)]),
+    });
 
     const routes: Route[] = [
       { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) },

@@ -332,6 +332,7 @@ describe('other HTTP routes', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/^# TYPE greenroom_connections gauge$/m);
     expect(res.text).toMatch(/^greenroom_connections \d+$/m);
+    expect(res.text).toMatch(/^greenroom_mailbox_queued\{actor="UserStore"\} \d+$/m);
   });
 
   it.each(['/nope', '/auth', '/auth/login/extra', '/healthz/', '/HEALTHZ'])('GET %s → 404 NOT_FOUND as a JSON error', async (path) => {
