@@ -48,7 +48,6 @@ export function parseStoreDocument(text: string): { ok: true; doc: StoreDocument
 export class DurableFile implements Adapter<StoreDocument> {
   private readonly dir: string;
   private readonly tempPrefix: string;
-  private tempCounter = 0;
   /** Set when a read found the file corrupt: such a file is evidence for the operator and is never overwritten. */
   private corrupt = false;
   /** Each frozen record's encoding, `,"<id>":<json>` in UTF-8, kept from one flush to the next (see `serialize`). */
@@ -76,23 +75,16 @@ export class DurableFile implements Adapter<StoreDocument> {
     if (this.corrupt) throw new StoreError('STORE_CORRUPT', `refusing to overwrite the corrupt store file ${this.path}`);
     // Serialize before the first await: the snapshot is then exactly the document at the moment of the call.
     const { chunks, bytes } = this.serialize(data);
-    const temp = join(this.dir, `${this.tempPrefix}${process.pid}.${++this.tempCounter}.tmp`);
-    try {
-      const file = await open(temp, 'wx', 0o600);
-      try {
+    await writeFileDurably(
+      this.path,
+      async (file) => {
         // One writev (libuv writes every chunk, in IOV_MAX batches, or fails); a short count is an error all the same.
         const { bytesWritten } = await file.writev(chunks);
         if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(temp, this.path);
-    } catch (err) {
-      await rm(temp, { force: true }).catch(() => undefined);
-      throw err;
-    }
-    await syncDir(this.dir);
+        return bytes;
+      },
+      { overwrite: true },
+    );
   }
 
   /**
