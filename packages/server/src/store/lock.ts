@@ -19,9 +19,12 @@ const GARBAGE_RECHECK_MS = 100;
 const MAX_ATTEMPTS = 5;
 /** How much of a lock file is read: a pid line is shorter, and anything longer is garbage anyway. */
 const MAX_LOCK_BYTES = 64;
-/** Private files of the lock (see privateName) older than this are leftovers of a killed process. */
+/**
+ * Temp files of the lock (see privateName) older than this are leftovers of a killed process. A `.stale` file is not
+ * removed by anyone but its maker: one left behind may be a live process's lock that could not be put back.
+ */
 const STRAY_AGE_MS = 60_000;
-const PRIVATE_NAME = /^greenroom\.lock\.[0-9a-f]{16}\.(?:tmp|stale)$/;
+const PRIVATE_NAME = /^greenroom\.lock\.[0-9a-f]{16}\.tmp$/;
 
 /** One lock file as it was seen: which file (an inode) and what it held. */
 interface LockFileSeen {
