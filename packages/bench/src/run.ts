@@ -506,8 +506,8 @@ async function startOnce(kind: keyof typeof STARTUP_COMMANDS, dataDir: string, r
   }
   const readyMs = performance.now() - t0;
   // `/healthz` answers as soon as the HTTP server listens, before the server has finished starting (admin socket,
-  // then its log line; `greenroom serve` installs its SIGTERM handler after that): a SIGTERM sent in between ends
-  // the process by the signal's default action. The stop waits for the log line, so that it measures the graceful stop.
+  // then its log line). A SIGTERM in between is honoured once start-up ends; the stop waits for the log line, so that
+  // what it measures is the graceful stop of a started server.
   const seen = await Promise.race([listening.then(() => true), proc.exited.then(() => false), sleep(timeoutMs).then(() => false)]);
   if (!seen) {
     await proc.stop(2_000);
