@@ -45,8 +45,6 @@ export interface AdminChannelOptions {
   serverUrl?: string;
 }
 
-/** The device id the command logs in with in remote mode. */
-const CLI_DEVICE_ID = 'greenroom-cli';
 /** How long remote mode waits for the server (login, upgrade, logout). */
 const REMOTE_TIMEOUT_MS = 15_000;
 
@@ -230,7 +228,8 @@ async function openRemote(config: Config, serverUrl: string): Promise<AdminChann
   // Redirects are not followed: the body holds the password, and only the URL the operator named may receive it.
   const res = await post(new URL('auth/login', base), {
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: config.admin.username, password: config.admin.password, deviceId: CLI_DEVICE_ID }),
+    // No device id: the server issues its own (a made-up one would be ignored). Each run is a new device to it.
+    body: JSON.stringify({ username: config.admin.username, password: config.admin.password }),
   });
   const body = (await res.json().catch(() => ({}))) as { accessToken?: string; role?: string; error?: { code: string; message: string } };
   if (!res.ok || typeof body.accessToken !== 'string') throw new Error(`admin login to ${base.origin} failed: ${body.error?.code ?? `HTTP ${res.status}`}`);
