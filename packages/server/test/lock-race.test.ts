@@ -25,16 +25,18 @@ class Contender {
   readonly child: ChildProcess;
   private readonly lines: string[] = [];
   private waiting: ((line: string) => void) | undefined;
+  private failWaiting: ((err: Error) => void) | undefined;
   private stderr = '';
 
   constructor() {
     this.child = spawn(
       process.execPath,
       ['--import', resolve(serverDir, 'register.mjs'), resolve(here, 'fixtures/lock-contender.ts')],
-      // register.mjs resolves ts-node from the process's cwd: run from the repo root.
       { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    // One listener for the process's life: a line awaited when it exits fails with its stderr.
+    this.child.once('exit', (code) => this.failWaiting?.(new Error(`contender ${this.pid} exited (${code}): ${this.stderr}`)));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const waiting = this.waiting;
       this.waiting = undefined;
@@ -52,7 +54,7 @@ class Contender {
     if (line !== undefined) return Promise.resolve(line);
     return new Promise((resolveLine, fail) => {
       this.waiting = resolveLine;
-      this.child.once('exit', (code) => fail(new Error(`contender ${this.pid} exited (${code}): ${this.stderr}`)));
+      this.failWaiting = fail;
     });
   }
 

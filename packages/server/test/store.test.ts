@@ -302,7 +302,6 @@ describe('LowdbStore on disk', () => {
     const child = spawn(
       process.execPath,
       ['--import', resolve(serverDir, 'register.mjs'), resolve(here, 'fixtures/store-writer.ts'), dir],
-      // register.mjs resolves ts-node from the process's cwd: run from the repo root.
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
