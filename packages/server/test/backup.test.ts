@@ -12,13 +12,11 @@
  * - With no server running, the command reads the store itself under the data dir's lock.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { UserView } from '../src/actors/records.js';
 import { USER_STORE } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE } from '../src/gateway/admin-socket.js';
@@ -27,29 +25,10 @@ import { parseStoreDocument } from '../src/store/durable-file.js';
 import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { greenroom, type CommandRun } from './helpers.js';
 
-const serverDir = fileURLToPath(new URL('..', import.meta.url));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `greenroom <args>` from the sources, as cli.test.ts does, with only the GREENROOM_* variables given here. */
-function greenroom(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_') && k !== 'INIT_CWD'));
-  const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', ...args], {
-    cwd: serverDir,
-    env: { ...base, GREENROOM_LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+type Run = CommandRun;
 
 function ok(run: Run): Run {
   if (run.code !== 0) throw new Error(`greenroom exited with ${run.code}: ${run.stderr}`);

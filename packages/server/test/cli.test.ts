@@ -25,30 +25,12 @@ import type { SessionRecord, UserView } from '../src/actors/records.js';
 import { USER_STORE } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE, MAX_ADMIN_INFLIGHT } from '../src/gateway/admin-socket.js';
 import { deferred, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { greenroom, type CommandRun } from './helpers.js';
 
 const serverDir = fileURLToPath(new URL('..', import.meta.url));
 const admin = { username: 'cli-admin', password: 'cli-admin-password-1' };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `greenroom <args>` with only the GREENROOM_* variables given here (none inherited from the test's env). */
-function greenroom(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_') && k !== 'INIT_CWD'));
-  const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', ...args], {
-    cwd: serverDir,
-    env: { ...base, GREENROOM_LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+type Run = CommandRun;
 
 /** The last line of stdout, as JSON (the command prints its result there). */
 function result<T>(run: Run): T {

@@ -1,9 +1,11 @@
 /**
  * Helpers shared by the server's test files (test-only; not part of the exported harness).
  */
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { TestClient, type TestServer } from '../src/testing/index.js';
 
@@ -97,4 +99,26 @@ export async function refusedUpgrade(
   );
   if (outcome === null) throw new Error('the upgrade was accepted');
   return { status: outcome.status ?? 0, body: outcome.body ? JSON.parse(outcome.body) : undefined };
+}
+
+/** What a run of the `greenroom` command printed, and how it exited. */
+export interface CommandRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `greenroom <args>` from the sources, with only the GREENROOM_* variables given here (none inherited). */
+export function greenroom(args: string[], env: Record<string, string> = {}): Promise<CommandRun> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GREENROOM_') && k !== 'INIT_CWD'));
+  const child = spawn(process.execPath, ['bin/greenroom-dev.mjs', ...args], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: { ...base, GREENROOM_LOG_LEVEL: 'silent', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
