@@ -123,18 +123,23 @@ export class Session {
   }
 
   private async refreshOnce(): Promise<void> {
-    const requestedAt = Date.now();
-    const locks = (globalThis as { navigator?: { locks?: { request(name: string, fn: () => Promise<void>): Promise<void> } } }).navigator?.locks;
+    type Locks = { request(name: string, options: { ifAvailable: true }, fn: (lock: unknown) => Promise<void>): Promise<void>; request(name: string, fn: () => Promise<void>): Promise<void> };
+    const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
     if (this.auth.mode === 'cookie' && locks) {
-      await locks.request(LOCK, async () => {
-        // Another tab of this profile refreshed the shared cookies while we waited for the lock: adopt, don't ask.
-        const shared = readShared();
-        if (shared && shared.at >= requestedAt) {
-          this.accessExpiresAt = shared.accessExpiresAt;
-          return;
-        }
-        await this.request();
+      // Free: nobody refreshes the shared cookies now, so this tab does. Taken: another tab of this profile is
+      // refreshing them right now; wait for it to finish and adopt its refresh instead of making a second one. (Not
+      // localStorage alone: a write in one tab reaches another tab's reads a little later, so it cannot tell.)
+      let waited = false;
+      await locks.request(LOCK, { ifAvailable: true }, async (lock) => {
+        if (lock) await this.request();
+        else waited = true;
       });
+      if (waited) {
+        await locks.request(LOCK, async () => {
+          const shared = readShared();
+          if (shared) this.accessExpiresAt = Math.max(this.accessExpiresAt ?? 0, shared.accessExpiresAt);
+        });
+      }
       return;
     }
     await this.request();
