@@ -26,6 +26,9 @@ const origins = z
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .pipe(z.array(z.url().transform((u) => new URL(u).origin)));
 
+/** A comma-separated list of non-empty strings. */
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
 /** Environment variable → config field, with its schema and default. */
 const envSchema = z.object({
   GREENROOM_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -66,6 +69,17 @@ const envSchema = z.object({
   GREENROOM_SESSION_RETENTION_S: z.coerce.number().int().min(0).default(7 * DAY),
   GREENROOM_GUEST_IDLE_S: positiveInt.default(DAY),
   GREENROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Identity from elsewhere (POST /auth/exchange) and built-in passwords.
+  GREENROOM_PASSWORDS: flag.default(true),
+  GREENROOM_JWKS_URL: z.url().optional(),
+  GREENROOM_JWT_ISSUER: list.optional(),
+  GREENROOM_JWT_AUDIENCE: z.string().min(1).optional(),
+  GREENROOM_JWT_ROLE_CLAIM: z.string().min(1).max(128).optional(),
+  GREENROOM_JWT_ROLES: list.default(['user']),
+  GREENROOM_JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(30),
+  GREENROOM_JWKS_COOLDOWN_S: z.coerce.number().min(0).default(30),
+  GREENROOM_EXCHANGE_MAX_FAILURES: positiveInt.default(20),
+  GREENROOM_EXCHANGE_WINDOW_S: positiveInt.default(300),
 });
 
 export interface Config {
@@ -117,6 +131,24 @@ export interface Config {
   /** A guest user unused this long is deleted by cleanup. */
   guestIdleS: number;
   logLevel: string;
+  /** Built-in passwords (login, UserStore.Create/Update with a password); false leaves only exchange and guests. */
+  passwords: boolean;
+  /** The identity provider's key set: exchange verifies its tokens against it (see src/auth/identity.ts). */
+  jwksUrl: string | undefined;
+  /** Accepted `iss` values (required with a JWKS). */
+  jwtIssuer: string[] | undefined;
+  /** Required `aud` value (required with a JWKS). */
+  jwtAudience: string | undefined;
+  /** The claim (a dotted path) holding the role; undefined: every exchanged user is a `user`. */
+  jwtRoleClaim: string | undefined;
+  /** Roles the role claim may grant; any other value is refused. */
+  jwtRoles: string[];
+  jwtClockToleranceS: number;
+  /** After a JWKS fetch, an unknown `kid` triggers no new fetch for this long. */
+  jwksCooldownS: number;
+  /** Failed exchanges from one client address per window, at most (counted before verifying): past it 429. */
+  exchangeMaxFailures: number;
+  exchangeWindowS: number;
 }
 
 /** Reads the environment; a bad value is a ConfigError naming the variable (never echoing a secret). */
@@ -168,6 +200,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     sessionRetentionS: e.GREENROOM_SESSION_RETENTION_S,
     guestIdleS: e.GREENROOM_GUEST_IDLE_S,
     logLevel: e.GREENROOM_LOG_LEVEL,
+    passwords: e.GREENROOM_PASSWORDS,
+    jwksUrl: e.GREENROOM_JWKS_URL,
+    jwtIssuer: e.GREENROOM_JWT_ISSUER,
+    jwtAudience: e.GREENROOM_JWT_AUDIENCE,
+    jwtRoleClaim: e.GREENROOM_JWT_ROLE_CLAIM,
+    jwtRoles: e.GREENROOM_JWT_ROLES,
+    jwtClockToleranceS: e.GREENROOM_JWT_CLOCK_TOLERANCE_S,
+    jwksCooldownS: e.GREENROOM_JWKS_COOLDOWN_S,
+    exchangeMaxFailures: e.GREENROOM_EXCHANGE_MAX_FAILURES,
+    exchangeWindowS: e.GREENROOM_EXCHANGE_WINDOW_S,
   };
   return { ...config, ...overrides };
 }

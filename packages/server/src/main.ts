@@ -18,7 +18,8 @@ const HELP = `greenroom — an actor-model backend for WebSocket sessions
 Usage:
   greenroom serve                         start the server (GREENROOM_* variables configure it)
   greenroom user add <username> [--role R] [--display-name NAME] [--password-stdin]
-                                          create a user (password from stdin or GREENROOM_USER_PASSWORD)
+                                          create a user (password from stdin or GREENROOM_USER_PASSWORD);
+                                          refused when GREENROOM_PASSWORDS=false
   greenroom user list [--json]            list users
   greenroom user block <username>         block a user: revokes all sessions, closes sockets (4003)
   greenroom user unblock <username>       unblock a user
@@ -98,6 +99,9 @@ async function user(args: string[]): Promise<void> {
   const config = loadConfig();
   if (!command || !['add', 'list', 'block', 'unblock', 'role'].includes(command)) throw new ConfigError(`unknown user command\n\n${HELP}`);
   if (command !== 'list' && !name) throw new ConfigError(`greenroom user ${command} needs a username`);
+  if (command === 'add' && !config.passwords) {
+    throw new ConfigError('greenroom user add makes a password user, but built-in passwords are turned off (GREENROOM_PASSWORDS=false): users are made by their first sign-in through the identity provider (POST /auth/exchange); the other user commands still work');
+  }
   const password = command === 'add' ? await readPassword(values['password-stdin'] === true) : '';
   const serverUrl = values.server ?? (process.env.GREENROOM_SERVER_URL || undefined);
   const channel = await openAdminChannel(config, { serverUrl });

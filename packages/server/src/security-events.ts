@@ -20,7 +20,11 @@ export type SecurityEvent =
   | 'user.unblocked'
   | 'user.role-changed'
   /** A new password (which ends the user's other sessions). */
-  | 'user.password-changed';
+  | 'user.password-changed'
+  /** A client address reached the limit of refused identity exchanges. */
+  | 'exchange.failure-burst'
+  /** A user made by the first exchange of an identity provider's token for it. */
+  | 'user.created-by-exchange';
 
 export interface SecurityEventFields {
   by: string;

@@ -15,7 +15,9 @@ import { createSessionStore, SESSION_STORE } from './actors/session-store.js';
 import { createUserStore, USER_STORE } from './actors/user-store.js';
 import { Authenticator } from './auth/authenticate.js';
 import { AttemptWindows } from './auth/attempt-windows.js';
+import { ExchangeService } from './auth/exchange.js';
 import { Devices } from './auth/fingerprint.js';
+import { createIdentityVerifier, type IdentityOptions } from './auth/identity.js';
 import { LoginLimiter } from './auth/login-limiter.js';
 import { LoginService } from './auth/login.js';
 import { RefreshService } from './auth/refresh.js';
@@ -48,6 +50,8 @@ export interface GreenroomOptions {
   /** App actors, registered beside the built-ins. */
   actors?: ActorDefinition<any>[];
   logger?: Logger;
+  /** Verifies the app's identity tokens for POST /auth/exchange (instead of GREENROOM_JWKS_URL). */
+  identity?: IdentityOptions;
 }
 
 /** The parts of the server, as wired by `createGreenroom`, before it listens. */
@@ -62,6 +66,8 @@ export interface Core {
   refresh: RefreshService;
   tickets: TicketBook;
   limiter: LoginLimiter;
+  /** POST /auth/exchange (identity from elsewhere). */
+  exchange: ExchangeService;
   /** Per-session queues: refreshes and SessionStore's writes of one session run one at a time. */
   sessionLocks: KeyedQueue;
   /** Stops the core's timers, actors and store. */
@@ -72,6 +78,8 @@ export interface Core {
 export async function createCore(options: GreenroomOptions & { askRate?: () => number } = {}): Promise<Core> {
   const config = loadConfig(options.env ?? process.env, options.config);
   const log = options.logger ?? createLogger({ level: config.logLevel });
+  // Checked before anything opens: a bad exchange setting is a ConfigError at start.
+  const identityVerifier = createIdentityVerifier(config, options.identity, log);
   const keys = deriveKeys(await loadSecret(config.dataDir, config.secret));
   const store = options.store ?? (await LowdbStore.open(config.dataDir));
   const system = new ActorSystem(log);
@@ -92,7 +100,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
         askRate: options.askRate ?? (() => 0),
       }),
     );
-    await registry.add(createUserStore());
+    await registry.add(createUserStore({ passwords: config.passwords }));
     await registry.add(createFingerprintStore());
     for (const actor of options.actors ?? []) await registry.add(actor);
     if (config.admin) {
@@ -111,6 +119,8 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   });
   const guestWindows = new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
   const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { trustProxy: config.trustProxy, guests: config.guests, log });
+  const exchangeWindows = new AttemptWindows(config.exchangeMaxFailures, config.exchangeWindowS * 1000);
+  const exchange = new ExchangeService(registry, login, new Devices(keys.fingerprints), exchangeWindows, identityVerifier, log);
   return {
     config,
     log,
@@ -122,12 +132,14 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     refresh,
     tickets,
     limiter,
+    exchange,
     sessionLocks,
     close: async () => {
       refresh.stop();
       tickets.stop();
       limiter.stop();
       guestWindows.stop();
+      exchangeWindows.stop();
       system.stop();
       await store.close();
     },
@@ -245,7 +257,7 @@ export class Greenroom {
               },
             },
           ]),
-      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log }),
+      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords }),
       // An upgrade goes to the gateway; a plain request for /ws is told to upgrade (not served by the dashboard).
       upgradeRequiredRoute('/ws'),
     ];

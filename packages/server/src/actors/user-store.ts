@@ -4,6 +4,7 @@
  * Asks flow one way only — FingerprintStore forwards to it; it asks FingerprintStore and SessionStore, which never
  * ask back — so no two mailboxes can wait on each other.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode } from '@greenroom/protocol';
 import { v4 as uuidv4 } from 'uuid';
@@ -53,8 +54,37 @@ export function usernameKey(username: string): string {
   return username.toLowerCase();
 }
 
-export function createUserStore(options: { now?: () => number } = {}) {
+/**
+ * The link from an identity provider's (issuer, subject) to the user it became: `identities/<identityKey>`. The key
+ * is a hash of the pair, so any issuer and subject (lengths, characters) make one fixed-size id.
+ */
+export interface IdentityRecord {
+  [key: string]: unknown;
+  uid: string;
+  issuer: string;
+  subject: string;
+  created: number;
+}
+
+export const IDENTITIES = 'identities';
+
+export function identityKey(issuer: string, subject: string): string {
+  return createHash('sha256').update(JSON.stringify([issuer, subject])).digest('base64url');
+}
+
+/** A username from a provider's hint: the characters usernames may hold, at most 40 of them; '' if none are left. */
+function usernameBase(hint: string | null): string {
+  return (hint ?? '').normalize('NFKC').replace(/[^A-Za-z0-9_.@-]/g, '').slice(0, 40);
+}
+
+const PASSWORDS_OFF = 'built-in passwords are turned off on this server (GREENROOM_PASSWORDS=false): users sign in through the identity provider';
+
+export function createUserStore(options: { now?: () => number; passwords?: boolean } = {}) {
   const now = options.now ?? Date.now;
+  const passwords = options.passwords ?? true;
+  const refusePasswords = () => {
+    if (!passwords) throw new GreenroomError(ErrorCode.FORBIDDEN, PASSWORDS_OFF);
+  };
 
   return defineActor({
     name: USER_STORE,
@@ -111,6 +141,7 @@ export function createUserStore(options: { now?: () => number } = {}) {
           allow: ['admin'],
           payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema.default('user'), displayName: displayNameSchema.optional() }),
           handle: async (p, ctx) => {
+            refusePasswords();
             const passwordHash = await hashPassword(p.password);
             return userView(await create(ctx, { username: p.username, displayName: p.displayName ?? p.username, role: p.role, passwordHash }));
           },
@@ -131,6 +162,7 @@ export function createUserStore(options: { now?: () => number } = {}) {
             if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
               throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
             }
+            if (p.password !== undefined) refusePasswords();
             const u = await mustGet(ctx.store, p.uid);
             if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
               throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
@@ -283,6 +315,72 @@ export function createUserStore(options: { now?: () => number } = {}) {
               await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
             }
             return { deleted: stale.length, next: guests.length > batch.length ? batch[batch.length - 1]!.uid : null };
+          },
+        }),
+
+        /**
+         * The user an identity provider's (issuer, subject) maps to, made on its first exchange: one stable uid per
+         * pair, whatever the username or email says (an exchange never takes over an existing user by name). A
+         * `role` (from the provider) replaces the user's role; null keeps it (`user` for a new user). Refused with
+         * BLOCKED, writing nothing, for a blocked user. Made or found, the user's lastLogin is now.
+         */
+        Exchange: message({
+          allow: [],
+          internal: true,
+          payload: z.object({
+            issuer: z.string().min(1).max(1024),
+            subject: z.string().min(1).max(1024),
+            role: roleSchema.nullable(),
+            displayName: z.string().max(400).nullable(),
+            usernameHint: z.string().max(400).nullable(),
+          }),
+          handle: async (p, ctx) => {
+            const key = identityKey(p.issuer, p.subject);
+            const link = await ctx.store.get<IdentityRecord>(IDENTITIES, key);
+            const u = link ? await ctx.store.get<UserRecord>('users', link.uid) : undefined;
+            if (u) {
+              if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+              const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: now() };
+              await ctx.store.put('users', u.uid, next);
+              if (next.role !== u.role) {
+                await ctx.ask(SESSION_STORE, 'UpdateRole', { uid: u.uid, role: next.role });
+                logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
+                ctx.publish('UserChanged', { user: userView(next) });
+              }
+              return { user: userView(next), created: false };
+            }
+            // A new user (or one whose record is gone): a username made safe and unique, a readable displayName.
+            const base = usernameBase(p.usernameHint) || 'user';
+            let username = '';
+            for (const candidate of [base, `${base}-${key.slice(0, 8)}`, `${base}-${randomBytes(6).toString('hex')}`]) {
+              const parsed = usernameSchema.safeParse(candidate);
+              if (parsed.success && !(await findByUsername(ctx.store, parsed.data))) {
+                username = parsed.data;
+                break;
+              }
+            }
+            if (!username) username = `user-${randomBytes(8).toString('hex')}`;
+            const shown = p.displayName === null ? null : displayNameSchema.safeParse(p.displayName);
+            const t = now();
+            const user: UserRecord = {
+              uid: uuidv4(),
+              username,
+              usernameKey: usernameKey(username),
+              displayName: shown?.success ? shown.data : username,
+              role: p.role ?? 'user',
+              blocked: false,
+              created: t,
+              lastLogin: t,
+              passwordHash: null,
+            };
+            const identity: IdentityRecord = { uid: user.uid, issuer: p.issuer, subject: p.subject, created: t };
+            // One write: the user and its link exist together or not at all.
+            await ctx.store.write([
+              { op: 'put', collection: 'users', id: user.uid, value: user },
+              { op: 'put', collection: IDENTITIES, id: key, value: identity },
+            ]);
+            ctx.publish('UserChanged', { user: userView(user) });
+            return { user: userView(user), created: true };
           },
         }),
 

@@ -1,5 +1,5 @@
 /**
- * The /auth routes. Only a route's own effect writes: login and guest create a session, refresh rotates, logout
+ * The /auth routes. Only a route's own effect writes: login, exchange and guest create a session, refresh rotates, logout
  * revokes. Cookies are set only for a browser page of an allowed origin (or a request that came with them).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -13,6 +13,7 @@ import { logSecurityEvent } from '../security-events.js';
 import { parseBody, sendJson, type Route } from './http.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from '../auth/cookies.js';
+import { exchangeBody, type ExchangeService } from '../auth/exchange.js';
 import { guestBody, loginBody, type LoginService } from '../auth/login.js';
 import type { RefreshService } from '../auth/refresh.js';
 import type { TicketBook } from '../auth/tickets.js';
@@ -28,6 +29,10 @@ export interface AuthRouteDeps {
   tickets: TicketBook;
   tokens: TokenService;
   log: Logger;
+  /** POST /auth/exchange: a token of the app's identity provider for a session. */
+  exchange: ExchangeService;
+  /** false: built-in passwords are off (GREENROOM_PASSWORDS=false) and /auth/login answers 403 FORBIDDEN. */
+  passwords: boolean;
 }
 
 /** A refresh token from the body, else from the `gr_refresh` cookie (which, being a cookie, is origin-bound). */
@@ -50,7 +55,17 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
       method: 'POST',
       path: '/auth/login',
       body: true,
-      handle: async (req, res, body) => sendSession(deps, req, res, await deps.login.login(parseBody(loginBody, body), req)),
+      handle: async (req, res, body) => {
+        // Refused before the body is read or anything counted: no password is checked, hashed or limited.
+        if (!deps.passwords) throw new GreenroomError(ErrorCode.FORBIDDEN, 'password sign-in is turned off on this server; sign in through the identity provider (POST /auth/exchange)');
+        sendSession(deps, req, res, await deps.login.login(parseBody(loginBody, body), req));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/exchange',
+      body: true,
+      handle: async (req, res, body) => sendSession(deps, req, res, await deps.exchange.exchange(parseBody(exchangeBody, body), req)),
     },
     {
       method: 'POST',
