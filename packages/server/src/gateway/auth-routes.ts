@@ -56,7 +56,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
       path: '/auth/login',
       body: true,
       handle: async (req, res, body) => {
-        // Refused before the body is read or anything counted: no password is checked, hashed or limited.
+        // Refused before the body is parsed or anything counted: no password is checked, hashed or limited.
         if (!deps.passwords) throw new GreenroomError(ErrorCode.FORBIDDEN, 'password sign-in is turned off on this server; sign in through the identity provider (POST /auth/exchange)');
         sendSession(deps, req, res, await deps.login.login(parseBody(loginBody, body), req));
       },
