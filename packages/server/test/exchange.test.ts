@@ -350,6 +350,21 @@ describe('POST /auth/exchange with an app-supplied verify function', () => {
   });
 });
 
+describe('exchange settings checked at start', () => {
+  it('refuses a JWKS without issuer or audience, a plain-http JWKS off loopback, an accepted guest role, and GREENROOM_ADMIN without passwords', async () => {
+    const bad = [
+      { jwksUrl: 'http://127.0.0.1:9/jwks.json', jwtAudience: AUDIENCE },
+      { jwksUrl: 'http://127.0.0.1:9/jwks.json', jwtIssuer: [ISSUER] },
+      { jwksUrl: 'http://id.example.test/jwks.json', jwtIssuer: [ISSUER], jwtAudience: AUDIENCE },
+      { jwtRoles: ['user', 'guest'] },
+      { passwords: false, admin: { username: 'root', password: 'root-password-1' } },
+    ];
+    for (const config of bad) {
+      await expect(startTestServer({ config })).rejects.toMatchObject({ name: 'ConfigError' });
+    }
+  });
+});
+
 describe('GREENROOM_PASSWORDS=false', () => {
   let closed: TestServer;
   beforeAll(async () => {
