@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseTrustProxy, type TrustProxy } from './auth/client-address.js';
 import { ConfigError } from './errors.js';
 
 const DAY = 24 * 60 * 60;
@@ -60,7 +61,17 @@ const envSchema = z.object({
   GREENROOM_SEND_BUFFER_BYTES: positiveInt.default(1024 * 1024),
   GREENROOM_LOGIN_MAX_FAILURES: positiveInt.default(10),
   GREENROOM_LOGIN_WINDOW_S: positiveInt.default(900),
-  GREENROOM_TRUST_PROXY: flag.default(false),
+  GREENROOM_TRUST_PROXY: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseTrustProxy(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .default(false),
   GREENROOM_GUESTS: flag.default(true),
   GREENROOM_GUEST_MAX_PER_WINDOW: positiveInt.default(20),
   GREENROOM_GUEST_WINDOW_S: positiveInt.default(600),
@@ -118,7 +129,8 @@ export interface Config {
   sendBufferBytes: number;
   loginMaxFailures: number;
   loginWindowS: number;
-  trustProxy: boolean;
+  /** The trusted proxies in front of the server (SPEC §13): none, a hop count, or addresses and CIDR ranges. */
+  trustProxy: TrustProxy;
   guests: boolean;
   /** Guest sign-ins from one client address per window, at most: past it 429. */
   guestMaxPerWindow: number;

@@ -14,6 +14,7 @@ import { ActorRegistry } from './actors/registry.js';
 import { createSessionStore, SESSION_STORE } from './actors/session-store.js';
 import { createUserStore, USER_STORE } from './actors/user-store.js';
 import { Authenticator } from './auth/authenticate.js';
+import { ProxyTrust } from './auth/client-address.js';
 import { AttemptWindows } from './auth/attempt-windows.js';
 import { ExchangeService } from './auth/exchange.js';
 import { Devices } from './auth/fingerprint.js';
@@ -27,6 +28,8 @@ import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { GreenroomError } from './errors.js';
 import { authRoutes } from './gateway/auth-routes.js';
+import { withCors } from './gateway/cors.js';
+import { onClientError } from './gateway/client-error.js';
 import { createRequestListener, sendJson, upgradeRequiredRoute, type Route } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';
@@ -66,6 +69,8 @@ export interface Core {
   refresh: RefreshService;
   tickets: TicketBook;
   limiter: LoginLimiter;
+  /** The trusted proxies (GREENROOM_TRUST_PROXY): the client address, scheme and host of a request. */
+  proxies: ProxyTrust;
   /** POST /auth/exchange (identity from elsewhere). */
   exchange: ExchangeService;
   /** Per-session queues: refreshes and SessionStore's writes of one session run one at a time. */
@@ -117,8 +122,9 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     refreshTtlMs: config.refreshTtlS * 1000,
     graceMs: config.refreshGraceS * 1000,
   });
+  const proxies = new ProxyTrust(config.trustProxy);
   const guestWindows = new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
-  const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { trustProxy: config.trustProxy, guests: config.guests, log });
+  const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { proxies, guests: config.guests, log });
   const exchangeWindows = new AttemptWindows(config.exchangeMaxFailures, config.exchangeWindowS * 1000);
   const exchange = new ExchangeService(registry, login, new Devices(keys.fingerprints), exchangeWindows, identityVerifier, log);
   return {
@@ -133,6 +139,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     tickets,
     limiter,
     exchange,
+    proxies,
     sessionLocks,
     close: async () => {
       refresh.stop();
@@ -213,7 +220,7 @@ export class Greenroom {
     let gateway: Gateway | undefined;
     const core = await createCore({ ...options, askRate: () => gateway?.askRate() ?? 0 });
     const { config, log, registry, store, tokens } = core;
-    const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins);
+    const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins, core.proxies);
     gateway = new Gateway(registry, auth, config, log);
     const gw = gateway;
     const metrics = createMetrics({
@@ -222,7 +229,8 @@ export class Greenroom {
       queued: () => registry.names().map((name) => [name, registry.queued(name)]),
     });
 
-    const routes: Route[] = [
+    // CORS for the allowed origins (gateway/cors.ts): a page of another allowed origin calls these routes too.
+    const routes: Route[] = withCors(auth, [
       { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) },
       {
         method: 'GET',
@@ -260,16 +268,14 @@ export class Greenroom {
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords }),
       // An upgrade goes to the gateway; a plain request for /ws is told to upgrade (not served by the dashboard).
       upgradeRequiredRoute('/ws'),
-    ];
+    ]);
 
     const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;
     const fallback = staticDir && existsSync(staticDir) ? createStaticHandler(staticDir) : undefined;
     const http = createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: Math.max(30_000, config.headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, createRequestListener(routes, log, fallback));
     http.on('upgrade', (req, socket, head) => void gw.handleUpgrade(req, socket, head));
-    http.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      socket.destroy();
-    });
+    // An idle pre-opened socket is closed without a word; a late request gets 408, never a stale 400.
+    http.on('clientError', onClientError);
     try {
       await new Promise<void>((resolve, reject) => {
         http.once('error', reject);

@@ -10,6 +10,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ErrorCode } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
+import { ProxyTrust } from './client-address.js';
 import { ACCESS_COOKIE, originAllowed, readCookie } from './cookies.js';
 import type { TicketBook } from './tickets.js';
 import type { TokenService } from './tokens.js';
@@ -37,6 +38,8 @@ export class Authenticator {
     private readonly tokens: TokenService,
     private readonly tickets: TicketBook,
     private readonly allowedOrigins: readonly string[],
+    /** The trusted proxies: who the client is, and the scheme and host it used. */
+    readonly proxies: ProxyTrust = new ProxyTrust(false),
   ) {}
 
   /** Which strategy applies to this request (the first whose credential is present), if any. */
@@ -72,11 +75,26 @@ export class Authenticator {
 
   /** Cookie-authenticated requests must come from the server's own origin or the allow-list. */
   checkOrigin(req: IncomingMessage): void {
-    if (!originAllowed(req, this.allowedOrigins)) throw new GreenroomError(ErrorCode.BAD_ORIGIN, 'origin not allowed');
+    if (!originAllowed(req, this.allowedOrigins, this.proxies)) throw new GreenroomError(ErrorCode.BAD_ORIGIN, 'origin not allowed');
   }
 
   /** A browser page of an allowed origin: the routes that open or rotate a session also set cookies for it. */
   isAllowedBrowser(req: IncomingMessage): boolean {
-    return req.headers.origin !== undefined && originAllowed(req, this.allowedOrigins);
+    return req.headers.origin !== undefined && originAllowed(req, this.allowedOrigins, this.proxies);
+  }
+
+  /** Whether the client reached us over https (directly or through a trusted TLS proxy): cookies get `Secure`. */
+  isSecure(req: IncomingMessage): boolean {
+    return this.proxies.source(req).secure;
+  }
+
+  /** The client address (the trusted-proxy walk). */
+  clientAddress(req: IncomingMessage): string {
+    return this.proxies.clientAddress(req);
+  }
+
+  /** An `Origin` that may use credentials here (the own origin or one of GREENROOM_ALLOWED_ORIGINS), or null. */
+  allowedOrigin(req: IncomingMessage): string | null {
+    return this.isAllowedBrowser(req) ? req.headers.origin! : null;
   }
 }

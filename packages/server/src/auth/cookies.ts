@@ -1,8 +1,9 @@
 /**
  * Browser credentials: `gr_access` (Path=/) and `gr_refresh` (Path=/auth), both HttpOnly and SameSite=Strict,
- * Secure when served over https. Cookie-authenticated requests must come from an allowed Origin.
+ * Secure when served over https (directly or through a trusted TLS proxy). Cookie-authenticated requests must come from an allowed Origin.
  */
 import type { IncomingMessage } from 'node:http';
+import { ProxyTrust } from './client-address.js';
 
 export const ACCESS_COOKIE = 'gr_access';
 export const REFRESH_COOKIE = 'gr_refresh';
@@ -22,39 +23,33 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return undefined;
 }
 
-function isSecure(req: IncomingMessage): boolean {
-  return Boolean((req.socket as { encrypted?: boolean }).encrypted);
+/** The trust that reads only the socket (no proxy trusted): for callers that pass none. */
+const DIRECT = new ProxyTrust(false);
+
+function cookie(name: string, value: string, path: string, maxAgeS: number, secure: boolean): string {
+  return [`${name}=${value}`, `Path=${path}`, `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`, 'HttpOnly', 'SameSite=Strict', ...(secure ? ['Secure'] : [])].join('; ');
 }
 
-function cookie(req: IncomingMessage, name: string, value: string, path: string, maxAgeS: number): string {
-  return [`${name}=${value}`, `Path=${path}`, `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`, 'HttpOnly', 'SameSite=Strict', ...(isSecure(req) ? ['Secure'] : [])].join('; ');
-}
-
-export function sessionCookies(req: IncomingMessage, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, now = Date.now()): string[] {
+/** `secure`: the client reached us over https (directly, or through a trusted TLS proxy: `ProxyTrust.source`). */
+export function sessionCookies(secure: boolean, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, now = Date.now()): string[] {
   return [
-    cookie(req, ACCESS_COOKIE, pair.accessToken, '/', (pair.accessExpiresAt - now) / 1000),
-    cookie(req, REFRESH_COOKIE, pair.refreshToken, '/auth', (pair.refreshExpiresAt - now) / 1000),
+    cookie(ACCESS_COOKIE, pair.accessToken, '/', (pair.accessExpiresAt - now) / 1000, secure),
+    cookie(REFRESH_COOKIE, pair.refreshToken, '/auth', (pair.refreshExpiresAt - now) / 1000, secure),
   ];
 }
 
-export function clearedCookies(req: IncomingMessage): string[] {
-  return [cookie(req, ACCESS_COOKIE, '', '/', 0), cookie(req, REFRESH_COOKIE, '', '/auth', 0)];
+export function clearedCookies(secure: boolean): string[] {
+  return [cookie(ACCESS_COOKIE, '', '/', 0, secure), cookie(REFRESH_COOKIE, '', '/auth', 0, secure)];
 }
 
-/** The request's own origin (`scheme://Host`), the default allowed origin. */
-export function ownOrigin(req: IncomingMessage): string | null {
-  const host = req.headers.host;
-  if (!host) return null;
-  try {
-    return new URL(`${isSecure(req) ? 'https' : 'http'}://${host}`).origin;
-  } catch {
-    return null;
-  }
+/** The request's own origin (`scheme://Host`, or what a trusted proxy says they are), the default allowed origin. */
+export function ownOrigin(req: IncomingMessage, trust: ProxyTrust = DIRECT): string | null {
+  return trust.ownOrigin(req);
 }
 
 /** Cross-site WebSocket hijacking and CSRF defence: cookie auth only from the own origin or the allow-list. */
-export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
+export function originAllowed(req: IncomingMessage, allowed: readonly string[], trust: ProxyTrust = DIRECT): boolean {
   const origin = req.headers.origin;
   if (!origin) return false;
-  return origin === ownOrigin(req) || allowed.includes(origin);
+  return origin === ownOrigin(req, trust) || allowed.includes(origin);
 }

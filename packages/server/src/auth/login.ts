@@ -14,7 +14,7 @@ import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
 import type { AttemptWindows } from './attempt-windows.js';
-import { clientAddress, limiterKey } from './client-address.js';
+import { limiterKey, type ProxyTrust } from './client-address.js';
 import type { Devices } from './fingerprint.js';
 import type { LoginLimiter } from './login-limiter.js';
 import { DUMMY_HASH_PROMISE, hashPassword, needsRehash, verifyPassword } from './passwords.js';
@@ -36,12 +36,12 @@ export class LoginService {
     private readonly limiter: LoginLimiter,
     /** Guest sign-ins per client address. */
     private readonly guestWindows: AttemptWindows,
-    private readonly options: { trustProxy: boolean; guests: boolean; log: Logger },
+    private readonly options: { proxies: ProxyTrust; guests: boolean; log: Logger },
   ) {}
 
   /** The client address the limiters count (see `clientAddress`). */
   clientAddress(req: IncomingMessage): string {
-    return clientAddress(req, this.options.trustProxy);
+    return this.options.proxies.clientAddress(req);
   }
 
   async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<TokenPair> {

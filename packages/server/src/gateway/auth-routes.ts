@@ -46,7 +46,7 @@ function refreshTokenOf(deps: AuthRouteDeps, req: IncomingMessage, body: { refre
 
 function sendSession(deps: AuthRouteDeps, req: IncomingMessage, res: ServerResponse, session: TokenPair, viaCookie = false): void {
   const browser = viaCookie || deps.auth.isAllowedBrowser(req);
-  sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(req, session) } : {});
+  sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(deps.auth.isSecure(req), session) } : {});
 }
 
 export function authRoutes(deps: AuthRouteDeps): Route[] {
@@ -112,7 +112,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
           // A session already deleted by cleanup is as logged out as it gets.
           if (!(err instanceof GreenroomError && err.code === ErrorCode.NOT_FOUND)) throw err;
         }
-        res.writeHead(204, { 'Cache-Control': 'no-store', ...(viaCookie ? { 'Set-Cookie': clearedCookies(req) } : {}) });
+        res.writeHead(204, { 'Cache-Control': 'no-store', ...(viaCookie ? { 'Set-Cookie': clearedCookies(deps.auth.isSecure(req)) } : {}) });
         res.end();
       },
     },

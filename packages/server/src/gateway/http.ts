@@ -15,8 +15,8 @@ const MAX_BODY_BYTES = 16 * 1024;
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: unknown) => Promise<void>;
 
 export interface Route {
-  /** A GET route answers HEAD too. */
-  method: 'GET' | 'POST';
+  /** A GET route answers HEAD too; OPTIONS routes answer CORS preflights (gateway/cors.ts). */
+  method: 'GET' | 'POST' | 'OPTIONS';
   path: string;
   handle: RouteHandler;
   /** POST routes read a JSON body (an empty body is `{}`). */

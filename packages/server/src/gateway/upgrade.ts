@@ -17,7 +17,6 @@ import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
 import { SESSION_STORE, type Principal } from '../actors/session-store.js';
 import type { Authenticator } from '../auth/authenticate.js';
-import { clientAddress } from '../auth/client-address.js';
 import { GreenroomError, toPublicError } from '../errors.js';
 import { Connection, type ConnectionHooks } from './connection.js';
 import { rejectUpgrade } from './reject.js';
@@ -30,8 +29,6 @@ export interface GatewayOptions {
   maxAsksInFlight: number;
   sendBufferBytes: number;
   heartbeatMs: number;
-  /** Whether X-Forwarded-For from a trusted proxy names the client (for the address in the log). */
-  trustProxy: boolean;
 }
 
 export class Gateway {
@@ -103,7 +100,7 @@ export class Gateway {
       try {
         const identity = await this.auth.authenticate(req);
         connection = new Connection(connectionId(), this.hooks);
-        const address = clientAddress(req, this.options.trustProxy);
+        const address = this.auth.clientAddress(req);
         const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid, address });
         // The session may have ended, or the client gone, while we waited: then no 101.
         if (connection.pendingClose) throw closeToError(connection.pendingClose);
