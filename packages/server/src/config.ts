@@ -80,6 +80,10 @@ const envSchema = z.object({
   GREENROOM_SESSION_RETENTION_S: z.coerce.number().int().min(0).default(7 * DAY),
   GREENROOM_GUEST_IDLE_S: positiveInt.default(DAY),
   GREENROOM_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Embedding and TLS (checked again, with the overrides, by checkEmbedding).
+  GREENROOM_BASE_PATH: z.string().default(''),
+  GREENROOM_TLS_CERT: z.string().min(1).optional(),
+  GREENROOM_TLS_KEY: z.string().min(1).optional(),
   // Identity from elsewhere (POST /auth/exchange) and built-in passwords.
   GREENROOM_PASSWORDS: flag.default(true),
   GREENROOM_JWKS_URL: z.url().optional(),
@@ -143,6 +147,11 @@ export interface Config {
   /** A guest user unused this long is deleted by cleanup. */
   guestIdleS: number;
   logLevel: string;
+  /** Greenroom's paths (`/ws`, `/auth/*`, `/healthz`, `/readyz`, `/metrics`) sit under this: '' or `/a/b`. */
+  basePath: string;
+  /** PEM files for the stand-alone server: both set, it serves https and wss. */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   /** Built-in passwords (login, UserStore.Create/Update with a password); false leaves only exchange and guests. */
   passwords: boolean;
   /** The identity provider's key set: exchange verifies its tokens against it (see src/auth/identity.ts). */
@@ -212,6 +221,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     sessionRetentionS: e.GREENROOM_SESSION_RETENTION_S,
     guestIdleS: e.GREENROOM_GUEST_IDLE_S,
     logLevel: e.GREENROOM_LOG_LEVEL,
+    basePath: e.GREENROOM_BASE_PATH,
+    tlsCert: e.GREENROOM_TLS_CERT,
+    tlsKey: e.GREENROOM_TLS_KEY,
     passwords: e.GREENROOM_PASSWORDS,
     jwksUrl: e.GREENROOM_JWKS_URL,
     jwtIssuer: e.GREENROOM_JWT_ISSUER,
@@ -223,5 +235,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     exchangeMaxFailures: e.GREENROOM_EXCHANGE_MAX_FAILURES,
     exchangeWindowS: e.GREENROOM_EXCHANGE_WINDOW_S,
   };
-  return { ...config, ...overrides };
+  return checkEmbedding({ ...config, ...overrides });
+}
+
+/**
+ * The base path, normalized ('/' is '', one trailing slash is dropped) and checked: segments of URL-safe characters,
+ * no `.` or `..`; and the TLS files, both or neither.
+ */
+function checkEmbedding(config: Config): Config {
+  let basePath = config.basePath ?? '';
+  if (basePath === '/') basePath = '';
+  else if (basePath.endsWith('/')) basePath = basePath.slice(0, -1);
+  if (basePath !== '' && (!/^(\/[A-Za-z0-9._~-]+)+$/.test(basePath) || basePath.split('/').some((s) => s === '.' || s === '..') || basePath.length > 200)) {
+    throw new ConfigError('invalid configuration:\n  GREENROOM_BASE_PATH: must be empty or a path like /greenroom (segments of letters, digits and . _ ~ -, no . or ..)');
+  }
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new ConfigError('invalid configuration:\n  GREENROOM_TLS_CERT and GREENROOM_TLS_KEY: set both (PEM certificate and key files) or neither');
+  }
+  return { ...config, basePath };
 }

@@ -1,5 +1,5 @@
 /** Greenroom's public API. */
-export { createGreenroom, Greenroom, type GreenroomOptions } from './server.js';
+export { createGreenroom, Greenroom, type AttachOptions, type GreenroomOptions } from './server.js';
 export { defineActor, allows, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type Caller, type MessageDef, type Role, type RoleRule } from './actors/define.js';
 export { loadConfig, type Config } from './config.js';
 export { GreenroomError } from './errors.js';

@@ -2,9 +2,11 @@
  * createGreenroom(): wires the store, the actor runtime, the built-in and app actors, the HTTP routes and the
  * WebSocket gateway, and owns start and stop.
  */
-import { existsSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext, Server as TlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ErrorCode } from '@greenroom/protocol';
@@ -26,11 +28,12 @@ import { deriveKeys, loadSecret } from './auth/secret.js';
 import { TicketBook } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
-import { GreenroomError } from './errors.js';
+import { ConfigError, GreenroomError } from './errors.js';
+import { attachToServer, type AnyHttpServer } from './gateway/attach.js';
 import { authRoutes } from './gateway/auth-routes.js';
 import { withCors } from './gateway/cors.js';
 import { onClientError } from './gateway/client-error.js';
-import { createRequestListener, sendJson, upgradeRequiredRoute, type Route } from './gateway/http.js';
+import { createRequestListener, sendJson, upgradeRequiredRoute, type Route, type RouteHandler } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
 import { Gateway } from './gateway/upgrade.js';
 import { AdminSocket } from './gateway/admin-socket.js';
@@ -69,10 +72,10 @@ export interface Core {
   refresh: RefreshService;
   tickets: TicketBook;
   limiter: LoginLimiter;
-  /** The trusted proxies (GREENROOM_TRUST_PROXY): the client address, scheme and host of a request. */
-  proxies: ProxyTrust;
   /** POST /auth/exchange (identity from elsewhere). */
   exchange: ExchangeService;
+  /** The trusted proxies (GREENROOM_TRUST_PROXY): the client address, scheme and host of a request. */
+  proxies: ProxyTrust;
   /** Per-session queues: refreshes and SessionStore's writes of one session run one at a time. */
   sessionLocks: KeyedQueue;
   /** Stops the core's timers, actors and store. */
@@ -176,29 +179,61 @@ export async function cleanup(core: Core): Promise<{ sessions: number; guests: n
 /** The dashboard's build, shipped inside this package (its build copies it here); the same path from src/ and dist/. */
 const DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
 
+/** Options of `Greenroom.attach`: those of `start`, and the base path of Greenroom's routes on the app's server. */
+export interface AttachOptions extends GreenroomOptions {
+  /** Greenroom's paths sit under this (`/ws` becomes `<basePath>/ws`); default GREENROOM_BASE_PATH, else ''. */
+  basePath?: string;
+}
+
+/** What a server is made with, internally: the server itself, and whether Greenroom listens on and closes it. */
+interface Host {
+  server: AnyHttpServer;
+  owned: boolean;
+  /** The answer for other paths while Greenroom is the server's only request listener (default: 404). */
+  otherwise?: RouteHandler;
+}
+
 export class Greenroom {
   private stopping: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | undefined;
   private adminSocket: AdminSocket | null = null;
+  private detach: () => void = () => {};
 
   private constructor(
     readonly core: Core,
-    private readonly http: Server,
+    private readonly http: AnyHttpServer,
     readonly gateway: Gateway,
+    /** Whether Greenroom made this server (start) and so listens on and closes it, or was attached to the app's. */
+    private readonly owned: boolean,
   ) {}
 
   get config(): Config {
     return this.core.config;
   }
 
+  /** The server this Greenroom answers on: its own (start) or the app's (attach). */
+  get server(): AnyHttpServer {
+    return this.http;
+  }
+
   get port(): number {
     return (this.http.address() as AddressInfo).port;
   }
 
-  /** `http://host:port` of the running server. */
+  /**
+   * Where Greenroom answers: `http(s)://host:port<basePath>` (so `${url}/ws` and `${url}/auth/login`). For an
+   * attached server, the address it listens on (an unspecified address as `localhost`).
+   */
   get url(): string {
-    const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
-    return `http://${host}:${this.port}`;
+    const scheme = this.http instanceof TlsServer ? 'https' : 'http';
+    let host = this.config.host;
+    if (!this.owned) {
+      const address = this.http.address();
+      if (!address || typeof address === 'string') throw new Error('the server Greenroom is attached to is not listening on a TCP port');
+      host = address.address === '::' || address.address === '0.0.0.0' ? 'localhost' : address.address;
+    }
+    const hostPart = host.includes(':') ? `[${host}]` : host;
+    return `${scheme}://${hostPart}:${this.port}${this.config.basePath}`;
   }
 
   /** Adds an app actor: one line per actor. */
@@ -216,7 +251,37 @@ export class Greenroom {
     return cleanup(this.core);
   }
 
-  static async start(options: GreenroomOptions = {}): Promise<Greenroom> {
+  /**
+   * Adds Greenroom to the app's `http.Server` or `https.Server` (mirrors Socket.IO's `new Server(httpServer)`): the
+   * WebSocket gateway at `<basePath>/ws` and the routes `<basePath>/auth/*`, `/healthz`, `/readyz`, `/metrics` (under
+   * the base path). Requests and upgrades for any other path are left to the app's own listeners, added before or
+   * after this (see gateway/attach.ts). The app listens on and closes its server; `stop()` stops Greenroom's part
+   * and removes it from the server, which keeps serving the app. No dashboard is served (`staticDir` is ignored).
+   */
+  static attach(server: HttpServer | HttpsServer, options: AttachOptions = {}): Promise<Greenroom> {
+    const { basePath, ...rest } = options;
+    const config = basePath === undefined ? rest.config : { ...rest.config, basePath };
+    return Greenroom.open({ ...rest, config }, () => ({ server, owned: false }));
+  }
+
+  /**
+   * The stand-alone server: makes its own http server (https with GREENROOM_TLS_CERT / GREENROOM_TLS_KEY), attaches
+   * to it, serves the dashboard on the other paths, and listens on GREENROOM_HOST:GREENROOM_PORT.
+   */
+  static start(options: GreenroomOptions = {}): Promise<Greenroom> {
+    return Greenroom.open(options, (config) => {
+      const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;
+      const otherwise = staticDir && existsSync(staticDir) ? createStaticHandler(staticDir) : undefined;
+      const timeouts = { headersTimeout: config.headersTimeoutMs, requestTimeout: Math.max(30_000, config.headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) };
+      const http = config.tlsCert && config.tlsKey ? createHttpsServer({ ...timeouts, ...readTls(config.tlsCert, config.tlsKey) }) : createServer(timeouts);
+      // An idle pre-opened socket is closed without a word; a late request gets 408, never a stale 400.
+      http.on('clientError', onClientError);
+      return { server: http, owned: true, ...(otherwise ? { otherwise } : {}) };
+    });
+  }
+
+  /** The one way both forms are built: core, gateway and routes, put on the server `host` makes. */
+  private static async open(options: GreenroomOptions, host: (config: Config) => Host): Promise<Greenroom> {
     let gateway: Gateway | undefined;
     const core = await createCore({ ...options, askRate: () => gateway?.askRate() ?? 0 });
     const { config, log, registry, store, tokens } = core;
@@ -229,8 +294,7 @@ export class Greenroom {
       queued: () => registry.names().map((name) => [name, registry.queued(name)]),
     });
 
-    // CORS for the allowed origins (gateway/cors.ts): a page of another allowed origin calls these routes too.
-    const routes: Route[] = withCors(auth, [
+    const unprefixed: Route[] = [
       { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) },
       {
         method: 'GET',
@@ -265,31 +329,53 @@ export class Greenroom {
               },
             },
           ]),
-      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords }),
+      ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords, basePath: config.basePath }),
+    ];
+    const wsPath = `${config.basePath}/ws`;
+    // CORS for the allowed origins (gateway/cors.ts): a page of another allowed origin calls these routes too.
+    const routes = withCors(auth, [
+      ...unprefixed.map((route) => ({ ...route, path: config.basePath + route.path })),
       // An upgrade goes to the gateway; a plain request for /ws is told to upgrade (not served by the dashboard).
-      upgradeRequiredRoute('/ws'),
+      upgradeRequiredRoute(wsPath),
     ]);
 
-    const staticDir = options.staticDir === undefined ? DASHBOARD_DIR : options.staticDir;
-    const fallback = staticDir && existsSync(staticDir) ? createStaticHandler(staticDir) : undefined;
-    const http = createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: Math.max(30_000, config.headersTimeoutMs), connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, createRequestListener(routes, log, fallback));
-    http.on('upgrade', (req, socket, head) => void gw.handleUpgrade(req, socket, head));
-    // An idle pre-opened socket is closed without a word; a late request gets 408, never a stale 400.
-    http.on('clientError', onClientError);
+    let made: Host;
     try {
-      await new Promise<void>((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(config.port, config.host, () => {
-          http.off('error', reject);
-          resolve();
-        });
-      });
+      made = host(config);
     } catch (err) {
       await gw.closeAll(0);
       await core.close();
       throw err;
     }
-    const server = new Greenroom(core, http, gw);
+    const { server: http, owned } = made;
+    const paths = new Set(routes.map((r) => r.path));
+    const ours = createRequestListener(routes, log);
+    const everything = createRequestListener(routes, log, made.otherwise);
+    const detach = attachToServer(http, {
+      owns: (path) => paths.has(path),
+      request: (req, res) => void ours(req, res),
+      otherwise: (req, res) => void everything(req, res),
+      ownsUpgrade: (path) => path === wsPath,
+      upgrade: (req, socket, head) => void gw.handleUpgrade(req, socket, head),
+    });
+    if (owned) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          http.once('error', reject);
+          http.listen(config.port, config.host, () => {
+            http.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        detach();
+        await gw.closeAll(0);
+        await core.close();
+        throw err;
+      }
+    }
+    const server = new Greenroom(core, http, gw, owned);
+    server.detach = detach;
     // Only a store opened here on the data dir holds its lock (then a socket file left there is stale).
     const dataDirLocked = options.store === undefined && store instanceof LowdbStore;
     server.adminSocket = await AdminSocket.open(config.dataDir, { registry, log, maxLineBytes: config.maxFrameBytes, sendBufferBytes: config.sendBufferBytes, dataDirLocked });
@@ -299,31 +385,54 @@ export class Greenroom {
         (err) => log.error({ err }, 'cleanup failed'),
       );
     }, config.cleanupIntervalS * 1000).unref();
-    log.info({ url: server.url, store: config.store, dataDir: config.dataDir }, 'greenroom listening');
+    if (owned) log.info({ url: server.url, store: config.store, dataDir: config.dataDir }, 'greenroom listening');
+    else log.info({ basePath: config.basePath, store: config.store, dataDir: config.dataDir }, 'greenroom attached');
     return server;
   }
 
   /**
    * Graceful stop, in order: stop accepting connections and asks; answer the asks in flight (at most the ask
-   * timeout); close every socket with 1001 `shutdown`; flush and close the store.
+   * timeout); close every socket with 1001 `shutdown`; remove Greenroom from the server (its own server: closed;
+   * the app's: left running, serving the app); flush and close the store.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.cleanupTimer);
       this.gateway.stopAccepting();
       const adminClosed = this.adminSocket?.close(this.config.askTimeoutMs);
-      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-      this.http.closeIdleConnections();
+      const closed = this.owned ? new Promise<void>((resolve) => this.http.close(() => resolve())) : undefined;
+      if (this.owned) this.http.closeIdleConnections();
       await this.gateway.drain(this.config.askTimeoutMs);
       await this.gateway.closeAll();
-      this.http.closeAllConnections();
-      await closed;
+      if (this.owned) {
+        this.http.closeAllConnections();
+        await closed;
+      }
+      this.detach();
       await adminClosed;
       await this.core.close();
       this.core.log.info('greenroom stopped');
     })();
     return this.stopping;
   }
+}
+
+/** The stand-alone server's certificate and key; a file that cannot be read is a ConfigError naming its variable. */
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const read = (file: string, variable: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${variable}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const tls = { cert: read(certFile, 'GREENROOM_TLS_CERT'), key: read(keyFile, 'GREENROOM_TLS_KEY') };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  GREENROOM_TLS_CERT / GREENROOM_TLS_KEY: not a usable PEM certificate and key (${(err as Error).message})`);
+  }
+  return tls;
 }
 
 export function createGreenroom(options: GreenroomOptions = {}): Promise<Greenroom> {

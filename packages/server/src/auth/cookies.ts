@@ -31,15 +31,16 @@ function cookie(name: string, value: string, path: string, maxAgeS: number, secu
 }
 
 /** `secure`: the client reached us over https (directly, or through a trusted TLS proxy: `ProxyTrust.source`). */
-export function sessionCookies(secure: boolean, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, now = Date.now()): string[] {
+/** `authPath`: where the refresh route is (`<basePath>/auth`), the refresh cookie's Path. */
+export function sessionCookies(secure: boolean, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, now = Date.now(), authPath = '/auth'): string[] {
   return [
     cookie(ACCESS_COOKIE, pair.accessToken, '/', (pair.accessExpiresAt - now) / 1000, secure),
-    cookie(REFRESH_COOKIE, pair.refreshToken, '/auth', (pair.refreshExpiresAt - now) / 1000, secure),
+    cookie(REFRESH_COOKIE, pair.refreshToken, authPath, (pair.refreshExpiresAt - now) / 1000, secure),
   ];
 }
 
-export function clearedCookies(secure: boolean): string[] {
-  return [cookie(ACCESS_COOKIE, '', '/', 0, secure), cookie(REFRESH_COOKIE, '', '/auth', 0, secure)];
+export function clearedCookies(secure: boolean, authPath = '/auth'): string[] {
+  return [cookie(ACCESS_COOKIE, '', '/', 0, secure), cookie(REFRESH_COOKIE, '', authPath, 0, secure)];
 }
 
 /** The request's own origin (`scheme://Host`, or what a trusted proxy says they are), the default allowed origin. */

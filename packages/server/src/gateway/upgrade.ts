@@ -1,7 +1,7 @@
 /**
  * The green room: every WebSocket upgrade waits here until its session is registered.
  *
- *   1. refuse past the connection cap (503) or on a path other than /ws (404)
+ *   1. refuse past the connection cap (503) or on a path other than `<basePath>/ws` (404)
  *   2. authenticate (bearer → ticket → cookie; reading only)
  *   3. ASK SessionStore to Register the connection, and await the answer: it re-checks that the session is live
  *      and the user unblocked, inside its mailbox
@@ -29,6 +29,8 @@ export interface GatewayOptions {
   maxAsksInFlight: number;
   sendBufferBytes: number;
   heartbeatMs: number;
+  /** The WebSocket endpoint is `<basePath>/ws` (default ''). */
+  basePath?: string;
 }
 
 export class Gateway {
@@ -92,7 +94,7 @@ export class Gateway {
     try {
       if (!this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
       const path = (req.url ?? '').split('?', 1)[0];
-      if (path !== '/ws') throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such endpoint');
+      if (path !== `${this.options.basePath ?? ''}/ws`) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such endpoint');
       if (this.connections.size + this.waiting >= this.options.maxConnections) {
         throw new GreenroomError(ErrorCode.UNAVAILABLE, 'too many connections', { retryAfterSeconds: 5 });
       }

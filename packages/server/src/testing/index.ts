@@ -7,12 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import WebSocket from 'ws';
 import { parseServerFrame, type ErrorBody, type PushFrame, type TokenPair } from '@greenroom/protocol';
 import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
 import type { UserView } from '../actors/records.js';
 import { createLogger } from '../log.js';
-import { Greenroom, type GreenroomOptions } from '../server.js';
+import { Greenroom, type AttachOptions, type GreenroomOptions } from '../server.js';
 
 export interface TestServer extends Greenroom {
   /** The temp data dir (removed by `close`). */
@@ -22,14 +24,32 @@ export interface TestServer extends Greenroom {
 }
 
 /** Starts a server on 127.0.0.1, an ephemeral port, a fresh temp data dir and a random secret. */
-export async function startTestServer(options: GreenroomOptions & { keepDataDir?: string } = {}): Promise<TestServer> {
+export function startTestServer(options: GreenroomOptions & { keepDataDir?: string } = {}): Promise<TestServer> {
+  return testGreenroom(options, (o) => Greenroom.start(o));
+}
+
+/**
+ * Attaches Greenroom to the app's own `http.Server` or `https.Server` (Greenroom.attach) with a fresh temp data dir
+ * and a random secret. The app listens on and closes its server; `close` stops Greenroom's part only.
+ */
+export function attachTestServer(server: HttpServer | HttpsServer, options: AttachOptions & { keepDataDir?: string } = {}): Promise<TestServer> {
+  return testGreenroom(options, (o) => Greenroom.attach(server, o));
+}
+
+async function testGreenroom<O extends GreenroomOptions & { keepDataDir?: string }>(options: O, open: (options: O) => Promise<Greenroom>): Promise<TestServer> {
   const dataDir = options.keepDataDir ?? (await mkdtemp(join(tmpdir(), 'greenroom-test-')));
-  const server = await Greenroom.start({
-    logger: createLogger({ level: process.env.GREENROOM_TEST_LOG ?? 'silent' }),
-    env: {},
-    ...options,
-    config: { host: '127.0.0.1', port: 0, dataDir, secret: randomBytes(32).toString('hex'), ...options.config },
-  });
+  let server: Greenroom;
+  try {
+    server = await open({
+      logger: createLogger({ level: process.env.GREENROOM_TEST_LOG ?? 'silent' }),
+      env: {},
+      ...options,
+      config: { host: '127.0.0.1', port: 0, dataDir, secret: randomBytes(32).toString('hex'), ...options.config },
+    });
+  } catch (err) {
+    if (!options.keepDataDir) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return Object.assign(server, {
     dataDir,
     close: async () => {
@@ -102,12 +122,15 @@ export class TestClient {
     });
   }
 
-  /** Opens a socket to /ws (bearer token if given); rejects with the HTTP status on a refused upgrade. */
-  static connect(server: { url: string }, token?: string, options: { headers?: Record<string, string>; query?: string } = {}): Promise<TestClient> {
+  /**
+   * Opens a socket to `${server.url}/ws` (bearer token if given; `ca` trusts a test certificate for wss); rejects
+   * with the HTTP status on a refused upgrade.
+   */
+  static connect(server: { url: string }, token?: string, options: { headers?: Record<string, string>; query?: string; ca?: string | Buffer } = {}): Promise<TestClient> {
     const url = `${server.url.replace(/^http/, 'ws')}/ws${options.query ?? ''}`;
     const headers = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...options.headers };
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers });
+      const ws = new WebSocket(url, { headers, ...(options.ca ? { ca: options.ca } : {}) });
       const client = new TestClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => {
