@@ -83,10 +83,10 @@ describe('GET /ws without an Upgrade header', () => {
     expect(head.headers['content-length']).toBe(get.headers['content-length']);
   });
 
-  it.each(['POST', 'PUT', 'DELETE'])('%s /ws is 405 METHOD_NOT_ALLOWED with Allow: GET, HEAD', async (method) => {
+  it.each(['POST', 'PUT', 'DELETE'])('%s /ws is 405 METHOD_NOT_ALLOWED with Allow: GET, HEAD, OPTIONS', async (method) => {
     const answer = await send(method, '/ws');
     expect(answer.status).toBe(405);
-    expect(answer.headers.allow).toBe('GET, HEAD');
+    expect(answer.headers.allow).toBe('GET, HEAD, OPTIONS');
     expect(JSON.parse(answer.body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.any(String) } });
   });
 
@@ -98,7 +98,7 @@ describe('GET /ws without an Upgrade header', () => {
     expect((await send('GET', '/ws/')).status).toBe(404);
     const post = await send('POST', '/healthz');
     expect(post.status).toBe(405);
-    expect(post.headers.allow).toBe('GET, HEAD');
+    expect(post.headers.allow).toBe('GET, HEAD, OPTIONS');
   });
 
   it('does not stand in the way of a real upgrade: the same path with one gets its 101', async () => {
