@@ -21,9 +21,10 @@ Usage:
                                           create a user (password from stdin or GREENROOM_USER_PASSWORD);
                                           refused when GREENROOM_PASSWORDS=false
   greenroom user list [--json]            list users
-  greenroom user block <username>         block a user: revokes all sessions, closes sockets (4003)
-  greenroom user unblock <username>       unblock a user
-  greenroom user role <username> <role>   change a user's role
+  greenroom user block <username|uid>     block a user: revokes all sessions, closes sockets (4003)
+  greenroom user unblock <username|uid>   unblock a user
+  greenroom user role <username|uid> <role>
+                                          change a user's role
   greenroom user … --server URL           any user command, against the server at URL (see below)
   greenroom backup <file> [--force]       write a consistent copy of the store to <file> (mode 0600): every write
                                           acknowledged before the command started is in it. A running server on
@@ -107,7 +108,9 @@ async function user(args: string[]): Promise<void> {
   const channel = await openAdminChannel(config, { serverUrl });
   let failed = false;
   try {
-    const byName = () => channel.ask<UserView>(USER_STORE, 'Get', { username: name });
+    // A user is named by username, or by uid (a uid is never a username: usernames hold no dashes in that shape).
+    const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const byName = () => channel.ask<UserView>(USER_STORE, 'Get', UID.test(name ?? '') ? { uid: name } : { username: name });
     let out: unknown;
     switch (command) {
       case 'add':

@@ -219,6 +219,8 @@ describe('Greenroom attached to a Fastify 5 app (base path "/gr")', () => {
     const { login, client } = await loginAndAsk(greenroom, base);
     const cookies = login.headers['set-cookie'] ?? [];
     expect(cookies.find((c) => c.startsWith('gr_refresh='))).toMatch(/; Path=\/gr\/auth;/);
+    // The access cookie goes only to Greenroom's paths, never with the app's own requests.
+    expect(cookies.find((c) => c.startsWith('gr_access='))).toMatch(/; Path=\/gr;/);
     const refreshed = await request(`${base}/auth/refresh`, { method: 'POST', body: { refreshToken: login.body.refreshToken } });
     expect(refreshed.status).toBe(200);
     await client.close();

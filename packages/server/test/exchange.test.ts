@@ -245,6 +245,27 @@ describe('POST /auth/exchange with a JWKS', () => {
     expect(await storeContents(server, WRITTEN)).toEqual(before);
   });
 
+  it('reads a namespaced role claim whose name holds dots (https://example.test/role) as one claim', async () => {
+    const other = await startTestServer({
+      config: { jwksUrl: jwks.url, jwtIssuer: [ISSUER], jwtAudience: AUDIENCE, jwtRoleClaim: 'https://example.test/role', jwtRoles: ['user', 'editor'], jwksCooldownS: 0 },
+    });
+    try {
+      const a = await exchange(other, await sign(k1, { claims: { 'https://example.test/role': 'editor' } }));
+      expectPair(a);
+      expect(a.body.role).toBe('editor');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('never gives an exchanged user the bare name its token suggests: the username carries a mark of its identity', async () => {
+    const a = await exchange(server, await sign(k1, { claims: { preferred_username: 'dana' } }));
+    const b = await exchange(server, await sign(k1, { claims: { email: 'dana@elsewhere.test' } }));
+    const names = await Promise.all([a, b].map(async (x) => (await server.ask<UserView>(USER_STORE, 'Get', { uid: x.body.uid })).username));
+    expect(names.every((n) => /^dana-[A-Za-z0-9_-]{8,}$/.test(n))).toBe(true);
+    expect(names[0]).not.toBe(names[1]);
+  });
+
   it('blocking the uid closes its sockets 4003 and refuses the next exchange with 403 BLOCKED, writing nothing', async () => {
     const sub = `blocked-${randomUUID()}`;
     const a = await exchange(server, await sign(k1, { sub }));

@@ -349,10 +349,13 @@ export function createUserStore(options: { now?: () => number; passwords?: boole
               }
               return { user: userView(next), created: false };
             }
-            // A new user (or one whose record is gone): a username made safe and unique, a readable displayName.
+            // A new user (or one whose record is gone): a username made safe and unique, a readable displayName. The
+            // username always carries a mark of this identity: a hint (an email's local part, a preferred username)
+            // is the provider's user's to choose, so the bare hint would let the first to exchange take a name
+            // someone else is known by here.
             const base = usernameBase(p.usernameHint) || 'user';
             let username = '';
-            for (const candidate of [base, `${base}-${key.slice(0, 8)}`, `${base}-${randomBytes(6).toString('hex')}`]) {
+            for (const candidate of [`${base}-${key.slice(0, 8)}`, `${base}-${key.slice(0, 16)}`, `${base}-${randomBytes(6).toString('hex')}`]) {
               const parsed = usernameSchema.safeParse(candidate);
               if (parsed.success && !(await findByUsername(ctx.store, parsed.data))) {
                 username = parsed.data;

@@ -30,17 +30,20 @@ function cookie(name: string, value: string, path: string, maxAgeS: number, secu
   return [`${name}=${value}`, `Path=${path}`, `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`, 'HttpOnly', 'SameSite=Strict', ...(secure ? ['Secure'] : [])].join('; ');
 }
 
-/** `secure`: the client reached us over https (directly, or through a trusted TLS proxy: `ProxyTrust.source`). */
-/** `authPath`: where the refresh route is (`<basePath>/auth`), the refresh cookie's Path. */
-export function sessionCookies(secure: boolean, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, now = Date.now(), authPath = '/auth'): string[] {
+/**
+ * The session cookies. `secure`: the client reached us over https (directly, or through a trusted TLS proxy).
+ * `basePath`: where Greenroom's routes are (`''` stand-alone): the access cookie is sent only under it (never with an
+ * app's own requests when Greenroom is attached), the refresh cookie only to `<basePath>/auth`.
+ */
+export function sessionCookies(secure: boolean, pair: { accessToken: string; refreshToken: string; accessExpiresAt: number; refreshExpiresAt: number }, basePath = '', now = Date.now()): string[] {
   return [
-    cookie(ACCESS_COOKIE, pair.accessToken, '/', (pair.accessExpiresAt - now) / 1000, secure),
-    cookie(REFRESH_COOKIE, pair.refreshToken, authPath, (pair.refreshExpiresAt - now) / 1000, secure),
+    cookie(ACCESS_COOKIE, pair.accessToken, basePath || '/', (pair.accessExpiresAt - now) / 1000, secure),
+    cookie(REFRESH_COOKIE, pair.refreshToken, `${basePath}/auth`, (pair.refreshExpiresAt - now) / 1000, secure),
   ];
 }
 
-export function clearedCookies(secure: boolean, authPath = '/auth'): string[] {
-  return [cookie(ACCESS_COOKIE, '', '/', 0, secure), cookie(REFRESH_COOKIE, '', authPath, 0, secure)];
+export function clearedCookies(secure: boolean, basePath = ''): string[] {
+  return [cookie(ACCESS_COOKIE, '', basePath || '/', 0, secure), cookie(REFRESH_COOKIE, '', `${basePath}/auth`, 0, secure)];
 }
 
 /** The request's own origin (`scheme://Host`, or what a trusted proxy says they are), the default allowed origin. */

@@ -100,8 +100,12 @@ function checkedRole(role: string): string {
 
 const text = (v: unknown, max = 400): string | null => (typeof v === 'string' && v.length > 0 && v.length <= max ? v : null);
 
-/** The value at a dotted claim path (`role`, `app.role`), or undefined. */
+/**
+ * The value of a claim: the whole name as one key first (`https://example.com/role`, a namespaced claim, holds dots),
+ * else a dotted path into nested claims (`app.role`); undefined if neither is there.
+ */
 function claimAt(payload: JWTPayload, path: string): unknown {
+  if (Object.prototype.hasOwnProperty.call(payload, path)) return payload[path];
   let v: unknown = payload;
   for (const part of path.split('.')) {
     if (v === null || typeof v !== 'object' || !Object.prototype.hasOwnProperty.call(v, part)) return undefined;

@@ -29,7 +29,7 @@ export interface AuthRouteDeps {
   tickets: TicketBook;
   tokens: TokenService;
   log: Logger;
-  /** The base path the routes are served under (the refresh cookie's Path is `<basePath>/auth`); default ''. */
+  /** The base path the routes are served under (the cookies' Paths follow it); default ''. */
   basePath?: string;
   /** POST /auth/exchange: a token of the app's identity provider for a session. */
   exchange: ExchangeService;
@@ -48,7 +48,7 @@ function refreshTokenOf(deps: AuthRouteDeps, req: IncomingMessage, body: { refre
 
 function sendSession(deps: AuthRouteDeps, req: IncomingMessage, res: ServerResponse, session: TokenPair, viaCookie = false): void {
   const browser = viaCookie || deps.auth.isAllowedBrowser(req);
-  sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(deps.auth.isSecure(req), session, undefined, `${deps.basePath ?? ''}/auth`) } : {});
+  sendJson(res, 200, session, browser ? { 'Set-Cookie': sessionCookies(deps.auth.isSecure(req), session, deps.basePath) } : {});
 }
 
 export function authRoutes(deps: AuthRouteDeps): Route[] {
@@ -114,7 +114,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
           // A session already deleted by cleanup is as logged out as it gets.
           if (!(err instanceof GreenroomError && err.code === ErrorCode.NOT_FOUND)) throw err;
         }
-        res.writeHead(204, { 'Cache-Control': 'no-store', ...(viaCookie ? { 'Set-Cookie': clearedCookies(deps.auth.isSecure(req), `${deps.basePath ?? ''}/auth`) } : {}) });
+        res.writeHead(204, { 'Cache-Control': 'no-store', ...(viaCookie ? { 'Set-Cookie': clearedCookies(deps.auth.isSecure(req), deps.basePath) } : {}) });
         res.end();
       },
     },
