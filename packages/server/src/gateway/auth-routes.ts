@@ -58,7 +58,8 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
       path: '/auth/login',
       body: true,
       handle: async (req, res, body) => {
-        // Refused before the body is parsed or anything counted: no password is checked, hashed or limited.
+        // Refused before anything is counted: no password is checked, hashed or limited (the body is read, as for
+        // every POST route, before the handler runs).
         if (!deps.passwords) throw new GreenroomError(ErrorCode.FORBIDDEN, 'password sign-in is turned off on this server; sign in through the identity provider (POST /auth/exchange)');
         sendSession(deps, req, res, await deps.login.login(parseBody(loginBody, body), req));
       },
