@@ -353,7 +353,10 @@ export class Greenroom {
     const everything = createRequestListener(routes, log, made.otherwise);
     const detach = attachToServer(http, {
       owns: (path) => paths.has(path),
-      request: (req, res) => void ours(req, res),
+      request: (req, res) => {
+        gw.trackRequest(res);
+        void ours(req, res);
+      },
       otherwise: (req, res) => void everything(req, res),
       ownsUpgrade: (path) => path === wsPath,
       upgrade: (req, socket, head) => void gw.handleUpgrade(req, socket, head),

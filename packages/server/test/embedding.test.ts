@@ -269,6 +269,26 @@ describe('Greenroom attached to a plain http.Server', () => {
   });
 });
 
+describe('stopping an attached Greenroom', () => {
+  it('answers the HTTP requests in flight first: a login halfway through its password check still gets its session (3 rounds)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const server = http.createServer();
+      const greenroom = await attachTestServer(server);
+      await listen(server);
+      try {
+        await greenroom.ask('UserStore', 'Create', { username: 'late', password: 'late-password-1', role: 'user' });
+        const login = request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'late', password: 'late-password-1' } });
+        // The password check takes a few hundred ms: stop while it runs.
+        await new Promise((r) => setTimeout(r, 50));
+        await greenroom.close();
+        expect({ round, status: (await login).status }).toEqual({ round, status: 200 });
+      } finally {
+        await closeServer(server);
+      }
+    }
+  });
+});
+
 describe('configuration of the base path and TLS', () => {
   it('normalizes the base path and refuses a bad one', () => {
     expect(loadConfig({}).basePath).toBe('');

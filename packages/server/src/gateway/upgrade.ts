@@ -8,7 +8,7 @@
  *   4. only then write the HTTP 101 — so the client's very first ask finds its session
  * A failure at any step writes a plain HTTP answer (401/403/429/503), destroys the socket and registers nothing.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
@@ -148,7 +148,16 @@ export class Gateway {
     this.accepting = false;
   }
 
-  /** Shutdown, step 2: wait for asks in flight, at most `timeoutMs`. */
+  /**
+   * An HTTP request to one of Greenroom's routes, counted with the asks in flight until its answer is out, so that a
+   * stop answers it before it closes the store (a login halfway through its password check, say).
+   */
+  trackRequest(res: ServerResponse): void {
+    this.inflight += 1;
+    res.once('close', () => (this.inflight -= 1));
+  }
+
+  /** Shutdown, step 2: wait for asks and HTTP requests in flight, at most `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
