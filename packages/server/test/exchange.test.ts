@@ -245,6 +245,12 @@ describe('POST /auth/exchange with a JWKS', () => {
     expect(await storeContents(server, WRITTEN)).toEqual(before);
   });
 
+  it('never lets an exchanged user be made a guest (cleanup deletes idle guests, which would break its stable uid)', async () => {
+    const a = await exchange(server, await sign(k1, {}));
+    await expect(server.ask(USER_STORE, 'Update', { uid: a.body.uid, role: 'guest' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await server.ask<UserView>(USER_STORE, 'Get', { uid: a.body.uid })).role).toBe('user');
+  });
+
   it('reads a namespaced role claim whose name holds dots (https://example.test/role) as one claim', async () => {
     const other = await startTestServer({
       config: { jwksUrl: jwks.url, jwtIssuer: [ISSUER], jwtAudience: AUDIENCE, jwtRoleClaim: 'https://example.test/role', jwtRoles: ['user', 'editor'], jwksCooldownS: 0 },

@@ -164,6 +164,11 @@ export function createUserStore(options: { now?: () => number; passwords?: boole
             }
             if (p.password !== undefined) refusePasswords();
             const u = await mustGet(ctx.store, p.uid);
+            // Idle guests are deleted by cleanup: a user an identity provider signs in must keep its uid, so it is
+            // never made a guest.
+            if (p.role === 'guest' && u.role !== 'guest' && (await ctx.store.findBy(IDENTITIES, 'uid', u.uid)).length > 0) {
+              throw new GreenroomError(ErrorCode.CONFLICT, 'a user signed in through an identity provider cannot be made a guest');
+            }
             if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
               throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
             }
