@@ -269,6 +269,31 @@ describe('Greenroom attached to a plain http.Server', () => {
   });
 });
 
+describe('requests with Expect: 100-continue', () => {
+  it("reach Greenroom for its paths even when the app listens for checkContinue, and the app's for the others", async () => {
+    const server = http.createServer();
+    const seen: string[] = [];
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      seen.push(req.url ?? '');
+      res.writeContinue();
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('the app');
+    });
+    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.writeHead(200).end('the app'));
+    const greenroom = await attachTestServer(server);
+    await listen(server);
+    try {
+      await greenroom.ask('UserStore', 'Create', { username: 'cont', password: 'cont-password-1', role: 'user' });
+      const login = await request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'cont', password: 'cont-password-1' }, headers: { Expect: '100-continue' } });
+      expect(login.status).toBe(200);
+      expect(await request(`${origin(server)}/mine`, { method: 'POST', body: {}, headers: { Expect: '100-continue' } })).toMatchObject({ status: 200, body: 'the app' });
+      expect(seen).toEqual(['/mine']);
+    } finally {
+      await greenroom.close();
+      await closeServer(server);
+    }
+  });
+});
+
 describe('stopping an attached Greenroom', () => {
   it('answers the HTTP requests in flight first: a login halfway through its password check still gets its session (3 rounds)', async () => {
     for (let round = 0; round < 3; round++) {

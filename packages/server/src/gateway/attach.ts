@@ -47,9 +47,12 @@ export function attachToServer(server: AnyHttpServer, a: Attachment): () => void
   const hadOwnEmit = Object.prototype.hasOwnProperty.call(server, 'emit');
   const original = server.emit;
   const emit = function (this: AnyHttpServer, event: string | symbol, ...args: unknown[]): boolean {
-    if (active && event === 'request') {
+    if (active && (event === 'request' || event === 'checkContinue')) {
+      // `checkContinue` is a request with `Expect: 100-continue`, emitted instead of `request` when the app listens
+      // for it: Greenroom's own still come here (told to continue), never to the app.
       const req = args[0] as IncomingMessage;
       if (a.owns(pathOf(req))) {
+        if (event === 'checkContinue') (args[1] as ServerResponse).writeContinue();
         a.request(req, args[1] as ServerResponse);
         return true;
       }
