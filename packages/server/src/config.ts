@@ -92,6 +92,8 @@ const envSchema = z.object({
   GREENROOM_JWT_ROLE_CLAIM: z.string().min(1).max(128).optional(),
   GREENROOM_JWT_ROLES: list.default(['user']),
   GREENROOM_JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(30),
+  GREENROOM_JWT_TYP: z.string().min(1).max(64).optional(),
+  GREENROOM_JWT_MAX_AGE_S: positiveInt.optional(),
   GREENROOM_JWKS_COOLDOWN_S: z.coerce.number().min(0).default(30),
   GREENROOM_EXCHANGE_MAX_FAILURES: positiveInt.default(20),
   GREENROOM_EXCHANGE_WINDOW_S: positiveInt.default(300),
@@ -165,6 +167,10 @@ export interface Config {
   /** Roles the role claim may grant; any other value is refused. */
   jwtRoles: string[];
   jwtClockToleranceS: number;
+  /** The `typ` header an exchanged token must carry (e.g. `at+jwt`: access tokens only, never ID tokens). */
+  jwtTyp: string | undefined;
+  /** An exchanged token older than this (by its `iat`) is refused. */
+  jwtMaxAgeS: number | undefined;
   /** After a JWKS fetch, an unknown `kid` triggers no new fetch for this long. */
   jwksCooldownS: number;
   /** Failed exchanges from one client address per window, at most (counted before verifying): past it 429. */
@@ -231,6 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     jwtRoleClaim: e.GREENROOM_JWT_ROLE_CLAIM,
     jwtRoles: e.GREENROOM_JWT_ROLES,
     jwtClockToleranceS: e.GREENROOM_JWT_CLOCK_TOLERANCE_S,
+    jwtTyp: e.GREENROOM_JWT_TYP,
+    jwtMaxAgeS: e.GREENROOM_JWT_MAX_AGE_S,
     jwksCooldownS: e.GREENROOM_JWKS_COOLDOWN_S,
     exchangeMaxFailures: e.GREENROOM_EXCHANGE_MAX_FAILURES,
     exchangeWindowS: e.GREENROOM_EXCHANGE_WINDOW_S,

@@ -35,6 +35,8 @@ interface Jwks {
   url: string;
   fetches: number;
   keys: JWK[];
+  /** While true, the key server answers 500 (the provider is down). */
+  failing?: boolean;
   close(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ async function serveJwks(keys: JWK[]): Promise<Jwks> {
   const state: Jwks = { url: '', fetches: 0, keys, close: async () => {} };
   const server = http.createServer((req, res) => {
     state.fetches++;
+    if (state.failing) return void res.writeHead(500).end();
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ keys: state.keys }));
   });
@@ -76,16 +79,19 @@ interface TokenOptions {
   claims?: Record<string, unknown>;
   kid?: string;
   alg?: string;
+  typ?: string;
+  /** Seconds ago the token was issued (default 5). */
+  iatAgo?: number;
 }
 
 async function sign(key: Key, o: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   let jwt = new SignJWT({ ...o.claims })
-    .setProtectedHeader({ alg: o.alg ?? (key.jwk.alg as string), kid: o.kid ?? key.kid, typ: 'JWT' })
+    .setProtectedHeader({ alg: o.alg ?? (key.jwk.alg as string), kid: o.kid ?? key.kid, typ: o.typ ?? 'JWT' })
     .setIssuer(o.iss ?? ISSUER)
     .setAudience(o.aud ?? AUDIENCE)
     .setSubject(o.sub ?? `sub-${randomUUID()}`)
-    .setIssuedAt(now - 5);
+    .setIssuedAt(now - (o.iatAgo ?? 5));
   if (o.expIn !== null) jwt = jwt.setExpirationTime(now + (o.expIn ?? 300));
   return jwt.sign(key.privateKey);
 }
@@ -251,6 +257,41 @@ describe('POST /auth/exchange with a JWKS', () => {
     expect((await server.ask<UserView>(USER_STORE, 'Get', { uid: a.body.uid })).role).toBe('user');
   });
 
+  it('takes only tokens of the configured typ and age (so an ID token with the same audience is not exchangeable)', async () => {
+    const other = await startTestServer({
+      config: { jwksUrl: jwks.url, jwtIssuer: [ISSUER], jwtAudience: AUDIENCE, jwtTyp: 'at+jwt', jwtMaxAgeS: 60, jwksCooldownS: 0 },
+    });
+    try {
+      const before = await storeContents(other, WRITTEN);
+      expectError(await exchange(other, await sign(k1, { typ: 'JWT' })), 401, 'INVALID_TOKEN');
+      expectError(await exchange(other, await sign(k1, { typ: 'at+jwt', iatAgo: 600, expIn: 300 })), 401, 'INVALID_TOKEN');
+      expect(await storeContents(other, WRITTEN)).toEqual(before);
+      expectPair(await exchange(other, await sign(k1, { typ: 'at+jwt' })));
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('while the key set cannot be fetched answers 503 and fetches at most once per back-off, whatever the callers send', async () => {
+    const down = await serveJwks([k1.jwk]);
+    down.failing = true;
+    const other = await startTestServer({ config: { jwksUrl: down.url, jwtIssuer: [ISSUER], jwtAudience: AUDIENCE, jwksCooldownS: 0, exchangeMaxFailures: 3 } });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const a = await exchange(other, await sign(k1, { kid: `k-${i}` }));
+        expect({ i, status: a.status, code: a.body?.error?.code }).toEqual({ i, status: 503, code: 'UNAVAILABLE' });
+      }
+      expect(down.fetches).toBe(1);
+      // Not held against the callers: once the provider is back (and the back-off over), they exchange.
+      down.failing = false;
+      await new Promise((r) => setTimeout(r, 5_100));
+      expectPair(await exchange(other, await sign(k1)));
+    } finally {
+      await other.close();
+      await down.close();
+    }
+  });
+
   it('reads a namespaced role claim whose name holds dots (https://example.test/role) as one claim', async () => {
     const other = await startTestServer({
       config: { jwksUrl: jwks.url, jwtIssuer: [ISSUER], jwtAudience: AUDIENCE, jwtRoleClaim: 'https://example.test/role', jwtRoles: ['user', 'editor'], jwksCooldownS: 0 },
@@ -374,6 +415,29 @@ describe('POST /auth/exchange with an app-supplied verify function', () => {
     expectError(await exchange(hooked, 'app:alpha:u-3:guest'), 403, 'FORBIDDEN');
     expect(await storeContents(hooked, WRITTEN)).toEqual(before);
     expect(seen).toContain('something else');
+  });
+});
+
+describe('an app verify function that hangs or answers nonsense', () => {
+  it('is given the ask timeout (then 503), and neither fault is held against the caller', async () => {
+    const app = await startTestServer({
+      config: { askTimeoutMs: 300, exchangeMaxFailures: 1 },
+      identity: {
+        verify: async (token: string) => {
+          if (token === 'hang') return new Promise<never>(() => undefined);
+          if (token === 'nobody') return { issuer: '', subject: '' };
+          return { issuer: 'https://app.test', subject: token };
+        },
+      },
+    });
+    try {
+      expectError(await exchange(app, 'hang'), 503, 'UNAVAILABLE');
+      expect((await exchange(app, 'nobody')).status).toBe(500);
+      // With one failure allowed per window, a counted fault would have made this a 429.
+      expectPair(await exchange(app, 'someone'));
+    } finally {
+      await app.close();
+    }
   });
 });
 

@@ -55,8 +55,10 @@ export class ExchangeService {
     try {
       identity = await this.verify(body.token);
     } catch (err) {
-      // The provider being unreachable is not held against the caller.
-      if (err instanceof GreenroomError && err.code === ErrorCode.UNAVAILABLE) this.windows.refund(counted);
+      // Only a token refused as such is held against the caller; the provider or the app's verify function failing
+      // (UNAVAILABLE, INTERNAL) is not.
+      const refused = err instanceof GreenroomError && (err.code === ErrorCode.INVALID_TOKEN || err.code === ErrorCode.FORBIDDEN);
+      if (!refused) this.windows.refund(counted);
       else if (this.windows.newlyAtLimit(counted).length > 0) {
         logSecurityEvent(this.log, 'exchange.failure-burst', { by: 'anonymous', target: { uid: null }, from, maxFailures: this.windows.max }, 'warn');
       }

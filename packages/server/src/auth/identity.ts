@@ -117,26 +117,36 @@ function claimAt(payload: JWTPayload, path: string): unknown {
 /** The verifier the config and options name, or null when exchange is not configured. */
 export function createIdentityVerifier(config: Config, hook: IdentityOptions | undefined, log: Logger): IdentityVerifier | null {
   checkIdentityConfig(config, hook);
-  if (hook) return hookVerifier(hook, log);
+  if (hook) return hookVerifier(hook, log, config.askTimeoutMs);
   if (config.jwksUrl) return jwksVerifier(config, log);
   return null;
 }
 
-function hookVerifier(hook: IdentityOptions, log: Logger): IdentityVerifier {
+/** After the key set could not be fetched, exchanges answer UNAVAILABLE this long without trying again. */
+const FETCH_BACKOFF_MS = 5_000;
+
+/** The app's verify function, given at most the ask timeout: past it the exchange answers UNAVAILABLE. */
+function hookVerifier(hook: IdentityOptions, log: Logger, timeoutMs: number): IdentityVerifier {
   return async (token) => {
     let found: ExternalIdentity;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new GreenroomError(ErrorCode.UNAVAILABLE, 'identity verification did not answer in time', { retryAfterSeconds: 5 })), timeoutMs);
+    });
     try {
-      found = await hook.verify(token);
+      found = await Promise.race([hook.verify(token), timedOut]);
     } catch (err) {
       if (err instanceof GreenroomError) throw err;
       throw invalid();
+    } finally {
+      clearTimeout(timer);
     }
     const issuer = text(found?.issuer, 1024);
     const subject = text(found?.subject, 1024);
     if (!issuer || !subject) {
       // The app's function answered something that names nobody: a bug in the app, not the caller's fault.
       log.error('identity.verify answered without a non-empty issuer and subject');
-      throw new Error('identity.verify answered without an issuer and subject');
+      throw new GreenroomError(ErrorCode.INTERNAL, 'internal error');
     }
     const role = found.role === undefined || found.role === null ? null : checkedRole(String(found.role));
     return { issuer, subject, role, displayName: text(found.displayName), usernameHint: text(found.username) };
@@ -150,21 +160,29 @@ function jwksVerifier(config: Config, log: Logger): IdentityVerifier {
     timeoutDuration: 5000,
   });
   const accepted = new Set(config.jwtRoles);
+  // Set when a fetch of the key set failed: until then no exchange makes the server fetch again, so callers (whose
+  // attempts are not counted while the provider is down) cannot make it fetch without end.
+  let downUntil = 0;
+  const down = () => new GreenroomError(ErrorCode.UNAVAILABLE, 'the identity provider cannot be reached; try again later', { retryAfterSeconds: 5 });
   return async (token) => {
     if (typeof token !== 'string' || token.length > MAX_EXCHANGE_TOKEN_LENGTH) throw invalid();
+    if (Date.now() < downUntil) throw down();
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {
         algorithms: EXCHANGE_ALGORITHMS,
         issuer: config.jwtIssuer!,
         audience: config.jwtAudience!,
-        requiredClaims: ['exp', 'sub', 'iss'],
+        requiredClaims: ['exp', 'sub', 'iss', ...(config.jwtMaxAgeS !== undefined ? ['iat'] : [])],
         clockTolerance: config.jwtClockToleranceS,
+        ...(config.jwtTyp !== undefined ? { typ: config.jwtTyp } : {}),
+        ...(config.jwtMaxAgeS !== undefined ? { maxTokenAge: config.jwtMaxAgeS } : {}),
       }));
     } catch (err) {
       if (unreachable(err)) {
+        downUntil = Date.now() + FETCH_BACKOFF_MS;
         log.warn({ err: err instanceof Error ? err.message : String(err) }, 'the identity provider key set could not be fetched');
-        throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the identity provider cannot be reached; try again later', { retryAfterSeconds: 5 });
+        throw down();
       }
       throw invalid();
     }
