@@ -4,14 +4,13 @@
  * one profile needing a refresh at once send one /auth/refresh.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
-import { bundleClient } from '../src/bundle.js';
+import { pagesWithClient } from '../src/bundle.js';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
@@ -41,12 +40,8 @@ describeBrowser('the client in a browser', () => {
   };
 
   beforeAll(async () => {
-    pagesDir = await mkdtemp(join(tmpdir(), 'greenroom-pages-'));
     dataDir = await mkdtemp(join(tmpdir(), 'greenroom-browser-'));
-    const here = fileURLToPath(new URL('./pages/', import.meta.url));
-    await copyFile(join(here, 'client.html'), join(pagesDir, 'client.html'));
-    await copyFile(join(here, 'client-page.js'), join(pagesDir, 'client-page.js'));
-    await bundleClient(join(pagesDir, 'greenroom-client.js'));
+    pagesDir = await pagesWithClient('client');
     server = await start();
     await server.ask('UserStore', 'Create', { username: 'pat', password, role: 'user' });
     profile = await launchProfile();

@@ -10,16 +10,15 @@
  * case cookie mode is for; a page of another site uses tokens.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
-import { bundleClient } from '../src/bundle.js';
+import { pagesWithClient } from '../src/bundle.js';
 
 const unavailable = browserUnavailable();
 const describeBrowser = unavailable ? describe.skip : describe;
@@ -79,12 +78,8 @@ describeBrowser('a page of another origin', () => {
   };
 
   beforeAll(async () => {
-    pagesDir = await mkdtemp(join(tmpdir(), 'greenroom-pages-'));
     dataDir = await mkdtemp(join(tmpdir(), 'greenroom-cross-origin-'));
-    const here = fileURLToPath(new URL('./pages/', import.meta.url));
-    await copyFile(join(here, 'cross-origin.html'), join(pagesDir, 'cross-origin.html'));
-    await copyFile(join(here, 'cross-origin-page.js'), join(pagesDir, 'cross-origin-page.js'));
-    await bundleClient(join(pagesDir, 'greenroom-client.js'));
+    pagesDir = await pagesWithClient('cross-origin');
     allowedPages = await pageServer(pagesDir);
     foreignPages = await pageServer(pagesDir);
     server = await start();
