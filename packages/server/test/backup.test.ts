@@ -11,11 +11,10 @@
  *   was typed, never writes over the data dir's own files, and is offered by the admin socket only.
  * - With no server running, the command reads the store itself under the data dir's lock.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UserView } from '../src/actors/records.js';
 import { USER_STORE } from '../src/actors/user-store.js';
@@ -25,7 +24,7 @@ import { parseStoreDocument } from '../src/store/durable-file.js';
 import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { greenroom, type CommandRun } from './helpers.js';
+import { greenroom, type CommandRun, tempDirs } from './helpers.js';
 
 
 type Run = CommandRun;
@@ -35,15 +34,7 @@ function ok(run: Run): Run {
   return run;
 }
 
-const dirs: string[] = [];
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 const storeFileOf = (dataDir: string) => join(dataDir, DEFAULT_STORE_FILE);
 

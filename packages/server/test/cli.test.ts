@@ -12,10 +12,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { lstat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import type { SessionRecord, UserView } from '../src/actors/records.js';
 import { USER_STORE } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE, MAX_ADMIN_INFLIGHT } from '../src/gateway/admin-socket.js';
 import { deferred, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { greenroom, type CommandRun } from './helpers.js';
+import { greenroom, type CommandRun, tempDirs } from './helpers.js';
 
 const serverDir = fileURLToPath(new URL('..', import.meta.url));
 const admin = { username: 'cli-admin', password: 'cli-admin-password-1' };
@@ -143,15 +143,7 @@ function refused(path: string): Promise<string | null> {
   });
 }
 
-const dirs: string[] = [];
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs();
 
 describe('greenroom user … with no server on the data dir', () => {
   it('works on the store itself and sends nothing to whatever listens on GREENROOM_PORT', async () => {

@@ -2,7 +2,9 @@
  * Helpers shared by the server's test files (test-only; not part of the exported harness).
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { afterAll } from '@jest/globals';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,4 +123,17 @@ export function greenroom(args: string[], env: Record<string, string> = {}): Pro
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Makes temp dirs for one test file, all removed after its tests (call at the top level of the file). */
+export function tempDirs(): (prefix: string) => Promise<string> {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  return async (prefix) => {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    dirs.push(dir);
+    return dir;
+  };
 }
