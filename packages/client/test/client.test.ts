@@ -9,7 +9,7 @@
  * and then count sockets; they bound nothing.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { defineActor, type MessageDef } from '@greenroom/server';
+import { defineActor, type MessageDef, SessionStore, UserStore } from '@greenroom/server';
 import { deferred, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { GreenroomClient, GreenroomClientError, type ClientOptions, type TokenPair } from '@greenroom/client';
 import { instrumentedFactory, recordStates, rejectionOf, settle, sleep, waitForState, type Instrumented } from './helpers.js';
@@ -17,7 +17,7 @@ import { instrumentedFactory, recordStates, rejectionOf, settle, sleep, waitForS
 const FAST = { baseMs: 5, capMs: 20 };
 
 /** The zod-free stand-in for a payload schema: this test actor accepts any object. */
-const anyPayload = { safeParse: (data: unknown) => ({ success: true, data }) } as unknown as MessageDef<unknown, Record<string, unknown>>['payload'];
+const anyPayload = { safeParse: (data: unknown) => ({ success: true, data }) } as unknown as MessageDef['payload'];
 
 /** An app actor whose `Hold` answers only when the test lets it: for asks that are in flight for sure. */
 const gate = { calls: 0, release: () => undefined as void, held: Promise.resolve() };
@@ -124,7 +124,7 @@ describe('asks', () => {
     const got: Array<{ payload: any; from: string }> = [];
     client.on('UserChanged', (payload, from) => got.push({ payload, from }));
     await client.subscribe('UserStore');
-    await server.ask('UserStore', 'Update', { uid: target.uid, displayName: 'pushed' });
+    await server.ask(UserStore.Update, { uid: target.uid, displayName: 'pushed' });
     while (!got.some((g) => g.payload.user.uid === target.uid)) await sleep(5);
     expect(got.find((g) => g.payload.user.uid === target.uid)).toEqual({
       payload: { user: expect.objectContaining({ uid: target.uid, displayName: 'pushed' }) },
@@ -188,7 +188,7 @@ describe('the connection drops', () => {
     const names: string[] = [];
     client.on('UserChanged', (p: any) => p.user.uid === target.uid && names.push(p.user.displayName));
     await client.subscribe('UserStore');
-    await server.ask('UserStore', 'Update', { uid: target.uid, displayName: 'before' });
+    await server.ask(UserStore.Update, { uid: target.uid, displayName: 'before' });
     while (!names.includes('before')) await sleep(5);
 
     dropSockets(session.sid);
@@ -196,7 +196,7 @@ describe('the connection drops', () => {
     await waitForState(client, 'open');
     // One actor handles its messages in arrival order: once this answers, the re-sent Subscribe has been handled.
     await client.ask('UserStore', 'GetOwn');
-    await server.ask('UserStore', 'Update', { uid: target.uid, displayName: 'after' });
+    await server.ask(UserStore.Update, { uid: target.uid, displayName: 'after' });
     while (!names.includes('after')) await sleep(5);
     expect(names).toEqual(['before', 'after']);
     expect(inst.sockets).toHaveLength(2);
@@ -249,7 +249,7 @@ describe('session-ending closes', () => {
     const calls = gate.calls;
     const inflight = settle(client.ask('Slow', 'Hold'));
     while (gate.calls === calls) await sleep(2);
-    await server.ask('UserStore', 'Block', { uid: session.uid });
+    await server.ask(UserStore.Block, { uid: session.uid });
     await waitForState(client, 'blocked');
     gate.release();
 
@@ -269,7 +269,7 @@ describe('session-ending closes', () => {
     const { client, session, inst } = await connected();
     const states = recordStates(client);
     const requestsBefore = server.core.refresh.requests;
-    await server.ask('SessionStore', 'Revoke', { sid: session.sid });
+    await server.ask(SessionStore.Revoke, { sid: session.sid });
     await waitForState(client, 'signedOut');
 
     expect(inst.sockets[0]!.closeCode).toBe(4001);

@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { login } from '@greenroom/client';
+import { UserStore } from '@greenroom/server';
 
 const PASSWORD = 'a long enough password';
 
@@ -19,7 +20,7 @@ describe('login() and the device id', () => {
 
   beforeAll(async () => {
     server = await startTestServer();
-    await server.ask('UserStore', 'Create', { username: 'kim', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'kim', password: PASSWORD, role: 'user' });
   });
   afterEach(() => {
     delete (globalThis as { localStorage?: unknown }).localStorage;
@@ -43,7 +44,7 @@ describe('login() and the device id', () => {
     expect([...items.keys()]).toEqual([`greenroom:device:${new URL(server.url).origin}`]);
     const other = await startTestServer();
     try {
-      await other.ask('UserStore', 'Create', { username: 'kim', password: PASSWORD, role: 'user' });
+      await other.ask(UserStore.Create, { username: 'kim', password: PASSWORD, role: 'user' });
       await login(other.url, { username: 'kim', password: PASSWORD }, recording);
       expect(sent[2]!.deviceId).toBeUndefined();
     } finally {

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
+import { UserStore } from '@greenroom/server';
 import { GreenroomClient } from '@greenroom/client';
 import { instrumentedFactory, sleep, waitForState, type Instrumented } from './helpers.js';
 
@@ -70,7 +71,7 @@ describe('server restart under 200 connected clients', () => {
     expect(own.map((o) => o.uid)).toEqual(entries.map((e) => e.uid));
     const admins = entries.filter((e) => e.admin);
     await Promise.all(admins.map((e) => e.client.subscribe('UserStore')));
-    await first.ask('UserStore', 'Update', { uid: target.uid, displayName: 'before' });
+    await first.ask(UserStore.Update, { uid: target.uid, displayName: 'before' });
     while (!admins.every((e) => e.pushes.includes('before'))) await sleep(10);
 
     // ---- restart ----
@@ -100,7 +101,7 @@ describe('server restart under 200 connected clients', () => {
     expect(second.gateway.connections.size).toBe(CLIENTS);
 
     // Subscriptions were re-established (each admin's GetOwn above came after its re-sent Subscribe).
-    await second.ask('UserStore', 'Update', { uid: target.uid, displayName: 'after' });
+    await second.ask(UserStore.Update, { uid: target.uid, displayName: 'after' });
     while (!admins.every((e) => e.pushes.includes('after'))) await sleep(10);
     for (const e of admins) expect(e.pushes).toEqual(['before', 'after']);
 

@@ -11,6 +11,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
+import { UserStore } from '@greenroom/server';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
@@ -43,7 +44,7 @@ describeBrowser('the client in a browser', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'greenroom-browser-'));
     pagesDir = await pagesWithClient('client');
     server = await start();
-    await server.ask('UserStore', 'Create', { username: 'pat', password, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'pat', password, role: 'user' });
     profile = await launchProfile();
     context = profile.context;
   });

@@ -19,6 +19,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
+import { UserStore } from '@greenroom/server';
 
 const unavailable = browserUnavailable();
 const describeBrowser = unavailable ? describe.skip : describe;
@@ -83,7 +84,7 @@ describeBrowser('a page of another origin', () => {
     allowedPages = await pageServer(pagesDir);
     foreignPages = await pageServer(pagesDir);
     server = await start();
-    await server.ask('UserStore', 'Create', { username: 'pat', password, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'pat', password, role: 'user' });
     profile = await launchProfile();
     context = profile.context;
   });

@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import { GreenroomClient, type SocketLike } from '@greenroom/client';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
+import { FingerprintStore, UserStore } from '@greenroom/server';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
@@ -117,7 +118,7 @@ describeBrowser('the dashboard in a browser', () => {
     if (built.status !== 0) throw new Error(`dashboard build failed: ${built.stderr}`);
     await mkdir(ARTIFACTS, { recursive: true });
     server = await startTestServer({ config: { loginMaxFailures: 1000 } });
-    await server.ask('UserStore', 'Create', { ...ADMIN, role: 'admin' });
+    await server.ask(UserStore.Create, { ...ADMIN, role: 'admin' });
     admin = await launchProfile();
     page = watch(await admin.context.newPage());
     await page.setViewportSize(WIDE);
@@ -184,14 +185,14 @@ describeBrowser('the dashboard in a browser', () => {
     expect(node.closes).toEqual([{ code: 4003, reason: 'blocked' }]);
     await samRow.locator('.badge', { hasText: 'Blocked' }).waitFor();
     await page.getByRole('status').filter({ hasText: 'Blocked sam' }).waitFor();
-    expect((await server.ask<{ blocked: boolean }>('UserStore', 'Get', { uid: sam.uid })).blocked).toBe(true);
+    expect((await server.ask(UserStore.Get, { uid: sam.uid })).blocked).toBe(true);
     await openTab(page, 'Sessions');
     await row.waitFor({ state: 'detached' });
 
     await openTab(page, 'Users');
     await samRow.getByRole('button', { name: 'Unblock sam', exact: true }).click();
     await samRow.locator('.badge', { hasText: 'Active' }).waitFor();
-    expect((await server.ask<{ blocked: boolean }>('UserStore', 'Get', { uid: sam.uid })).blocked).toBe(false);
+    expect((await server.ask(UserStore.Get, { uid: sam.uid })).blocked).toBe(false);
     node.client.close();
   });
 
@@ -217,7 +218,7 @@ describeBrowser('the dashboard in a browser', () => {
     await fpRow.waitFor();
     // Newest first: the page's order is the server's GetMostRecent order, and this device (seen last) leads.
     const shown = await page.locator('#fingerprints-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key));
-    const recent = await server.ask<{ items: Array<{ fingerprint: string; uid: string }> }>('FingerprintStore', 'GetMostRecent', { limit: 500 });
+    const recent = await server.ask(FingerprintStore.GetMostRecent, { limit: 500 });
     expect(shown).toEqual(recent.items.map((f) => `${f.fingerprint}/${f.uid}`));
     expect(shown[0]).toBe(key);
     expect(await fpRow.locator('.name').textContent()).toBe('sam');
@@ -285,7 +286,7 @@ describeBrowser('the dashboard in a browser', () => {
     await role.selectOption('admin');
     await row.getByRole('button', { name: `Save the role of ${USER.username}` }).click();
     await page.getByRole('status').filter({ hasText: `${USER.username} is now admin.` }).waitFor();
-    const get = () => server.ask<{ uid: string; role: string }>('UserStore', 'Get', { username: USER.username });
+    const get = () => server.ask(UserStore.Get, { username: USER.username });
     expect((await get()).role).toBe('admin');
     await role.selectOption('user');
     await row.getByRole('button', { name: `Save the role of ${USER.username}` }).click();
@@ -317,7 +318,7 @@ describeBrowser('the dashboard in a browser', () => {
       [await issueSession(server, { uid: samUid }), await issueSession(server, { uid: samUid })].map((t) => TestClient.connect(server, t.accessToken)),
     );
     const mallory = await issueSession(server, { username: 'mallory' });
-    await server.ask('FingerprintStore', 'Block', { fingerprint: mallory.fingerprint });
+    await server.ask(FingerprintStore.Block, { fingerprint: mallory.fingerprint });
     await openTab(page, 'Users');
     await rowOf(page, 'users-table', 'mallory').locator('.badge', { hasText: 'Blocked' }).waitFor();
     // The header's counts are in, and the last outcome message has faded.
@@ -348,7 +349,7 @@ describeBrowser('the dashboard in a browser', () => {
   });
 
   it('shows a non-admin only their own sessions, which they can revoke', async () => {
-    const robin = await server.ask<{ uid: string }>('UserStore', 'Get', { username: USER.username });
+    const robin = await server.ask(UserStore.Get, { username: USER.username });
     const other = await launchProfile();
     try {
       const p = watch(await other.context.newPage());

@@ -17,13 +17,20 @@ export interface Note {
   created: number;
 }
 
-export const NOTES = 'Notes';
 const COLLECTION = 'notes';
 
+const noteSchema = z.object({ id: z.string(), uid: z.string().nullable(), text: z.string(), created: z.number() });
+
 export const Notes = defineActor({
-  name: NOTES,
+  name: 'Notes',
   // Nothing to keep in memory: the store is the state, so notes survive a restart.
   state: () => ({}),
+  // What it pushes; Subscribe and Unsubscribe come with them, for any signed-in caller (`subscribers` narrows it).
+  // Each push is re-authorized at delivery against that rule.
+  events: {
+    NoteAdded: z.object({ note: noteSchema }),
+    NoteDeleted: z.object({ id: z.string() }),
+  },
   messages: (message) => ({
     Add: message({
       allow: 'any',
@@ -66,9 +73,5 @@ export const Notes = defineActor({
         return { deleted: id };
       },
     }),
-
-    // Pushes are re-authorized at delivery against this rule (any authenticated caller).
-    Subscribe: message({ allow: 'any', payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
-    Unsubscribe: message({ allow: 'any', payload: z.object({}), handle: (_p, ctx) => (ctx.unsubscribe(), { subscribed: false }) }),
   }),
 });

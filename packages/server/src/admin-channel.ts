@@ -30,12 +30,13 @@ import { createCore } from './server.js';
 import { BackupError, isBackupErrorCode } from './store/backup.js';
 import { DEFAULT_STORE_FILE, LowdbStore } from './store/lowdb-store.js';
 import type { BackupResult } from './store/store.js';
+import type { MessageRef, PayloadArg } from './actors/define.js';
 
 export type AdminChannelMode = 'socket' | 'local' | 'remote';
 
 export interface AdminChannel {
   readonly mode: AdminChannelMode;
-  ask<R = unknown>(actor: string, type: string, payload?: unknown): Promise<R>;
+  ask<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Promise<R>;
   /** Closes what the channel opened (the socket; the store and its lock; the session and the WebSocket). */
   close(): Promise<void>;
 }
@@ -152,7 +153,7 @@ function openSocket(socket: Socket): AdminChannel & { operate<R>(operation: Back
     });
   return {
     mode: 'socket',
-    ask: <R>(to: string, type: string, payload: unknown = {}) => request<R>({ to, type, payload }),
+    ask: <P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>) => request<R>({ to: ref.actor, type: ref.type, payload: payload[0] ?? {} }),
     operate: <R>(operation: BackupOperation) => request<R>({ ...operation }),
     close: async () => {
       if (closed) return;
@@ -173,7 +174,7 @@ async function openLocal(config: Config): Promise<AdminChannel> {
   return {
     mode: 'local',
     // As the operator (the admin role), like an ask through the admin socket, so the logs name who acted.
-    ask: (actor, type, payload = {}) => core.registry.ask(actor, type, payload, { caller: LOCAL_OPERATOR }),
+    ask: <P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>) => core.registry.askAs(LOCAL_OPERATOR, ref, (payload[0] ?? {}) as P),
     close: () => (closing ??= core.close()),
   };
 }
@@ -270,12 +271,12 @@ async function openRemote(config: Config, serverUrl: string): Promise<AdminChann
   let closing: Promise<void> | null = null;
   return {
     mode: 'remote',
-    ask: <R>(to: string, type: string, payload: unknown = {}) =>
+    ask: <P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>) =>
       new Promise<R>((resolve, reject) => {
         if (ws.readyState !== WebSocket.OPEN) return reject(new Error('the server closed the connection'));
         const id = String(++next);
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        ws.send(JSON.stringify({ id, to, type, payload }));
+        ws.send(JSON.stringify({ id, to: ref.actor, type: ref.type, payload: payload[0] ?? {} }));
       }),
     // The session is ended first (it closes this socket too, 4001 `logout`), then the socket is closed for sure.
     close: () =>

@@ -1,6 +1,23 @@
 /** Greenroom's public API. */
 export { createGreenroom, Greenroom, type AttachOptions, type GreenroomOptions } from './server.js';
-export { defineActor, allows, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type Caller, type MessageDef, type Role, type RoleRule } from './actors/define.js';
+export {
+  defineActor,
+  allows,
+  SYSTEM_CALLER,
+  type ActorContext,
+  type ActorHandle,
+  type AnyActor,
+  type Caller,
+  type Forward,
+  type MessageDef,
+  type MessageRef,
+  type Role,
+  type RoleRule,
+} from './actors/define.js';
+// The built-in actors: app actors ask them through their references (`ctx.ask(UserStore.Get, { uid })`).
+export { SessionStore } from './actors/session-store.js';
+export { UserStore } from './actors/user-store.js';
+export { FingerprintStore } from './actors/fingerprint-store.js';
 export { loadConfig, type Config } from './config.js';
 export { GreenroomError } from './errors.js';
 export type { ExternalIdentity, IdentityOptions } from './auth/identity.js';

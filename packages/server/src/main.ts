@@ -5,7 +5,8 @@
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { UserView } from './actors/records.js';
-import { USER_STORE } from './actors/user-store.js';
+import { allPages } from './actors/paging.js';
+import { UserStore } from './actors/user-store.js';
 import { backupStore, openAdminChannel } from './admin-channel.js';
 import { loadConfig } from './config.js';
 import { ConfigError, GreenroomError, StoreError } from './errors.js';
@@ -96,7 +97,8 @@ async function user(args: string[]): Promise<void> {
     allowPositionals: true,
     options: { role: { type: 'string' }, 'display-name': { type: 'string' }, 'password-stdin': { type: 'boolean' }, json: { type: 'boolean' }, server: { type: 'string' } },
   });
-  const [command, name, extra] = positionals;
+  const [command, named, extra] = positionals;
+  const name = named ?? '';
   const config = loadConfig();
   if (!command || !['add', 'list', 'block', 'unblock', 'role'].includes(command)) throw new ConfigError(`unknown user command\n\n${HELP}`);
   if (command !== 'list' && !name) throw new ConfigError(`greenroom user ${command} needs a username`);
@@ -110,11 +112,11 @@ async function user(args: string[]): Promise<void> {
   try {
     // A user is named by username, or by uid (a uid is never a username: usernames hold no dashes in that shape).
     const UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-    const byName = () => channel.ask<UserView>(USER_STORE, 'Get', UID.test(name ?? '') ? { uid: name } : { username: name });
+    const byName = () => channel.ask(UserStore.Get, UID.test(name) ? { uid: name } : { username: name });
     let out: unknown;
     switch (command) {
       case 'add':
-        out = await channel.ask<UserView>(USER_STORE, 'Create', {
+        out = await channel.ask(UserStore.Create, {
           username: name,
           password,
           role: values.role ?? 'user',
@@ -122,13 +124,10 @@ async function user(args: string[]): Promise<void> {
         });
         break;
       case 'list': {
-        const users: UserView[] = [];
-        let cursor: string | null = null;
-        do {
-          const page: { items: UserView[]; nextCursor: string | null } = await channel.ask(USER_STORE, 'GetAll', { cursor, limit: 500 });
-          users.push(...page.items);
-          cursor = page.nextCursor;
-        } while (cursor);
+        const users = await allPages(async (cursor) => {
+          const page = await channel.ask(UserStore.GetAll, { cursor, limit: 500 });
+          return { items: page.items, next: page.nextCursor };
+        });
         if (values.json) out = users;
         else {
           for (const u of users) console.log(`${u.uid}  ${u.username.padEnd(24)} ${u.role.padEnd(8)} ${u.blocked ? 'blocked' : ''}`);
@@ -137,14 +136,14 @@ async function user(args: string[]): Promise<void> {
         break;
       }
       case 'block':
-        out = await channel.ask(USER_STORE, 'Block', { uid: (await byName()).uid });
+        out = await channel.ask(UserStore.Block, { uid: (await byName()).uid });
         break;
       case 'unblock':
-        out = await channel.ask(USER_STORE, 'Unblock', { uid: (await byName()).uid });
+        out = await channel.ask(UserStore.Unblock, { uid: (await byName()).uid });
         break;
       case 'role':
         if (!extra) throw new ConfigError('greenroom user role needs a username and a role');
-        out = await channel.ask(USER_STORE, 'Update', { uid: (await byName()).uid, role: extra });
+        out = await channel.ask(UserStore.Update, { uid: (await byName()).uid, role: extra });
         break;
     }
     console.log(JSON.stringify(out));

@@ -10,11 +10,12 @@ import { createSecureContext, Server as TlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ErrorCode } from '@greenroom/protocol';
-import type { ActorDefinition } from './actors/define.js';
-import { createFingerprintStore } from './actors/fingerprint-store.js';
+import type { AnyActor, MessageRef, PayloadArg } from './actors/define.js';
+import { FingerprintStore } from './actors/fingerprint-store.js';
+import { allPages } from './actors/paging.js';
 import { ActorRegistry } from './actors/registry.js';
-import { createSessionStore, SESSION_STORE } from './actors/session-store.js';
-import { createUserStore, USER_STORE } from './actors/user-store.js';
+import { SessionStore } from './actors/session-store.js';
+import { UserStore } from './actors/user-store.js';
 import { Authenticator } from './auth/authenticate.js';
 import { ProxyTrust } from './auth/client-address.js';
 import { AttemptWindows } from './auth/attempt-windows.js';
@@ -54,7 +55,7 @@ export interface GreenroomOptions {
   /** A directory of static files served at `/` (default: the built dashboard, if present; null: none). */
   staticDir?: string | null;
   /** App actors, registered beside the built-ins. */
-  actors?: ActorDefinition<any>[];
+  actors?: readonly AnyActor<void>[];
   logger?: Logger;
   /** Verifies the app's identity tokens for POST /auth/exchange (instead of GREENROOM_JWKS_URL). */
   identity?: IdentityOptions;
@@ -96,7 +97,8 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const sessionLocks = new KeyedQueue();
   try {
     await registry.add(
-      createSessionStore({
+      SessionStore,
+      {
         locks: sessionLocks,
         newRefreshToken: (sid, gen) => tokens.newRefreshToken(sid, gen),
         hashToken: (t) => tokens.hash(t),
@@ -106,13 +108,13 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
         maxConnectionsPerSession: config.maxConnectionsPerSession,
         maxConnectionsPerUser: config.maxConnectionsPerUser,
         askRate: options.askRate ?? (() => 0),
-      }),
+      },
     );
-    await registry.add(createUserStore({ passwords: config.passwords }));
-    await registry.add(createFingerprintStore());
+    await registry.add(UserStore, { passwords: config.passwords });
+    await registry.add(FingerprintStore, {});
     for (const actor of options.actors ?? []) await registry.add(actor);
     if (config.admin) {
-      await registry.ask(USER_STORE, 'Ensure', { ...config.admin, role: 'admin', onlyIfEmpty: true });
+      await registry.ask(UserStore.Ensure, { ...config.admin, role: 'admin', onlyIfEmpty: true });
     }
   } catch (err) {
     system.stop();
@@ -161,18 +163,16 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
  * Runs inside the server on a timer (default hourly); one run clears any backlog.
  */
 export async function cleanup(core: Core): Promise<{ sessions: number; guests: number }> {
-  const drain = async (actor: string, type: string, payload: object): Promise<number> => {
-    let total = 0;
-    let after: string | null = null;
-    do {
-      const page: { deleted: number; next: string | null } = await core.registry.ask(actor, type, { ...payload, after });
-      total += page.deleted;
-      after = page.next;
-    } while (after !== null);
-    return total;
+  // One batch per ask: the actors serve others between batches.
+  const drain = async (batch: (after: string | null) => Promise<{ deleted: number; next: string | null }>): Promise<number> => {
+    const counts = await allPages(async (after) => {
+      const res = await batch(after);
+      return { items: [res.deleted], next: res.next };
+    });
+    return counts.reduce((a, b) => a + b, 0);
   };
-  const guests = await drain(USER_STORE, 'CleanupGuests', { idleMs: core.config.guestIdleS * 1000 });
-  const sessions = await drain(SESSION_STORE, 'Cleanup', { retentionMs: core.config.sessionRetentionS * 1000 });
+  const guests = await drain((after) => core.registry.ask(UserStore.CleanupGuests, { idleMs: core.config.guestIdleS * 1000, after }));
+  const sessions = await drain((after) => core.registry.ask(SessionStore.Cleanup, { retentionMs: core.config.sessionRetentionS * 1000, after }));
   return { sessions, guests };
 }
 
@@ -237,13 +237,13 @@ export class Greenroom {
   }
 
   /** Adds an app actor: one line per actor. */
-  register(actor: ActorDefinition<any>): Promise<void> {
+  register(actor: AnyActor<void>): Promise<void> {
     return this.core.registry.add(actor);
   }
 
-  /** Asks an actor as the server itself (no role checks). */
-  ask<R = unknown>(actor: string, type: string, payload: unknown = {}): Promise<R> {
-    return this.core.registry.ask<R>(actor, type, payload);
+  /** Asks an actor as the server itself (no role checks): `greenroom.ask(UserStore.Get, { uid })`. */
+  ask<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Promise<R> {
+    return this.core.registry.ask(ref, ...payload);
   }
 
   /** Runs the periodic cleanup now (it also runs every GREENROOM_CLEANUP_INTERVAL_S). */
@@ -320,7 +320,7 @@ export class Greenroom {
                 // 'admin': a live admin session, by any strategy (a scraper sends a bearer token).
                 if (config.metrics === 'admin') {
                   const identity = await auth.authenticate(req);
-                  const { role } = await registry.ask<{ role: string }>(SESSION_STORE, 'Check', { uid: identity.uid, sid: identity.sid });
+                  const { role } = await registry.ask(SessionStore.Check, { uid: identity.uid, sid: identity.sid });
                   if (role !== 'admin') throw new GreenroomError(ErrorCode.FORBIDDEN, 'metrics are for admins');
                 }
                 const text = await metrics.metrics();

@@ -8,6 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { SessionRecord, UserView } from '../src/actors/records.js';
 import { issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
 
@@ -43,7 +44,7 @@ function expectOk(reply: Reply): any {
   return (reply as { result: unknown }).result;
 }
 
-const storedUser = (uid: string) => server.ask<UserView>('UserStore', 'Get', { uid });
+const storedUser = (uid: string) => server.ask(UserStore.Get, { uid });
 
 describe('admin messages', () => {
   const adminOnly: Array<[actor: string, type: string, payload: () => Promise<unknown> | unknown]> = [

@@ -17,7 +17,7 @@ import { chmod, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { UserView } from '../src/actors/records.js';
-import { USER_STORE } from '../src/actors/user-store.js';
+import { UserStore } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE } from '../src/gateway/admin-socket.js';
 import { BackupError, BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { parseStoreDocument } from '../src/store/durable-file.js';
@@ -92,11 +92,11 @@ describe('greenroom backup under a steady stream of writes', () => {
     };
     const userWriter = async (w: number) => {
       for (let n = 0; running; n++) {
-        const user = await server.ask<UserView>(USER_STORE, 'Provision', { username: `bk${w}n${n}`, role: 'user' });
+        const user = await server.ask(UserStore.Provision, { username: `bk${w}n${n}`, role: 'user' });
         users.set(user.uid, 0);
         acks++;
         for (let v = 1; v <= 3 && running; v++) {
-          await server.ask(USER_STORE, 'Update', { uid: user.uid, displayName: `v${v}` });
+          await server.ask(UserStore.Update, { uid: user.uid, displayName: `v${v}` });
           users.set(user.uid, v);
           acks++;
         }
@@ -147,7 +147,7 @@ describe('greenroom backup under a steady stream of writes', () => {
         }
         expect(usersBefore.size).toBeGreaterThan(0);
         for (const [uid, version] of usersBefore) {
-          const user = await again.ask<UserView>(USER_STORE, 'Get', { uid });
+          const user = await again.ask(UserStore.Get, { uid });
           const got = user.displayName.startsWith('v') ? Number(user.displayName.slice(1)) : 0;
           expect(got).toBeGreaterThanOrEqual(version);
         }
@@ -166,7 +166,7 @@ describe('greenroom restore', () => {
   it('refuses while a server runs on the data dir (STORE_LOCKED, naming the dir), leaving the store as it was', async () => {
     const server = await serverOn();
     try {
-      await server.ask(USER_STORE, 'Provision', { username: 'kept', role: 'user' });
+      await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
       const backupFile = join(await tempDir('greenroom-backup-out-'), 'b.json');
       await server.core.store.backup!(backupFile);
       const before = await readFile(storeFileOf(server.dataDir));
@@ -177,7 +177,7 @@ describe('greenroom restore', () => {
       expect(await readFile(storeFileOf(server.dataDir))).toEqual(before);
       expect(existsSync(storeFileOf(server.dataDir) + BEFORE_RESTORE_SUFFIX)).toBe(false);
       // The server is untouched: it still answers through its socket.
-      expect((await adminLine(server.dataDir, { id: 1, to: USER_STORE, type: 'Get', payload: { username: 'kept' } })).ok).toBe(true);
+      expect((await adminLine(server.dataDir, { id: 1, to: UserStore, type: 'Get', payload: { username: 'kept' } })).ok).toBe(true);
     } finally {
       await server.close();
     }
@@ -186,7 +186,7 @@ describe('greenroom restore', () => {
   it('refuses a file that is not a store backup, leaving the store byte for byte as it was', async () => {
     const dataDir = await tempDir('greenroom-backup-data-');
     const server = await serverOn(dataDir);
-    await server.ask(USER_STORE, 'Provision', { username: 'kept', role: 'user' });
+    await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
     await server.close();
     const before = await readFile(storeFileOf(dataDir));
     const inputs = await tempDir('greenroom-backup-bad-');
@@ -214,9 +214,9 @@ describe('greenroom restore', () => {
     const dataDir = await tempDir('greenroom-backup-data-');
     const backupFile = join(await tempDir('greenroom-backup-out-'), 'b.json');
     let server = await serverOn(dataDir);
-    const early = await server.ask<UserView>(USER_STORE, 'Provision', { username: 'early', role: 'user' });
+    const early = await server.ask(UserStore.Provision, { username: 'early', role: 'user' });
     ok(await greenroom(['backup', backupFile], { GREENROOM_DATA: dataDir }));
-    const late = await server.ask<UserView>(USER_STORE, 'Provision', { username: 'late', role: 'user' });
+    const late = await server.ask(UserStore.Provision, { username: 'late', role: 'user' });
     await server.close();
     const current = await readFile(storeFileOf(dataDir));
 
@@ -231,8 +231,8 @@ describe('greenroom restore', () => {
 
     server = await serverOn(dataDir);
     try {
-      expect(await server.ask<UserView>(USER_STORE, 'Get', { uid: early.uid })).toMatchObject({ username: 'early' });
-      await expect(server.ask(USER_STORE, 'Get', { uid: late.uid })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await server.ask(UserStore.Get, { uid: early.uid })).toMatchObject({ username: 'early' });
+      await expect(server.ask(UserStore.Get, { uid: late.uid })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     } finally {
       await server.close();
     }
@@ -277,7 +277,7 @@ describe('greenroom backup', () => {
   it("never writes over the data dir's own files, even with --force", async () => {
     const server = await serverOn();
     try {
-      await server.ask(USER_STORE, 'Provision', { username: 'kept', role: 'user' });
+      await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
       const before = await readFile(storeFileOf(server.dataDir));
       for (const name of [DEFAULT_STORE_FILE, 'greenroom.lock', 'secret']) {
         const run = await greenroom(['backup', join(server.dataDir, name), '--force'], { GREENROOM_DATA: server.dataDir });
@@ -285,7 +285,7 @@ describe('greenroom backup', () => {
         expect(run.stderr).toContain('BACKUP_BAD_TARGET');
       }
       expect(await readFile(storeFileOf(server.dataDir))).toEqual(before);
-      expect(await server.ask<UserView>(USER_STORE, 'Get', { username: 'kept' })).toMatchObject({ username: 'kept' });
+      expect(await server.ask(UserStore.Get, { username: 'kept' })).toMatchObject({ username: 'kept' });
     } finally {
       await server.close();
     }
@@ -323,7 +323,7 @@ describe('greenroom backup', () => {
   it('with no server running, reads the store itself under the data dir lock', async () => {
     const dataDir = await tempDir('greenroom-backup-data-');
     const server = await serverOn(dataDir);
-    await server.ask(USER_STORE, 'Provision', { username: 'offline', role: 'user' });
+    await server.ask(UserStore.Provision, { username: 'offline', role: 'user' });
     await server.close();
     expect(existsSync(join(dataDir, ADMIN_SOCKET_FILE))).toBe(false);
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { refusedUpgrade } from './helpers.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
 
@@ -76,7 +77,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
 
   it('blocks the owner durably before answering, closes its socket 4003, refuses login and upgrade; unblock lets it log in again and keeps old sessions revoked', async () => {
     const password = 'bob has a long password';
-    const bob = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'bob', password, role: 'user' });
+    const bob = await server.ask(UserStore.Create, { username: 'bob', password, role: 'user' });
     const first = await login(server, 'bob', password);
     expect(first.status).toBe(200);
     // The device id the server issued to bob's laptop, sent with its later logins.

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineActor } from '../src/actors/define.js';
 import type { SessionRecord, UserView } from '../src/actors/records.js';
-import { USER_STORE } from '../src/actors/user-store.js';
+import { UserStore } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE, MAX_ADMIN_INFLIGHT } from '../src/gateway/admin-socket.js';
 import { deferred, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, type CommandRun, tempDirs } from './helpers.js';
@@ -198,7 +198,7 @@ describe('greenroom user … with a server running on the data dir', () => {
 
   beforeAll(async () => {
     server = await startTestServer({ config: { admin } });
-    adminUid = (await server.ask<UserView>(USER_STORE, 'Get', { username: admin.username })).uid;
+    adminUid = (await server.ask(UserStore.Get, { username: admin.username })).uid;
     fake = await fakeListener();
     // The port points at a listener that records everything, and the admin credentials are set: neither may be used.
     env = { GREENROOM_DATA: server.dataDir, GREENROOM_PORT: String(fake.port), GREENROOM_ADMIN: `${admin.username}:${admin.password}` };
@@ -220,7 +220,7 @@ describe('greenroom user … with a server running on the data dir', () => {
 
     const added = result<UserView>(await greenroom(['user', 'add', 'carol', '--role', 'user'], { ...env, GREENROOM_USER_PASSWORD: 'carol-password-1' }));
     expect(added).toMatchObject({ username: 'carol', role: 'user', blocked: false });
-    expect(await server.ask<UserView>(USER_STORE, 'Get', { username: 'carol' })).toMatchObject({ uid: added.uid });
+    expect(await server.ask(UserStore.Get, { username: 'carol' })).toMatchObject({ uid: added.uid });
 
     const users = result<UserView[]>(await greenroom(['user', 'list', '--json'], env));
     expect(users.map((u) => u.username).sort()).toEqual(['carol', admin.username].sort());
@@ -259,7 +259,7 @@ describe('greenroom user … with a server running on the data dir', () => {
     const run = await greenroom(['user', 'add', 'dan', ...args], { ...env, GREENROOM_USER_PASSWORD: 'dan-password-1' });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('BAD_PAYLOAD');
-    await expect(server.ask(USER_STORE, 'Get', { username: 'dan' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(server.ask(UserStore.Get, { username: 'dan' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('refuses a username with bidirectional formatting, and stores a display name NFC-normalized', async () => {
@@ -483,7 +483,7 @@ describe('greenroom user … --server URL', () => {
   it('logs in to a loopback server, runs the command over the WebSocket and logs out', async () => {
     const server = await startTestServer({ config: { admin } });
     try {
-      const adminUid = (await server.ask<UserView>(USER_STORE, 'Get', { username: admin.username })).uid;
+      const adminUid = (await server.ask(UserStore.Get, { username: admin.username })).uid;
       await issueSession(server, { uid: adminUid });
       const liveBefore = live(await sessionsOf(server, adminUid));
       const env = { GREENROOM_ADMIN: `${admin.username}:${admin.password}`, GREENROOM_DATA: await tempDir('greenroom-cli-remote-') };

@@ -18,6 +18,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { attachTestServer, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 const ADMIN = { username: 'embedder', password: 'correct horse battery' };
 
@@ -282,7 +283,7 @@ describe('requests with Expect: 100-continue', () => {
     const greenroom = await attachTestServer(server);
     await listen(server);
     try {
-      await greenroom.ask('UserStore', 'Create', { username: 'cont', password: 'cont-password-1', role: 'user' });
+      await greenroom.ask(UserStore.Create, { username: 'cont', password: 'cont-password-1', role: 'user' });
       const login = await request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'cont', password: 'cont-password-1' }, headers: { Expect: '100-continue' } });
       expect(login.status).toBe(200);
       expect(await request(`${origin(server)}/mine`, { method: 'POST', body: {}, headers: { Expect: '100-continue' } })).toMatchObject({ status: 200, body: 'the app' });
@@ -301,7 +302,7 @@ describe('stopping an attached Greenroom', () => {
       const greenroom = await attachTestServer(server);
       await listen(server);
       try {
-        await greenroom.ask('UserStore', 'Create', { username: 'late', password: 'late-password-1', role: 'user' });
+        await greenroom.ask(UserStore.Create, { username: 'late', password: 'late-password-1', role: 'user' });
         const login = request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'late', password: 'late-password-1' } });
         // The password check takes a few hundred ms: stop while it runs.
         await new Promise((r) => setTimeout(r, 50));

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import type { UserView } from '../src/actors/records.js';
-import { USER_STORE } from '../src/actors/user-store.js';
+import { UserStore } from '../src/actors/user-store.js';
 import type { ExternalIdentity } from '../src/auth/identity.js';
 import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, httpRequester, storeContents, type HttpAnswer } from './helpers.js';
@@ -156,7 +156,7 @@ describe('POST /auth/exchange with a JWKS', () => {
     expect(a.body.role).toBe('user');
     expect(a.cookies).toEqual([]);
     const client = await TestClient.connect(server, a.body.accessToken);
-    const own = await client.ask(USER_STORE, 'GetOwn');
+    const own = await client.ask(UserStore.name, 'GetOwn');
     expect(own).toMatchObject({ ok: true, result: { uid: a.body.uid, displayName: 'Alice Example', role: 'user', blocked: false } });
     expect((own as { result: UserView }).result.username).toMatch(/^alice/);
     await client.close();
@@ -180,12 +180,12 @@ describe('POST /auth/exchange with a JWKS', () => {
   });
 
   it('never takes over an existing user by its username: a clashing hint gets a unique username of its own', async () => {
-    const existing = await server.ask<UserView>(USER_STORE, 'Provision', { username: 'carol', role: 'admin' });
+    const existing = await server.ask(UserStore.Provision, { username: 'carol', role: 'admin' });
     const a = await exchange(server, await sign(k1, { claims: { preferred_username: 'carol', name: '\u202Eevil' } }));
     expectPair(a);
     expect(a.body.uid).not.toBe(existing.uid);
     expect(a.body.role).toBe('user');
-    const made = await server.ask<UserView>(USER_STORE, 'Get', { uid: a.body.uid });
+    const made = await server.ask(UserStore.Get, { uid: a.body.uid });
     expect(made.username).toMatch(/^carol-/);
     // An unreadable name is not kept: the username is shown instead.
     expect(made.displayName).toBe(made.username);
@@ -238,7 +238,7 @@ describe('POST /auth/exchange with a JWKS', () => {
     const client = await TestClient.connect(server, editor.body.accessToken);
     const user = await exchange(server, await sign(k1, { sub, claims: {} }));
     expect(user.body).toMatchObject({ uid: editor.body.uid, role: 'user' });
-    expect(await client.ask(USER_STORE, 'GetOwn')).toMatchObject({ ok: true, result: { role: 'user' } });
+    expect(await client.ask(UserStore.name, 'GetOwn')).toMatchObject({ ok: true, result: { role: 'user' } });
     await client.close();
 
     const before = await storeContents(server, WRITTEN);
@@ -253,8 +253,8 @@ describe('POST /auth/exchange with a JWKS', () => {
 
   it('never lets an exchanged user be made a guest (cleanup deletes idle guests, which would break its stable uid)', async () => {
     const a = await exchange(server, await sign(k1, {}));
-    await expect(server.ask(USER_STORE, 'Update', { uid: a.body.uid, role: 'guest' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    expect((await server.ask<UserView>(USER_STORE, 'Get', { uid: a.body.uid })).role).toBe('user');
+    await expect(server.ask(UserStore.Update, { uid: a.body.uid, role: 'guest' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await server.ask(UserStore.Get, { uid: a.body.uid })).role).toBe('user');
   });
 
   it('takes only tokens of the configured typ and age (so an ID token with the same audience is not exchangeable)', async () => {
@@ -308,7 +308,7 @@ describe('POST /auth/exchange with a JWKS', () => {
   it('never gives an exchanged user the bare name its token suggests: the username carries a mark of its identity', async () => {
     const a = await exchange(server, await sign(k1, { claims: { preferred_username: 'dana' } }));
     const b = await exchange(server, await sign(k1, { claims: { email: 'dana@elsewhere.test' } }));
-    const names = await Promise.all([a, b].map(async (x) => (await server.ask<UserView>(USER_STORE, 'Get', { uid: x.body.uid })).username));
+    const names = await Promise.all([a, b].map(async (x) => (await server.ask(UserStore.Get, { uid: x.body.uid })).username));
     expect(names.every((n) => /^dana-[A-Za-z0-9_-]{8,}$/.test(n))).toBe(true);
     expect(names[0]).not.toBe(names[1]);
   });
@@ -318,14 +318,14 @@ describe('POST /auth/exchange with a JWKS', () => {
     const a = await exchange(server, await sign(k1, { sub }));
     expectPair(a);
     const client = await TestClient.connect(server, a.body.accessToken);
-    await server.ask(USER_STORE, 'Block', { uid: a.body.uid });
+    await server.ask(UserStore.Block, { uid: a.body.uid });
     expect(await client.closed).toEqual({ code: 4003, reason: 'blocked' });
     const before = await storeContents(server, WRITTEN);
     expectError(await exchange(server, await sign(k1, { sub })), 403, 'BLOCKED');
     expect(await storeContents(server, WRITTEN)).toEqual(before);
     expectError(await request(server, '/auth/refresh', { body: { refreshToken: a.body.refreshToken } }), 401, 'SESSION_REVOKED');
     // Unblocked, the same identity signs in again as the same uid.
-    await server.ask(USER_STORE, 'Unblock', { uid: a.body.uid });
+    await server.ask(UserStore.Unblock, { uid: a.body.uid });
     const back = await exchange(server, await sign(k1, { sub }));
     expect(back.body.uid).toBe(a.body.uid);
   });
@@ -407,7 +407,7 @@ describe('POST /auth/exchange with an app-supplied verify function', () => {
     const admin = await exchange(hooked, 'app:alpha:u-2:admin');
     expect(admin.body.role).toBe('admin');
     const client = await TestClient.connect(hooked, admin.body.accessToken);
-    expect(await client.ask(USER_STORE, 'GetOwn')).toMatchObject({ ok: true, result: { displayName: 'Person u-2', role: 'admin' } });
+    expect(await client.ask(UserStore.name, 'GetOwn')).toMatchObject({ ok: true, result: { displayName: 'Person u-2', role: 'admin' } });
     await client.close();
 
     const before = await storeContents(hooked, WRITTEN);
@@ -471,10 +471,10 @@ describe('GREENROOM_PASSWORDS=false', () => {
     expect(login.body.error.message).toMatch(/exchange/);
     // Exchange is not configured here: it says so.
     expectError(await exchange(closed, 'anything'), 403, 'FORBIDDEN');
-    await expect(closed.ask(USER_STORE, 'Create', { username: 'dora', password: 'dora-password-1', role: 'user' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    const u = await closed.ask<UserView>(USER_STORE, 'Provision', { username: 'erin', role: 'user' });
-    await expect(closed.ask(USER_STORE, 'Update', { uid: u.uid, password: 'erin-password-1' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    expect(await closed.ask(USER_STORE, 'Update', { uid: u.uid, displayName: 'Erin' })).toMatchObject({ displayName: 'Erin' });
+    await expect(closed.ask(UserStore.Create, { username: 'dora', password: 'dora-password-1', role: 'user' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const u = await closed.ask(UserStore.Provision, { username: 'erin', role: 'user' });
+    await expect(closed.ask(UserStore.Update, { uid: u.uid, password: 'erin-password-1' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect(await closed.ask(UserStore.Update, { uid: u.uid, displayName: 'Erin' })).toMatchObject({ displayName: 'Erin' });
     expect(await closed.core.store.count('users')).toBe(1);
   });
 

@@ -13,6 +13,7 @@ import type { SessionView, UserView } from '../src/actors/records.js';
 import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from '../src/store/store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { SessionStore } from '../src/actors/session-store.js';
 
 const wsUrl = (server: TestServer) => `${server.url.replace(/^http/, 'ws')}/ws`;
 
@@ -20,7 +21,7 @@ interface Stats {
   connections: number;
   sessions: number;
 }
-const stats = (server: TestServer) => server.ask<Stats>('SessionStore', 'Stats');
+const stats = (server: TestServer) => server.ask(SessionStore.Stats);
 
 /** Lets the event loop turn `n` times (I/O included): enough for anything already under way to move on. */
 async function turns(n: number): Promise<void> {
@@ -155,7 +156,7 @@ describe('the green room: the first ask after the 101 already finds its session'
 
       // Every connection is registered to its session: 20 per session, 2,000 in all.
       expect((await stats(server)).connections).toBe(total);
-      const all = await server.ask<{ items: SessionView[] }>('SessionStore', 'GetAll', { limit: 500 });
+      const all = await server.ask(SessionStore.GetAll, { limit: 500 });
       const bySid = new Map(all.items.map((s) => [s.sid, s]));
       for (const s of sessions) expect(bySid.get(s.sid)?.connections).toBe(CONNECTIONS_PER_SESSION);
 

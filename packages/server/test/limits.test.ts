@@ -23,7 +23,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { defineActor, ErrorCode } from '../src/index.js';
-import { SESSION_STORE } from '../src/actors/session-store.js';
+import { SessionStore } from '../src/actors/session-store.js';
 import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
@@ -42,7 +42,7 @@ function errorCode(reply: Reply): string | undefined {
 
 /** Live connections as SessionStore counts them (asked as the server itself). */
 async function statsConnections(server: TestServer): Promise<number> {
-  return (await server.ask<{ connections: number }>(SESSION_STORE, 'Stats')).connections;
+  return (await server.ask(SessionStore.Stats)).connections;
 }
 
 interface UpgradeAnswer {
@@ -144,8 +144,8 @@ describe('maxConnections', () => {
     await waitFor(() => server.gateway.connections.size < 2);
     const again = await TestClient.connect(server, third.accessToken);
     again.ws.on('error', () => undefined);
-    expect((await again.ask(SESSION_STORE, 'GetOwn')).ok).toBe(true);
-    expect((await second.ask(SESSION_STORE, 'GetOwn')).ok).toBe(true);
+    expect((await again.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
+    expect((await second.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
     await again.close();
   });
 });
@@ -176,7 +176,7 @@ describe('ask rate limit', () => {
     const timer = setInterval(() => {
       if (flooder.ws.readyState !== WebSocket.OPEN) return;
       sentAt.set(++n, Date.now());
-      flooder.ws.send(JSON.stringify({ id: n, to: SESSION_STORE, type: 'GetOwn' }));
+      flooder.ws.send(JSON.stringify({ id: n, to: SessionStore, type: 'GetOwn' }));
     }, 100);
 
     // The polite client: a burst that runs into the limit, then it stops until the bucket has refilled, repeatedly,
@@ -186,7 +186,7 @@ describe('ask rate limit', () => {
     let flooderClosed = false;
     const politeRun = (async () => {
       while (!flooderClosed) {
-        const burst = await Promise.all([1, 2, 3].map(() => polite.ask(SESSION_STORE, 'GetOwn')));
+        const burst = await Promise.all([1, 2, 3].map(() => polite.ask(SessionStore.name, 'GetOwn')));
         politeCodes.push(...burst.map(errorCode));
         // Limited: wait for the bucket to refill (burst / rate = 1 s) and a bit more.
         await delay(1500);
@@ -214,7 +214,7 @@ describe('ask rate limit', () => {
     for (let i = 0; i < politeCodes.length; i += 3) expect(politeCodes.slice(i, i + 2)).toEqual([undefined, undefined]);
     expect(polite.ws.readyState).toBe(WebSocket.OPEN);
     await delay(1100);
-    const later = await polite.ask(SESSION_STORE, 'GetOwn');
+    const later = await polite.ask(SessionStore.name, 'GetOwn');
     expect(later.ok).toBe(true);
     expect(polite.ws.readyState).toBe(WebSocket.OPEN);
   });
@@ -251,7 +251,7 @@ describe('heartbeat', () => {
     const seen = healthyPings;
     await waitFor(() => healthyPings >= seen + 5);
     expect(healthy.ws.readyState).toBe(WebSocket.OPEN);
-    expect((await healthy.ask(SESSION_STORE, 'GetOwn')).ok).toBe(true);
+    expect((await healthy.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
     expect(server.gateway.connections.size).toBe(1);
   });
 });
@@ -449,7 +449,7 @@ describe('graceful stop', () => {
     const late = await issueSession(server);
     await expect(TestClient.connect({ url }, late.accessToken)).rejects.toBeDefined();
     // A new ask on the open socket gets UNAVAILABLE.
-    const refused = await client.ask(SESSION_STORE, 'GetOwn');
+    const refused = await client.ask(SessionStore.name, 'GetOwn');
     expect(errorCode(refused)).toBe(ErrorCode.UNAVAILABLE);
     // Still waiting on the ask in flight: nothing closed yet.
     expect(events).toEqual([]);
@@ -533,7 +533,7 @@ describe('greenroom serve under signals', () => {
     const session = (await res.json()) as { accessToken: string };
     const client = await TestClient.connect({ url }, session.accessToken);
     client.ws.on('error', () => undefined);
-    expect((await client.ask(SESSION_STORE, 'Stats')).ok).toBe(true);
+    expect((await client.ask(SessionStore.name, 'Stats')).ok).toBe(true);
     return client;
   }
 

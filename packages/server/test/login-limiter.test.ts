@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { LoginLimiter } from '../src/auth/login-limiter.js';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 const MAX_FAILURES = 3;
 // Long enough for a few real password checks (scrypt at N=2^17) on a busy machine to stay inside one window.
@@ -33,8 +34,8 @@ afterEach(async () => {
 async function fresh(): Promise<TestServer> {
   const server = await startTestServer({ config: { loginMaxFailures: MAX_FAILURES, loginWindowS: WINDOW_S } });
   servers.push(server);
-  await server.ask('UserStore', 'Create', { username: 'alice', password: PASSWORD, role: 'user' });
-  await server.ask('UserStore', 'Create', { username: 'bob', password: PASSWORD, role: 'user' });
+  await server.ask(UserStore.Create, { username: 'alice', password: PASSWORD, role: 'user' });
+  await server.ask(UserStore.Create, { username: 'bob', password: PASSWORD, role: 'user' });
   return server;
 }
 

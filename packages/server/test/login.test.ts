@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 interface HttpAnswer {
   status: number;
@@ -64,7 +65,7 @@ describe('POST /auth/login', () => {
 
   beforeAll(async () => {
     server = await startTestServer({ config });
-    const user = await server.ask<{ uid: string; username: string }>('UserStore', 'Create', { username: 'alice', password, role: 'user' });
+    const user = await server.ask(UserStore.Create, { username: 'alice', password, role: 'user' });
     alice = user;
   });
   afterAll(async () => {
@@ -126,7 +127,7 @@ describe('POST /auth/login', () => {
   });
 
   it('a user without a password (provisioned or guest) cannot log in with any password: same 401', async () => {
-    await server.ask('UserStore', 'Provision', { username: 'nopass', role: 'user' });
+    await server.ask(UserStore.Provision, { username: 'nopass', role: 'user' });
     const res = await post(server, '/auth/login', { username: 'nopass', password: 'whatever-at-all' });
     const unknown = await post(server, '/auth/login', { username: 'nobody-here', password: 'whatever-at-all' });
     expect(res.status).toBe(401);
@@ -215,7 +216,7 @@ describe('POST /auth/login', () => {
   });
 
   it('one login creates exactly one session and one fingerprint; the same device again bumps that fingerprint to count 2', async () => {
-    const user = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'counter', password, role: 'user' });
+    const user = await server.ask(UserStore.Create, { username: 'counter', password, role: 'user' });
     const before = await counts(server);
 
     const first = await post(server, '/auth/login', { username: 'counter', password });

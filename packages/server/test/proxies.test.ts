@@ -16,6 +16,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { httpRequester } from './helpers.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 const PASSWORD = 'correct horse battery';
 const PROXY_HOST = 'app.example.test';
@@ -110,20 +111,20 @@ describe('the login limiter behind a trusted proxy', () => {
     ['a CIDR list', ['10.0.0.0/8', '127.0.0.0/8']],
   ])('with %s, forged leftmost X-Forwarded-For values do not reset it', async (_name, trustProxy) => {
     const server = await fresh({ trustProxy, loginMaxFailures: 3 });
-    await server.ask('UserStore', 'Create', { username: 'carol', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'carol', password: PASSWORD, role: 'user' });
     for (let i = 0; i < 3; i++) expect((await login(server, 'carol', 'nope', { 'X-Forwarded-For': `192.0.2.${i}, 203.0.113.50` })).status).toBe(401);
     const refused = await login(server, 'carol', PASSWORD, { 'X-Forwarded-For': '192.0.2.99, 203.0.113.50' });
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('RATE_LIMITED');
     // Another client behind the same proxy is someone else (another user: the username itself is now locked for new devices).
-    await server.ask('UserStore', 'Create', { username: 'carl', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'carl', password: PASSWORD, role: 'user' });
     expect((await login(server, 'carl', PASSWORD, { 'X-Forwarded-For': '203.0.113.51' })).status).toBe(200);
     expect((await login(server, 'carl', PASSWORD, { 'X-Forwarded-For': '203.0.113.50' })).status).toBe(429);
   });
 
   it('from an untrusted peer, X-Forwarded-For changes nothing: every attempt is the socket peer', async () => {
     const server = await fresh({ trustProxy: ['10.0.0.0/8'], loginMaxFailures: 3 });
-    await server.ask('UserStore', 'Create', { username: 'dave', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'dave', password: PASSWORD, role: 'user' });
     for (let i = 0; i < 3; i++) expect((await login(server, 'dave', 'nope', { 'X-Forwarded-For': `203.0.113.${i}` })).status).toBe(401);
     expect((await login(server, 'dave', PASSWORD, { 'X-Forwarded-For': '203.0.113.200' })).status).toBe(429);
   });
@@ -132,7 +133,7 @@ describe('the login limiter behind a trusted proxy', () => {
 describe('a browser behind a TLS proxy', () => {
   it('gets Secure cookies, and its https Origin is the own origin for cookie auth (HTTP and WebSocket)', async () => {
     const server = await fresh({ trustProxy: ['loopback'] });
-    await server.ask('UserStore', 'Create', { username: 'erin', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'erin', password: PASSWORD, role: 'user' });
     const answer = await login(server, 'erin', PASSWORD, { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN });
     expect(answer.status).toBe(200);
     expect(answer.cookies).toHaveLength(2);
@@ -154,7 +155,7 @@ describe('a browser behind a TLS proxy', () => {
     ['trusts other proxies only', ['10.0.0.0/8']],
   ])('the same headers change nothing when the server %s', async (_name, trustProxy) => {
     const server = await fresh({ trustProxy });
-    await server.ask('UserStore', 'Create', { username: 'frank', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'frank', password: PASSWORD, role: 'user' });
     // The forged https Origin is not the own origin (http://127.0.0.1:port): no cookies are set for it.
     const answer = await login(server, 'frank', PASSWORD, { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN });
     expect(answer.status).toBe(200);
@@ -201,7 +202,7 @@ describe('CORS', () => {
 
   it('grants actual answers (errors included) to an allowed origin and to the own origin, and nothing to another', async () => {
     const server = await fresh({ allowedOrigins: [ALLOWED] });
-    await server.ask('UserStore', 'Create', { username: 'gina', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'gina', password: PASSWORD, role: 'user' });
     const ok = await login(server, 'gina', PASSWORD, { Origin: ALLOWED });
     expect(ok.status).toBe(200);
     expect(ok.headers['access-control-allow-origin']).toBe(ALLOWED);

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { defineActor } from '../src/actors/define.js';
 import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
 import { refusedUpgrade } from './helpers.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 const ADMIN_PASSWORD = 'the admin has a long password';
 
@@ -23,7 +24,7 @@ describe('a guest flooding UserStore.Update from 20 sockets', () => {
   beforeAll(async () => {
     // A short ask timeout, so part of the flood times out; the rate limit is the default (100/s, burst 200).
     server = await startTestServer({ config: { askTimeoutMs: 1500 } });
-    await server.ask('UserStore', 'Create', { username: 'root', password: ADMIN_PASSWORD, role: 'admin' });
+    await server.ask(UserStore.Create, { username: 'root', password: ADMIN_PASSWORD, role: 'admin' });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close()));
@@ -207,9 +208,9 @@ describe('a Subscribe still queued when its connection closes', () => {
   const Busy = defineActor({
     name: 'Busy',
     state: () => ({}),
+    events: { Ticked: z.object({}) },
     messages: (message) => ({
       Hold: message({ allow: 'any', payload: z.object({}), handle: async () => (await gate.open.promise, { held: true }) }),
-      Subscribe: message({ allow: 'any', payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
     }),
   });
 

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import type { WriteOp } from '../src/store/store.js';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { httpRequester } from './helpers.js';
+import { SessionStore } from '../src/actors/session-store.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
 
@@ -161,7 +163,7 @@ describe('refresh decision order (SPEC §9)', () => {
       const s = await server.core.store.get<Record<string, unknown>>('sessions', sid);
       await server.core.store.put('sessions', sid, { ...s!, expiresAt: Date.now() - 1000 });
     });
-  const revoke = (sid: string) => server.ask('SessionStore', 'Revoke', { sid });
+  const revoke = (sid: string) => server.ask(SessionStore.Revoke, { sid });
   const rotateOk = async (token: string) => {
     const a = await refresh(server, token);
     if (a.status !== 200) throw new Error(`refresh failed: ${a.status} ${JSON.stringify(a.body)}`);
@@ -219,7 +221,7 @@ describe('refresh decision order (SPEC §9)', () => {
     },
     {
       name: 'blocked by UserStore.Block (which revokes the sessions) → SESSION_REVOKED',
-      token: async (s) => (await server.ask('UserStore', 'Block', { uid: s.uid }), s.refreshToken),
+      token: async (s) => (await server.ask(UserStore.Block, { uid: s.uid }), s.refreshToken),
       status: 401,
       code: 'SESSION_REVOKED',
       revokes: false,
@@ -547,7 +549,7 @@ describe('cookie refresh (browser)', () => {
   beforeAll(async () => {
     server = await startTestServer({ config: { refreshGraceS: 1 } });
     username = `cookie${randomUUID().slice(0, 8)}`;
-    await server.ask('UserStore', 'Create', { username, password, role: 'user' });
+    await server.ask(UserStore.Create, { username, password, role: 'user' });
   });
   afterAll(async () => {
     await server?.close();

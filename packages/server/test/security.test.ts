@@ -12,6 +12,9 @@ import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { limiterKey } from '../src/auth/client-address.js';
 import { refusedUpgrade } from './helpers.js';
+import { SessionStore } from '../src/actors/session-store.js';
+import { UserStore } from '../src/actors/user-store.js';
+import { SYSTEM_CALLER } from '../src/actors/define.js';
 
 const PASSWORD = 'the right password';
 
@@ -46,7 +49,7 @@ describe('the login limiter', () => {
     const server = await fresh({ config: { loginMaxFailures: 10 } });
     for (let round = 0; round < 3; round++) {
       const name = `victim${round}`;
-      await server.ask('UserStore', 'Create', { username: name, password: PASSWORD, role: 'user' });
+      await server.ask(UserStore.Create, { username: name, password: PASSWORD, role: 'user' });
       const guesses = Array.from({ length: 40 }, (_, i) => (i === 35 ? PASSWORD : `wrong guess ${i}`));
       const answers = await Promise.all(guesses.map((g) => login(server, name, g, `203.0.113.${round + 1}`)));
       const checked = answers.filter((a) => a.status !== 429);
@@ -59,7 +62,7 @@ describe('the login limiter', () => {
 
   it('counts the client address a trusted proxy appended, not what the client wrote before it', async () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
-    await server.ask('UserStore', 'Create', { username: 'carol', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'carol', password: PASSWORD, role: 'user' });
     // A different made-up first hop each time: all of them are the one client 203.0.113.50.
     for (let i = 0; i < 3; i++) expect((await login(server, 'carol', 'nope', `198.51.100.${i}, 203.0.113.50`)).status).toBe(401);
     expect((await login(server, 'carol', PASSWORD, `198.51.100.99, 203.0.113.50`)).status).toBe(429);
@@ -74,7 +77,7 @@ describe('the login limiter', () => {
     expect(limiterKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
     expect(limiterKey('203.0.113.7')).toBe('203.0.113.7');
     const server = await fresh({ config: { loginMaxFailures: 3 } });
-    await server.ask('UserStore', 'Create', { username: 'ivy', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'ivy', password: PASSWORD, role: 'user' });
     // A new address of the same /64 for every guess: still one client.
     for (let i = 1; i <= 3; i++) expect((await login(server, `nobody${i}`, 'nope', `2001:db8:7:7::${i}`)).status).toBe(401);
     expect((await login(server, 'ivy', PASSWORD, '2001:db8:7:7:ffff::99')).status).toBe(429);
@@ -83,8 +86,8 @@ describe('the login limiter', () => {
 
   it('never locks a user (an admin) out of a device they logged in from before; new devices and the attacker stay locked', async () => {
     const server = await fresh({ config: { loginMaxFailures: 5 } });
-    const admin = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'admin', password: PASSWORD, role: 'admin' });
-    await server.ask('UserStore', 'Create', { username: 'alice', password: PASSWORD, role: 'user' });
+    const admin = await server.ask(UserStore.Create, { username: 'admin', password: PASSWORD, role: 'admin' });
+    await server.ask(UserStore.Create, { username: 'alice', password: PASSWORD, role: 'user' });
     // The admin's browser and alice's laptop each got a device id at an earlier login.
     const browser = (await login(server, 'admin', PASSWORD, '203.0.113.10')).body.deviceId as string;
     const alicesLaptop = (await login(server, 'alice', PASSWORD, '203.0.113.11')).body.deviceId as string;
@@ -112,7 +115,7 @@ describe('the login limiter', () => {
 
   it('locks known and unknown usernames on the same attempt with the same body', async () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
-    await server.ask('UserStore', 'Create', { username: 'dave', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'dave', password: PASSWORD, role: 'user' });
     const runs = await Promise.all(
       ['dave', 'nobody'].map(async (name, k) => {
         const statuses: number[] = [];
@@ -132,7 +135,7 @@ describe('the login limiter', () => {
 describe('the login limiter, continued', () => {
   it('limits a known device too: its id stops buying password checks for the locked username after the limit, from any address', async () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
-    await server.ask('UserStore', 'Create', { username: 'frank', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'frank', password: PASSWORD, role: 'user' });
     const laptop = (await login(server, 'frank', PASSWORD, '203.0.113.40')).body.deviceId as string;
     // The username is locked from elsewhere …
     for (let i = 0; i < 3; i++) expect((await login(server, 'frank', `guess ${i}`, `203.0.113.${41 + i}`)).status).toBe(401);
@@ -144,7 +147,7 @@ describe('the login limiter, continued', () => {
 
   it('does not hold an attempt that failed for another reason than the password (a timeout) against the caller', async () => {
     const server = await fresh({ config: { loginMaxFailures: 1, askTimeoutMs: 100 } });
-    const slowAsk = (username: string) => server.core.registry.ask('UserStore', 'Create', { username, password: PASSWORD, role: 'user' }, { timeoutMs: 10_000 });
+    const slowAsk = (username: string) => server.core.registry.askAs(SYSTEM_CALLER, UserStore.Create, { username, password: PASSWORD, role: 'user' }, 10_000);
     await slowAsk('gina');
     // UserStore hashes a new user's password in its mailbox (a few hundred ms): a login behind it times out.
     const busy = slowAsk('busy');
@@ -164,7 +167,7 @@ describe('the login limiter, continued', () => {
     const admin = await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken);
     for (let round = 0; round < 5; round++) {
       const name = `hank${round}`;
-      const user = await server.ask<{ uid: string }>('UserStore', 'Create', { username: name, password: PASSWORD, role: 'user' });
+      const user = await server.ask(UserStore.Create, { username: name, password: PASSWORD, role: 'user' });
       // The login reads the old hash first; the change is queued right behind it and lands while it verifies.
       const attempt = login(server, name, PASSWORD, '203.0.113.90');
       // 30 ms: the login has read the old hash and is verifying it when the change is queued. (Whatever the timing,
@@ -208,7 +211,7 @@ describe('devices', () => {
   it('gives two clients without a device id different fingerprints; blocking one row blocks exactly that user', async () => {
     const server = await fresh({ config: { loginMaxFailures: 1000 } });
     const admin = await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken);
-    const alice = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'alice', password: PASSWORD, role: 'user' });
+    const alice = await server.ask(UserStore.Create, { username: 'alice', password: PASSWORD, role: 'user' });
     const headers = { 'User-Agent': 'Same/1.0', 'Accept-Language': 'en' };
     // A guest and alice, same headers, neither sending a device id.
     const guest = await post(server, '/auth/guest', {}, headers);
@@ -227,7 +230,7 @@ describe('devices', () => {
     expect((await post(server, '/auth/login', { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(200);
 
     // A device used by two users has a row each; a block names the row, and hits only that row's user.
-    await server.ask('UserStore', 'Create', { username: 'bob', password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: 'bob', password: PASSWORD, role: 'user' });
     const b = await post(server, '/auth/login', { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, headers);
     const shared = await fpOf(b.body.sid);
     expect(shared).toBe(await fpOf(a.body.sid));
@@ -369,7 +372,7 @@ describe('names people read', () => {
 describe('password hashes', () => {
   it('are scrypt N=2^17; an older, cheaper hash still logs in and is replaced at that login', async () => {
     const server = await fresh();
-    const user = await server.ask<{ uid: string }>('UserStore', 'Create', { username: 'erin', password: PASSWORD, role: 'user' });
+    const user = await server.ask(UserStore.Create, { username: 'erin', password: PASSWORD, role: 'user' });
     expect((await server.core.store.get<UserRecord>('users', user.uid))!.passwordHash).toMatch(/^scrypt\$131072\$8\$1\$/);
     // A hash from before (N=2^14), of the same password.
     const { scrypt } = await import('node:crypto');
@@ -398,7 +401,7 @@ describe('GET /metrics', () => {
     expect(await get(server)).toBe(401);
     expect(await get(server, (await issueSession(server)).accessToken)).toBe(403);
     expect(await get(server, admin.accessToken)).toBe(200);
-    await server.ask('SessionStore', 'Revoke', { sid: admin.sid });
+    await server.ask(SessionStore.Revoke, { sid: admin.sid });
     expect(await get(server, admin.accessToken)).toBe(401);
   });
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { SessionRecord } from '../src/actors/records.js';
 import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 interface Login {
   uid: string;
@@ -61,7 +62,7 @@ function capScenario(cap: number, extra: number): void {
     server = await startTestServer({ config: { loginMaxFailures: 10_000, ...(cap === 20 ? {} : { maxSessionsPerUser: cap }) } });
     expect(server.config.maxSessionsPerUser).toBe(cap);
     username = `capped${cap}`;
-    uid = (await server.ask<{ uid: string }>('UserStore', 'Create', { username, password: PASSWORD, role: 'user' })).uid;
+    uid = (await server.ask(UserStore.Create, { username, password: PASSWORD, role: 'user' })).uid;
   });
   afterAll(async () => {
     await Promise.all(sockets.map((c) => c.close()));
@@ -138,7 +139,7 @@ function capScenario(cap: number, extra: number): void {
   });
 
   it('other users are not affected by this user’s cap', async () => {
-    await server.ask('UserStore', 'Create', { username: `${username}-other`, password: PASSWORD, role: 'user' });
+    await server.ask(UserStore.Create, { username: `${username}-other`, password: PASSWORD, role: 'user' });
     const other = await login(server, `${username}-other`, 'device-other');
     const all = await sessionsOf(server, uid);
     expect([...all.values()].filter((s) => s.revokedAt === null)).toHaveLength(cap);

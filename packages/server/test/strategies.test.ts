@@ -10,6 +10,7 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import WebSocket from 'ws';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { refusedUpgrade, storeContents, storeFileBytes } from './helpers.js';
+import { SessionStore } from '../src/actors/session-store.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
 
@@ -244,7 +245,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       return { records: await storeContents(server), file: (await storeFileBytes(server)).toString('base64') };
     }
 
-    const liveConnections = async () => (await server.ask<{ connections: number }>('SessionStore', 'Stats')).connections;
+    const liveConnections = async () => (await server.ask(SessionStore.Stats)).connections;
 
     /** Runs `n` requests, `batch` at a time (every socket is closed before the next batch). */
     async function inBatches(n: number, batch: number, one: (i: number) => Promise<Answer>): Promise<Answer[]> {
@@ -259,7 +260,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       // More sessions, one of them revoked, so the store has something to lose.
       const users = [a, b, ...(await Promise.all([1, 2, 3].map(() => issueSession(server, { role: 'user' }))))];
       const revoked = await issueSession(server, { role: 'user' });
-      await server.ask('SessionStore', 'Revoke', { sid: revoked.sid });
+      await server.ask(SessionStore.Revoke, { sid: revoked.sid });
       const spent = await ticketFor(a);
       expect((await upgrade(server, { query: `?ticket=${spent}` })).status).toBe(101);
       for (const c of clients.splice(0)) await c.close();

@@ -17,6 +17,8 @@ import { deriveKeys } from '../src/auth/secret.js';
 import { AUDIENCE, ISSUER } from '../src/auth/tokens.js';
 import { issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
 import { storeContents, storeFileBytes } from './helpers.js';
+import { SessionStore } from '../src/actors/session-store.js';
+import { UserStore } from '../src/actors/user-store.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
 
@@ -78,7 +80,7 @@ async function snapshot() {
   };
 }
 
-const liveConnections = async () => (await server.ask<{ connections: number }>('SessionStore', 'Stats')).connections;
+const liveConnections = async () => (await server.ask(SessionStore.Stats)).connections;
 
 /** Signs an access token the way the server would, with any of its parts replaced. */
 async function accessToken(
@@ -200,7 +202,7 @@ const cases: Case[] = [
     code: 'SESSION_REVOKED',
     prepare: async () => {
       const s = await issueSession(server);
-      await server.ask('SessionStore', 'Revoke', { sid: s.sid });
+      await server.ask(SessionStore.Revoke, { sid: s.sid });
       return { headers: bearer(s.accessToken) };
     },
   },
@@ -235,7 +237,7 @@ const cases: Case[] = [
     code: 'SESSION_REVOKED',
     prepare: async () => {
       const s = await issueSession(server);
-      await server.ask('UserStore', 'Block', { uid: s.uid });
+      await server.ask(UserStore.Block, { uid: s.uid });
       return { headers: bearer(s.accessToken) };
     },
   },

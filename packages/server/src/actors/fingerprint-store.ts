@@ -10,10 +10,10 @@ import { z } from 'zod';
 import { ErrorCode } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { defineActor } from './define.js';
-import { limitSchema, page } from './paging.js';
-import { deviceRows, fingerprintView, type FingerprintRecord } from './records.js';
-import { FINGERPRINT_STORE, USER_STORE } from './user-store.js';
+import { defineActor, type Forward } from './define.js';
+import { allPages, limitSchema, page } from './paging.js';
+import { deviceRows, fingerprintView, fingerprintViewSchema, type FingerprintRecord, type FingerprintView, type UserView } from './records.js';
+import { UserStore } from './user-store.js';
 
 const fingerprintSchema = z.string().regex(/^fp_[A-Za-z0-9_-]{1,60}$/, 'not a fingerprint');
 const rowRef = z.object({ fingerprint: fingerprintSchema, uid: z.uuid().optional() });
@@ -27,168 +27,168 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function all(store: Store): Promise<FingerprintRecord[]> {
-  const out: FingerprintRecord[] = [];
-  let after: string | undefined;
-  do {
-    const res = await store.scan<FingerprintRecord>('fingerprints', { after, limit: 500 });
-    for (const i of res.items) out.push(i.value);
-    after = res.next ?? undefined;
-  } while (after);
-  return out;
-}
-
-export function createFingerprintStore(options: { now?: () => number } = {}) {
-  const now = options.now ?? Date.now;
-
-  return defineActor({
-    name: FINGERPRINT_STORE,
-    state: () => ({}),
-    messages: (message) => {
-      /**
-       * The row an admin names: the one of `uid`, or — without a uid — the only row of the device (Get: the most
-       * recently seen). A device seen with several users is never resolved by guessing whose row was meant.
-       */
-      const resolve = async (store: Store, ref: { fingerprint: string; uid?: string | undefined }, newest = false) => {
-        const rows = (await deviceRows(store, ref.fingerprint)).map((r) => r.value);
-        const row = ref.uid !== undefined ? rows.find((r) => r.uid === ref.uid) : rows.length === 1 || newest ? rows.sort(newestFirst)[0] : undefined;
-        if (row) return row;
-        if (rows.length === 0 || ref.uid !== undefined) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such fingerprint');
-        throw new GreenroomError(ErrorCode.CONFLICT, 'this device was used by several users: name the uid of the row');
-      };
-      const setBlocked = async (ctx: { store: Store; publish(e: string, p: unknown): void }, rows: Array<{ id: string; value: FingerprintRecord }>, blocked: boolean) => {
-        const changed = rows.filter((r) => r.value.blocked !== blocked).map((r) => ({ id: r.id, value: { ...r.value, blocked } }));
-        if (changed.length === 0) return 0;
-        await ctx.store.write(changed.map((r) => ({ op: 'put', collection: 'fingerprints', id: r.id, value: r.value })));
-        for (const r of changed) ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(r.value) });
-        return changed.length;
-      };
-
-      return {
-        GetMostRecent: message({
-          allow: ['admin'],
-          payload: z.object({ limit: limitSchema, cursor: z.string().max(256).nullable().default(null) }),
-          handle: async (p, ctx) => {
-            const sorted = (await all(ctx.store)).sort(newestFirst);
-            let start = 0;
-            if (p.cursor) {
-              const [lastSeen, fingerprint, uid, extra] = p.cursor.split(':');
-              const pivot = { lastSeen: Number(lastSeen), fingerprint, uid } as FingerprintRecord;
-              if (!fingerprint || !uid || extra !== undefined || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
-              while (start < sorted.length && newestFirst(sorted[start]!, pivot) <= 0) start += 1;
-            }
-            const items = sorted.slice(start, start + p.limit);
-            const last = items[items.length - 1];
-            return page(items.map(fingerprintView), last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}:${last.uid}` : null);
-          },
-        }),
-
-        /** One row: the uid's, or the device's most recently seen. */
-        Get: message({
-          allow: ['admin'],
-          payload: rowRef,
-          handle: async (p, ctx) => fingerprintView(await resolve(ctx.store, p, true)),
-        }),
-
-        /** Blocks one row: that device for that user, and that user by uid (UserStore.Block). */
-        Block: message({
-          allow: ['admin'],
-          payload: rowRef,
-          handle: async (p, ctx) => {
-            const f = await resolve(ctx.store, p);
-            return ctx.forward(USER_STORE, 'Block', { uid: f.uid, fingerprint: f.fingerprint });
-          },
-        }),
-
-        Unblock: message({
-          allow: ['admin'],
-          payload: rowRef,
-          handle: async (p, ctx) => {
-            const f = await resolve(ctx.store, p);
-            return ctx.forward(USER_STORE, 'Unblock', { uid: f.uid });
-          },
-        }),
-
-        Subscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.subscribe(), { subscribed: true }) }),
-        Unsubscribe: message({ allow: ['admin'], payload: z.object({}), handle: (_p, ctx) => (ctx.unsubscribe(), { subscribed: false }) }),
-
-        // ---- internal ----
-
-        /** Login: records the device's row for its user; a blocked row is refused and nothing is written. */
-        Seen: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
-          handle: async (p, ctx) => {
-            const t = now();
-            const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
-            const f = row?.value;
-            if (f?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
-            const next: FingerprintRecord = f
-              ? { ...f, lastSeen: t, count: f.count + 1, ...(p.device ? { device: p.device } : {}) }
-              : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false, ...(p.device ? { device: p.device } : {}) };
-            await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
-            ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
-            return fingerprintView(next);
-          },
-        }),
-
-        /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
-        IsBlocked: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ fingerprint: z.string() }),
-          handle: async (p, ctx) => (await deviceRows(ctx.store, p.fingerprint)).some((r) => r.value.blocked),
-        }),
-
-        /** Has this user logged in from this device (by its server-issued id) before? (the login limiter asks) */
-        KnownDevice: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ device: z.string(), uid: z.string() }),
-          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'device', p.device)).some((r) => r.value.uid === p.uid),
-        }),
-
-        /** Blocks or unblocks one user's row of one device. */
-        SetBlocked: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
-          handle: async (p, ctx) => {
-            const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
-            return { changed: await setBlocked(ctx, rows, p.blocked) };
-          },
-        }),
-
-        /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
-        ForUser: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ uid: z.string() }),
-          handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => fingerprintView(r.value)),
-        }),
-
-        /** Forgets the devices of the users being deleted, in one write. */
-        DeleteForUser: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ uids: z.array(z.string()) }),
-          handle: async (p, ctx) => {
-            const rows = (await Promise.all(p.uids.map((uid) => ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', uid)))).flat();
-            await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
-            return { deleted: rows.length };
-          },
-        }),
-
-        SetBlockedForUser: message({
-          allow: [],
-          internal: true,
-          payload: z.object({ uid: z.string(), blocked: z.boolean() }),
-          handle: async (p, ctx) => {
-            return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
-          },
-        }),
-      };
-    },
+function all(store: Store): Promise<FingerprintRecord[]> {
+  return allPages(async (after) => {
+    const res = await store.scan<FingerprintRecord>('fingerprints', { after: after ?? undefined, limit: 500 });
+    return { items: res.items.map((i) => i.value), next: res.next };
   });
 }
+
+export interface FingerprintStoreOptions {
+  now?: () => number;
+}
+
+type State = { now: () => number };
+/** What the helpers below need of a handler's context. */
+type Ctx = { store: Store; publish: (event: 'FingerprintChanged', payload: { fingerprint: FingerprintView }) => void };
+
+/**
+ * The row an admin names: the one of `uid`, or — without a uid — the only row of the device (Get: the most
+ * recently seen). A device seen with several users is never resolved by guessing whose row was meant.
+ */
+async function resolve(store: Store, ref: { fingerprint: string; uid?: string | undefined }, newest = false): Promise<FingerprintRecord> {
+  const rows = (await deviceRows(store, ref.fingerprint)).map((r) => r.value);
+  const row = ref.uid !== undefined ? rows.find((r) => r.uid === ref.uid) : rows.length === 1 || newest ? rows.sort(newestFirst)[0] : undefined;
+  if (row) return row;
+  if (rows.length === 0 || ref.uid !== undefined) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such fingerprint');
+  throw new GreenroomError(ErrorCode.CONFLICT, 'this device was used by several users: name the uid of the row');
+}
+
+async function setBlocked(ctx: Ctx, rows: Array<{ id: string; value: FingerprintRecord }>, blocked: boolean): Promise<number> {
+  const changed = rows.filter((r) => r.value.blocked !== blocked).map((r) => ({ id: r.id, value: { ...r.value, blocked } }));
+  if (changed.length === 0) return 0;
+  await ctx.store.write(changed.map((r) => ({ op: 'put', collection: 'fingerprints', id: r.id, value: r.value })));
+  for (const r of changed) ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(r.value) });
+  return changed.length;
+}
+
+export const FingerprintStore = defineActor({
+  name: 'FingerprintStore',
+  state: (_ctx, options: FingerprintStoreOptions): State => ({ now: options.now ?? Date.now }),
+  events: { FingerprintChanged: z.object({ fingerprint: fingerprintViewSchema }) },
+  subscribers: ['admin'],
+  messages: (message) => {
+    return {
+      GetMostRecent: message({
+        allow: ['admin'],
+        payload: z.object({ limit: limitSchema, cursor: z.string().max(256).nullable().default(null) }),
+        handle: async (p, ctx) => {
+          const sorted = (await all(ctx.store)).sort(newestFirst);
+          let start = 0;
+          if (p.cursor) {
+            const [lastSeen, fingerprint, uid, extra] = p.cursor.split(':');
+            const pivot = { lastSeen: Number(lastSeen), fingerprint, uid } as FingerprintRecord;
+            if (!fingerprint || !uid || extra !== undefined || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
+            while (start < sorted.length && newestFirst(sorted[start]!, pivot) <= 0) start += 1;
+          }
+          const items = sorted.slice(start, start + p.limit);
+          const last = items[items.length - 1];
+          return page(items.map(fingerprintView), last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}:${last.uid}` : null);
+        },
+      }),
+
+      /** One row: the uid's, or the device's most recently seen. */
+      Get: message({
+        allow: ['admin'],
+        payload: rowRef,
+        handle: async (p, ctx) => fingerprintView(await resolve(ctx.store, p, true)),
+      }),
+
+      /** Blocks one row: that device for that user, and that user by uid (UserStore.Block). */
+      Block: message({
+        allow: ['admin'],
+        payload: rowRef,
+        handle: async (p, ctx): Promise<Forward<UserView>> => {
+          const f = await resolve(ctx.store, p);
+          return ctx.forward(UserStore.Block, { uid: f.uid, fingerprint: f.fingerprint });
+        },
+      }),
+
+      Unblock: message({
+        allow: ['admin'],
+        payload: rowRef,
+        handle: async (p, ctx): Promise<Forward<UserView>> => {
+          const f = await resolve(ctx.store, p);
+          return ctx.forward(UserStore.Unblock, { uid: f.uid });
+        },
+      }),
+
+      // ---- internal ----
+
+      /** Login: records the device's row for its user; a blocked row is refused and nothing is written. */
+      Seen: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
+        handle: async (p, ctx) => {
+          const t = ctx.state.now();
+          const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
+          const f = row?.value;
+          if (f?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
+          const next: FingerprintRecord = f
+            ? { ...f, lastSeen: t, count: f.count + 1, ...(p.device ? { device: p.device } : {}) }
+            : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false, ...(p.device ? { device: p.device } : {}) };
+          await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
+          ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
+          return fingerprintView(next);
+        },
+      }),
+
+      /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
+      IsBlocked: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ fingerprint: z.string() }),
+        handle: async (p, ctx) => (await deviceRows(ctx.store, p.fingerprint)).some((r) => r.value.blocked),
+      }),
+
+      /** Has this user logged in from this device (by its server-issued id) before? (the login limiter asks) */
+      KnownDevice: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ device: z.string(), uid: z.string() }),
+        handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'device', p.device)).some((r) => r.value.uid === p.uid),
+      }),
+
+      /** Blocks or unblocks one user's row of one device. */
+      SetBlocked: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
+        handle: async (p, ctx) => {
+          const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
+          return { changed: await setBlocked(ctx, rows, p.blocked) };
+        },
+      }),
+
+      /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
+      ForUser: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ uid: z.string() }),
+        handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => fingerprintView(r.value)),
+      }),
+
+      /** Forgets the devices of the users being deleted, in one write. */
+      DeleteForUser: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ uids: z.array(z.string()) }),
+        handle: async (p, ctx) => {
+          const rows = (await Promise.all(p.uids.map((uid) => ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', uid)))).flat();
+          await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
+          return { deleted: rows.length };
+        },
+      }),
+
+      SetBlockedForUser: message({
+        allow: [],
+        internal: true,
+        payload: z.object({ uid: z.string(), blocked: z.boolean() }),
+        handle: async (p, ctx) => {
+          return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
+        },
+      }),
+    };
+  },
+});

@@ -10,3 +10,15 @@ export const pageRequest = z.object({ cursor: cursorSchema, limit: limitSchema }
 export function page<T>(items: T[], nextCursor: string | null): Page<T> {
   return { items, nextCursor };
 }
+
+/** Every item of a paged read, page after page (for the server's own full scans: cleanup, stats, the CLI's list). */
+export async function allPages<T>(read: (cursor: string | null) => Promise<{ items: T[]; next: string | null }>): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { items: T[]; next: string | null } = await read(cursor);
+    out.push(...res.items);
+    cursor = res.next;
+  } while (cursor !== null);
+  return out;
+}

@@ -3,11 +3,12 @@
  * milliseconds. Users are keyed by uid, sessions by sid, fingerprints by their hash; whatever refers to a user
  * holds its uid.
  */
+import { z } from 'zod';
 import type { FingerprintView, SessionEnd, SessionView, UserView } from '@greenroom/protocol';
 import type { Store } from '../store/store.js';
 import type { Role } from './define.js';
 
-export type { SessionView, UserView };
+export type { FingerprintView, SessionView, UserView };
 
 /** A stored user: its wire view plus what never goes on the wire. */
 export interface UserRecord extends UserView {
@@ -65,3 +66,36 @@ export async function deviceRows(store: Store, fingerprint: string): Promise<Arr
 export function isLive(s: SessionRecord, now: number): boolean {
   return s.revokedAt === null && s.expiresAt > now && s.absoluteExpiresAt > now;
 }
+
+// The views as schemas, for the events' JSON Schema (GET /actors); typed against the protocol's views.
+export const userViewSchema: z.ZodType<UserView> = z.object({
+  uid: z.string(),
+  username: z.string(),
+  displayName: z.string(),
+  role: z.string(),
+  blocked: z.boolean(),
+  created: z.number(),
+  lastLogin: z.number().nullable(),
+});
+
+export const sessionViewSchema: z.ZodType<SessionView> = z.object({
+  sid: z.string(),
+  uid: z.string(),
+  fingerprint: z.string(),
+  created: z.number(),
+  lastUsed: z.number(),
+  expiresAt: z.number(),
+  revokedAt: z.number().nullable(),
+  revokeReason: z.enum(['revoked', 'expired', 'evicted', 'logout', 'blocked']).nullable(),
+  connections: z.number(),
+  current: z.boolean().optional(),
+});
+
+export const fingerprintViewSchema: z.ZodType<FingerprintView> = z.object({
+  fingerprint: z.string(),
+  uid: z.string(),
+  firstSeen: z.number(),
+  lastSeen: z.number(),
+  count: z.number(),
+  blocked: z.boolean(),
+});

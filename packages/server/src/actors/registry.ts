@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { GreenroomError, toPublicError } from '../errors.js';
 import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
 import type { Store } from '../store/store.js';
-import { allows, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type Caller, type MessageDef } from './define.js';
+import { allows, definitionOf, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type AnyActor, type Caller, type MessageDef, type MessageRef, type PayloadArg, type SubscriptionControl } from './define.js';
 
 /** A connection that can receive pushes; `caller` reflects its current role. */
 export interface Subscriber {
@@ -28,7 +28,7 @@ export interface Subscriber {
 export type Reply = (error: GreenroomError | null, result?: unknown) => void;
 
 interface Envelope {
-  readonly message: MessageDef<unknown, unknown>;
+  readonly message: MessageDef<unknown, any>;
   readonly payload: unknown;
   readonly caller: Caller;
   readonly origin: Subscriber | undefined;
@@ -63,11 +63,12 @@ export class ActorRegistry {
     private readonly options: RegistryOptions,
   ) {}
 
-  /** Builds the actor's state and starts its mailbox. */
-  async add(definition: ActorDefinition<any>): Promise<void> {
+  /** Builds the actor's state (with `deps`, for an actor that takes them) and starts its mailbox. */
+  async add<D>(actor: AnyActor<D>, ...deps: [D] extends [void] ? [] : [deps: D]): Promise<void> {
+    const definition: ActorDefinition<unknown, D> = definitionOf(actor);
     if (this.hosts.has(definition.name)) throw new Error(`actor ${definition.name} is already registered`);
     const log = this.log.child({ actor: definition.name });
-    const state = await definition.state({ store: this.store, log });
+    const state = await definition.state({ store: this.store, log }, deps[0] as D);
     const host: Host = {
       definition,
       state,
@@ -101,10 +102,15 @@ export class ActorRegistry {
     this.enqueue(host, message, payload, caller, origin, this.withDeadline(reply, timeoutMs), Date.now() + timeoutMs);
   }
 
-  /** An ask from the server itself (or on behalf of a caller it has already authenticated). */
-  ask<R = unknown>(to: string, type: string, payload: unknown = {}, options: { caller?: Caller; timeoutMs?: number } = {}): Promise<R> {
+  /** An ask from the server itself. */
+  ask<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Promise<R> {
+    return this.askAs(SYSTEM_CALLER, ref, (payload[0] ?? {}) as P);
+  }
+
+  /** An ask on behalf of a caller the server has already authenticated (the admin socket's operator). */
+  askAs<P, R>(caller: Caller, ref: MessageRef<P, R>, payload: NoInfer<P>, timeoutMs?: number): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.dispatch(to, type, payload, options.caller ?? SYSTEM_CALLER, (err, result) => (err ? reject(err) : resolve(result as R)), options.timeoutMs);
+      this.dispatch(ref.actor, ref.type, payload, caller, (err, result) => (err ? reject(err) : resolve(result as R)), timeoutMs);
     });
   }
 
@@ -118,7 +124,7 @@ export class ActorRegistry {
 
   private enqueue(
     host: Host,
-    message: MessageDef<unknown, unknown>,
+    message: MessageDef<unknown, any>,
     payload: unknown,
     caller: Caller,
     origin: Subscriber | undefined,
@@ -164,7 +170,7 @@ export class ActorRegistry {
       if (result instanceof Forward) {
         // The mailbox is freed now; the other actor answers the original caller. It runs as the server itself,
         // remembering whom for.
-        this.dispatch(result.actor, result.type, result.payload, forwardedFor(env.caller), env.reply);
+        this.dispatch(result.ref.actor, result.ref.type, result.payload, forwardedFor(env.caller), env.reply);
       } else {
         env.reply(null, result === undefined ? null : result);
       }
@@ -178,7 +184,7 @@ export class ActorRegistry {
   publish(actor: string, event: string, payload: unknown): void {
     const host = this.hosts.get(actor);
     if (!host || host.subscribers.size === 0) return;
-    const rule = host.definition.messages[host.definition.subscribeMessage ?? 'Subscribe']?.allow ?? [];
+    const rule = host.definition.subscribers;
     const frame: PushFrame = { event, from: actor, payload };
     for (const [id, sub] of host.subscribers) {
       if (allows(rule, sub.caller)) sub.push(frame);
@@ -212,7 +218,7 @@ function forwardedFor(caller: Caller): Caller {
   return caller.system ? caller : Object.freeze({ ...SYSTEM_CALLER, via: caller.via ?? caller });
 }
 
-class Context implements ActorContext<unknown> {
+class Context implements ActorContext<unknown>, SubscriptionControl {
   constructor(
     private readonly registry: ActorRegistry,
     private readonly host: Host,
@@ -229,11 +235,11 @@ class Context implements ActorContext<unknown> {
   get store(): Store {
     return this.registry.store;
   }
-  ask<R>(actor: string, type: string, payload?: unknown): Promise<R> {
-    return this.registry.ask<R>(actor, type, payload ?? {});
+  ask<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Promise<R> {
+    return this.registry.ask(ref, ...payload);
   }
-  forward(actor: string, type: string, payload?: unknown): Forward {
-    return new Forward(actor, type, payload ?? {});
+  forward<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Forward<R> {
+    return new Forward<R>(ref, payload[0] ?? {});
   }
   publish(event: string, payload: unknown): void {
     this.registry.publish(this.host.definition.name, event, payload);

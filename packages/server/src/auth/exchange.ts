@@ -13,7 +13,8 @@ import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { UserView } from '../actors/records.js';
-import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
+import { FingerprintStore } from '../actors/fingerprint-store.js';
+import { UserStore } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
 import type { AttemptWindows } from './attempt-windows.js';
@@ -65,7 +66,7 @@ export class ExchangeService {
       throw err;
     }
     this.windows.refund(counted);
-    const { user, created } = await this.registry.ask<{ user: UserView; created: boolean }>(USER_STORE, 'Exchange', {
+    const { user, created } = await this.registry.ask(UserStore.Exchange, {
       issuer: identity.issuer,
       subject: identity.subject,
       role: identity.role,
@@ -75,7 +76,7 @@ export class ExchangeService {
     if (created) logSecurityEvent(this.log, 'user.created-by-exchange', { by: 'system', target: { uid: user.uid }, from, role: user.role });
     const deviceId = this.devices.verify(body.deviceId) ?? this.devices.issue();
     const fingerprint = this.devices.fingerprint(deviceId, req.headers);
-    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
+    await this.registry.ask(FingerprintStore.Seen, { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
     return { ...(await this.login.open(user.uid, fingerprint)), deviceId };
   }
 }

@@ -9,8 +9,9 @@ import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { SessionRecord, UserRecord } from '../actors/records.js';
-import { SESSION_STORE } from '../actors/session-store.js';
-import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
+import { SessionStore } from '../actors/session-store.js';
+import { FingerprintStore } from '../actors/fingerprint-store.js';
+import { UserStore } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
 import type { AttemptWindows } from './attempt-windows.js';
@@ -47,7 +48,7 @@ export class LoginService {
   async login(body: z.infer<typeof loginBody>, req: IncomingMessage): Promise<TokenPair> {
     const device = this.devices.verify(body.deviceId);
     let lookup: Promise<UserRecord | null> | undefined;
-    const findUser = () => (lookup ??= this.registry.ask<UserRecord | null>(USER_STORE, 'FindForLogin', { username: body.username }));
+    const findUser = () => (lookup ??= this.registry.ask(UserStore.FindForLogin, { username: body.username }));
     const address = this.clientAddress(req);
     const deviceKey = device === null ? undefined : this.devices.deviceKey(device);
     const attempt = await this.limiter.begin(
@@ -55,7 +56,7 @@ export class LoginService {
       limiterKey(address),
       async () => {
         const user = await findUser();
-        return !!user && deviceKey !== undefined && this.registry.ask<boolean>(FINGERPRINT_STORE, 'KnownDevice', { device: deviceKey, uid: user.uid });
+        return !!user && deviceKey !== undefined && this.registry.ask(FingerprintStore.KnownDevice, { device: deviceKey, uid: user.uid });
       },
       deviceKey,
     );
@@ -84,12 +85,12 @@ export class LoginService {
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
     if (needsRehash(user.passwordHash!)) {
       // Hashed here, not in UserStore's mailbox; stored only if the password has not changed meanwhile.
-      await this.registry.ask(USER_STORE, 'ReplaceHash', { uid: user.uid, from: user.passwordHash, to: await hashPassword(body.password) });
+      await this.registry.ask(UserStore.ReplaceHash, { uid: user.uid, from: user.passwordHash!, to: await hashPassword(body.password) });
     }
     const deviceId = device ?? this.devices.issue();
     const fingerprint = this.devices.fingerprint(deviceId, req.headers);
-    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
-    await this.registry.ask(USER_STORE, 'RecordLogin', { uid: user.uid });
+    await this.registry.ask(FingerprintStore.Seen, { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
+    await this.registry.ask(UserStore.RecordLogin, { uid: user.uid });
     // SessionStore refuses the session if the password changed since it was checked here (a login racing a reset).
     return { ...(await this.open(user.uid, fingerprint, user.passwordChangedAt ?? null)), deviceId };
   }
@@ -103,17 +104,17 @@ export class LoginService {
     this.guestWindows.count([address]);
     const deviceId = this.devices.verify(body.deviceId) ?? this.devices.issue();
     const fingerprint = this.devices.fingerprint(deviceId, req.headers);
-    if (await this.registry.ask<boolean>(FINGERPRINT_STORE, 'IsBlocked', { fingerprint })) {
+    if (await this.registry.ask(FingerprintStore.IsBlocked, { fingerprint })) {
       throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
     }
-    const user = await this.registry.ask<{ uid: string }>(USER_STORE, 'CreateGuest', {});
-    await this.registry.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
+    const user = await this.registry.ask(UserStore.CreateGuest, {});
+    await this.registry.ask(FingerprintStore.Seen, { fingerprint, uid: user.uid, device: this.devices.deviceKey(deviceId) });
     return { ...(await this.open(user.uid, fingerprint)), deviceId };
   }
 
   /** Creates the session (SessionStore re-checks blocks inside its mailbox) and signs its first access token. */
   async open(uid: string, fingerprint: string, passwordChangedAt?: number | null): Promise<TokenPair> {
-    const created = await this.registry.ask<{ session: SessionRecord; refreshToken: string; role: string }>(SESSION_STORE, 'Create', {
+    const created = await this.registry.ask(SessionStore.Create, {
       uid,
       fingerprint,
       ...(passwordChangedAt !== undefined ? { passwordChangedAt } : {}),

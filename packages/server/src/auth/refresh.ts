@@ -13,7 +13,7 @@
 import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { ActorRegistry } from '../actors/registry.js';
 import { isLive, type SessionRecord, type UserRecord } from '../actors/records.js';
-import { SESSION_STORE } from '../actors/session-store.js';
+import { SessionStore } from '../actors/session-store.js';
 import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
@@ -58,10 +58,10 @@ export class RefreshService {
     const outcome = await this.locks.run(parsed.sid, () => this.decide(parsed.sid, token));
     if ('reuse' in outcome) {
       // Outside the session's queue: SessionStore takes it again to revoke, then closes the sockets (4001 revoked).
-      await this.registry.ask(SESSION_STORE, 'End', { sid: parsed.sid, reason: 'revoked' });
+      await this.registry.ask(SessionStore.End, { sid: parsed.sid, reason: 'revoked' });
       throw new GreenroomError(ErrorCode.REFRESH_REUSED, 'refresh token reuse: the session is revoked');
     }
-    if (outcome.rotated) await this.registry.ask(SESSION_STORE, 'Touch', { sid: parsed.sid, expiresAt: outcome.pair.refreshExpiresAt });
+    if (outcome.rotated) await this.registry.ask(SessionStore.Touch, { sid: parsed.sid, expiresAt: outcome.pair.refreshExpiresAt });
     return outcome.pair;
   }
 

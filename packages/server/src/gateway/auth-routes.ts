@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { Logger } from 'pino';
-import { SESSION_STORE } from '../actors/session-store.js';
+import { SessionStore } from '../actors/session-store.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
@@ -108,7 +108,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
           viaCookie = presented.viaCookie;
         }
         try {
-          const { ended, uid } = await deps.registry.ask<{ ended: number; uid: string }>(SESSION_STORE, 'End', { sid, reason: 'logout' });
+          const { ended, uid } = await deps.registry.ask(SessionStore.End, { sid, reason: 'logout' });
           // The user ends their own session; a logout of a session already over changes nothing and logs nothing.
           if (ended > 0) logSecurityEvent(deps.log, 'session.logout', { by: uid, target: { uid, sid }, from: deps.login.clientAddress(req), via });
         } catch (err) {
@@ -127,7 +127,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
         const identity = await deps.auth.authenticate(req);
         // A ticket buys no ticket (else one renews itself forever), and only a live session gets one.
         if (identity.via === 'ticket') throw new GreenroomError(ErrorCode.FORBIDDEN, 'a ticket cannot be exchanged for another');
-        const { role } = await deps.registry.ask<{ role: string }>(SESSION_STORE, 'Check', { uid: identity.uid, sid: identity.sid });
+        const { role } = await deps.registry.ask(SessionStore.Check, { uid: identity.uid, sid: identity.sid });
         sendJson(res, 200, deps.tickets.issue({ ...identity, role }));
       },
     },

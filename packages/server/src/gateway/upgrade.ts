@@ -15,7 +15,7 @@ import { WebSocketServer } from 'ws';
 import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
 import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
-import { SESSION_STORE, type Principal } from '../actors/session-store.js';
+import { SessionStore, type Principal } from '../actors/session-store.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import { GreenroomError, toPublicError } from '../errors.js';
 import { Connection, type ConnectionHooks } from './connection.js';
@@ -103,7 +103,7 @@ export class Gateway {
         const identity = await this.auth.authenticate(req);
         connection = new Connection(connectionId(), this.hooks);
         const address = this.auth.clientAddress(req);
-        const principal = await this.registry.ask<Principal>(SESSION_STORE, 'Register', { connection, uid: identity.uid, sid: identity.sid, address });
+        const principal = await this.registry.ask(SessionStore.Register, { connection, uid: identity.uid, sid: identity.sid, address });
         // The session may have ended, or the client gone, while we waited: then no 101.
         if (connection.pendingClose) throw closeToError(connection.pendingClose);
         if (socket.destroyed || !this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
@@ -136,7 +136,7 @@ export class Gateway {
   }
 
   private unregister(connectionId: string): void {
-    this.registry.ask(SESSION_STORE, 'Unregister', { connectionId }).catch((err) => this.log.warn({ err }, 'unregister failed'));
+    this.registry.ask(SessionStore.Unregister, { connectionId }).catch((err) => this.log.warn({ err }, 'unregister failed'));
   }
 
   get isAccepting(): boolean {

@@ -11,7 +11,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import WebSocket from 'ws';
 import { parseServerFrame, type ErrorBody, type PushFrame, type TokenPair } from '@greenroom/protocol';
-import { FINGERPRINT_STORE, USER_STORE } from '../actors/user-store.js';
+import { FingerprintStore } from '../actors/fingerprint-store.js';
+import { UserStore } from '../actors/user-store.js';
 import type { UserView } from '../actors/records.js';
 import { createLogger } from '../log.js';
 import { Greenroom, type AttachOptions, type GreenroomOptions } from '../server.js';
@@ -69,13 +70,13 @@ export async function issueSession(
   let uid = options.uid;
   let username = options.username ?? `user${process.pid}x${++counter}x${randomBytes(3).toString('hex')}`;
   if (!uid) {
-    const user = await server.ask<UserView>(USER_STORE, 'Provision', { username, role: options.role ?? 'user' });
+    const user = await server.ask(UserStore.Provision, { username, role: options.role ?? 'user' });
     uid = user.uid;
   } else {
-    username = (await server.ask<UserView>(USER_STORE, 'Get', { uid })).username;
+    username = (await server.ask(UserStore.Get, { uid })).username;
   }
   const fingerprint = options.fingerprint ?? `fp_${randomBytes(12).toString('base64url')}`;
-  await server.ask(FINGERPRINT_STORE, 'Seen', { fingerprint, uid });
+  await server.ask(FingerprintStore.Seen, { fingerprint, uid });
   const session = await server.core.login.open(uid, fingerprint);
   return { ...session, fingerprint, username };
 }
