@@ -31,6 +31,7 @@ import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError, GreenroomError } from './errors.js';
 import { attachToServer, type AnyHttpServer } from './gateway/attach.js';
+import { actorsRoute } from './gateway/actors-route.js';
 import { authRoutes } from './gateway/auth-routes.js';
 import { withCors } from './gateway/cors.js';
 import { onClientError } from './gateway/client-error.js';
@@ -329,6 +330,7 @@ export class Greenroom {
               },
             },
           ]),
+      actorsRoute({ registry, auth }),
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords, basePath: config.basePath }),
     ];
     const wsPath = `${config.basePath}/ws`;

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import type { ActorTypes, MessageTypes, RoleRuleType } from '@greenroom/protocol';
+import type { MessageTypes, RoleRuleType } from '@greenroom/protocol';
 import type { Store } from '../store/store.js';
 
 export type Role = 'admin' | 'user' | 'guest' | (string & {});
@@ -110,7 +110,7 @@ type AnyMessages = Record<string, MessageDef<any, any, z.ZodType, unknown, RoleR
 
 /** The message table a client may see: internal messages left out. */
 type ClientMessages<M extends AnyMessages> = {
-  [K in keyof M as M[K] extends { internal: true } ? never : K]: MessageTypes & {
+  [K in keyof M as true extends M[K]['internal'] ? never : K]: MessageTypes & {
     payload: z.input<M[K]['payload']>;
     result: Answer<ReturnType<M[K]['handle']>>;
     allow: M[K]['allow'] extends RoleRuleType ? M[K]['allow'] : RoleRuleType;
@@ -129,7 +129,7 @@ type SubscriptionMessages<E extends EventSchemas, Sub extends RoleRule> = keyof 
 export type ActorHandle<N extends string = string, S = any, D = any, M extends AnyMessages = AnyMessages, E extends EventSchemas = EventSchemas, Sub extends RoleRule = RoleRule> = {
   readonly name: N;
   readonly [DEFINITION]: ActorDefinition<S, D>;
-  readonly '~types'?: ActorTypes & { messages: ClientMessages<M & SubscriptionMessages<E, Sub>>; events: { [K in keyof E]: z.output<E[K]> } };
+  readonly '~types'?: { messages: ClientMessages<M & SubscriptionMessages<E, Sub>>; events: { [K in keyof E]: z.output<E[K]> } };
 } & { readonly [K in keyof (M & SubscriptionMessages<E, Sub>)]: MessageRef<z.input<(M & SubscriptionMessages<E, Sub>)[K]['payload']>, Answer<ReturnType<(M & SubscriptionMessages<E, Sub>)[K]['handle']>>> };
 
 /** Any actor's handle, as the registry takes it: `D` is what its registration passes (`void`: nothing). */
@@ -146,7 +146,7 @@ export function definitionOf<D>(actor: AnyActor<D>): ActorDefinition<unknown, D>
 /** Builds one message definition; its payload type is inferred from the schema, its result from the handler. */
 export type MessageBuilder<S, E extends EventSchemas> = <Z extends z.ZodType, R, const A extends RoleRule, const I extends boolean = false>(
   def: MessageDef<S, E, Z, R, A, I>,
-) => MessageDef<S, E, Z, R, A, I>;
+) => MessageDef<S, E, Z, NoInfer<R>, NoInfer<A>, NoInfer<I>>;
 
 /** Names a handle already uses for itself: no message may take them. */
 const RESERVED = new Set(['name', 'then', 'constructor', '__proto__', 'prototype', 'toJSON']);
@@ -202,3 +202,6 @@ function subscriptionMessage(allow: RoleRule, on: boolean): MessageDef<any, any,
     },
   };
 }
+
+/** What a client may know of one actor (types only). */
+export type ActorTypesOf<H> = H extends { readonly '~types'?: infer T } ? Exclude<T, undefined> : never;

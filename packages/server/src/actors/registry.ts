@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { GreenroomError, toPublicError } from '../errors.js';
 import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
 import type { Store } from '../store/store.js';
+import { catalog, type ActorCatalog } from './catalog.js';
 import { allows, definitionOf, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type AnyActor, type Caller, type MessageDef, type MessageRef, type PayloadArg, type SubscriptionControl } from './define.js';
 
 /** A connection that can receive pushes; `caller` reflects its current role. */
@@ -89,6 +90,11 @@ export class ActorRegistry {
 
   names(): string[] {
     return [...this.hosts.keys()];
+  }
+
+  /** What `caller` may send and subscribe to, for `GET /actors`. */
+  catalog(caller: Caller): ActorCatalog {
+    return catalog([...this.hosts.values()].map((h) => h.definition), caller);
   }
 
   /** An ask from a client frame: every check of SPEC §9, then the handler. Always answers through `reply`. */
