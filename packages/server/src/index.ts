@@ -18,6 +18,9 @@ export {
 export { SessionStore } from './actors/session-store.js';
 export { UserStore } from './actors/user-store.js';
 export { FingerprintStore } from './actors/fingerprint-store.js';
+// The type a client takes: `createClient<GreenroomApp<typeof actors>>(…)`.
+export type { BuiltInApp, GreenroomApp } from './app-types.js';
+export type { ActorCatalog } from './actors/catalog.js';
 export { loadConfig, type Config } from './config.js';
 export { GreenroomError } from './errors.js';
 export type { ExternalIdentity, IdentityOptions } from './auth/identity.js';
