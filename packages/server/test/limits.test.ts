@@ -176,7 +176,7 @@ describe('ask rate limit', () => {
     const timer = setInterval(() => {
       if (flooder.ws.readyState !== WebSocket.OPEN) return;
       sentAt.set(++n, Date.now());
-      flooder.ws.send(JSON.stringify({ id: n, to: SessionStore, type: 'GetOwn' }));
+      flooder.ws.send(JSON.stringify({ id: n, to: SessionStore.name, type: 'GetOwn' }));
     }, 100);
 
     // The polite client: a burst that runs into the limit, then it stops until the bucket has refilled, repeatedly,
