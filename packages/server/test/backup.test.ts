@@ -177,7 +177,7 @@ describe('greenroom restore', () => {
       expect(await readFile(storeFileOf(server.dataDir))).toEqual(before);
       expect(existsSync(storeFileOf(server.dataDir) + BEFORE_RESTORE_SUFFIX)).toBe(false);
       // The server is untouched: it still answers through its socket.
-      expect((await adminLine(server.dataDir, { id: 1, to: UserStore, type: 'Get', payload: { username: 'kept' } })).ok).toBe(true);
+      expect((await adminLine(server.dataDir, { id: 1, to: UserStore.name, type: 'Get', payload: { username: 'kept' } })).ok).toBe(true);
     } finally {
       await server.close();
     }
