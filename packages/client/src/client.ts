@@ -10,10 +10,24 @@
  *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
  * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
  */
-import { Close, CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AskId } from '@greenroom/protocol';
+import { Close, CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AppTypes, type AskId, type UntypedApp } from '@greenroom/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { GreenroomClientError } from './errors.js';
 import { Session, type AuthOptions } from './session.js';
+import type {
+  ActorName,
+  AskArgs,
+  AskOptions,
+  ConnectionEvent,
+  EventName,
+  IsUntyped,
+  ListenerFor,
+  MessageName,
+  PayloadArg,
+  PayloadOf,
+  ResultOf,
+  SubscribableActor,
+} from './typed.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signedOut' | 'blocked';
 const STATES: ReadonlySet<string> = new Set<ConnectionState>(['connecting', 'open', 'reconnecting', 'closed', 'signedOut', 'blocked']);
@@ -84,7 +98,20 @@ async function defaultSocketFactory(): Promise<{ factory: SocketFactory; headers
   return { factory: (url) => new Native(url), headers: false };
 }
 
-export class GreenroomClient {
+/**
+ * A client typed by the app (`createClient<App>(…)`, `App` from `GreenroomApp<typeof actors>` on the server) and
+ * optionally by the caller's role (`createClient<App, 'user'>(…)`): the same as `new GreenroomClient(options)`.
+ */
+export function createClient<A extends AppTypes = UntypedApp, Role extends string = string>(options: ClientOptions): GreenroomClient<A, Role> {
+  return new GreenroomClient<A, Role>(options);
+}
+
+/**
+ * `A`: the app's type (`GreenroomApp<typeof actors>` on the server), which types actors, messages, payloads, results
+ * and events; the default `UntypedApp` takes any of them. `Role`: the caller's role, which narrows the messages to
+ * those it may send (default: any role, so every message).
+ */
+export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends string = string> {
   private socketFactory: SocketFactory | null = null;
   private session: Session | null = null;
   private ws: SocketLike | null = null;
@@ -146,20 +173,33 @@ export class GreenroomClient {
     this.scheduleRefresh();
   }
 
-  /** Resolves with the actor's result, or rejects with a GreenroomClientError carrying the code. */
-  ask<R = unknown>(actor: string, type: string, payload: unknown = {}, options: { timeoutMs?: number } = {}): Promise<R> {
+  /**
+   * Resolves with the actor's result, or rejects with a GreenroomClientError carrying the code. With a typed app the
+   * actor, the message (one `Role` may send) and the payload are checked, and the result is typed; a payload that
+   * accepts `{}` may be omitted.
+   */
+  ask<K extends ActorName<A, Role>, T extends MessageName<A, Role, K>>(actor: K, type: T, ...args: AskArgs<PayloadOf<A, Role, K, T>>): Promise<ResultOf<A, Role, K, T>>;
+  /** Untyped app (the default): any actor, message and payload; the result `unknown`, or `R` if given (`ask<R>(…)`). */
+  ask<R = unknown>(...args: IsUntyped<A> extends true ? [actor: string, type: string, payload?: unknown, options?: AskOptions] : []): Promise<R>;
+  ask(actor?: string, type?: string, payload: unknown = {}, options: AskOptions = {}): Promise<unknown> {
+    // Both overloads pass the actor and the message (the untyped one takes no arguments at all for a typed app).
+    return this.send(actor!, type!, payload, options);
+  }
+
+  /** Any ask, untyped: what `ask`, `subscribe` and the re-subscriptions after a reconnect send. */
+  private send(actor: string, type: string, payload: unknown, options: AskOptions = {}): Promise<unknown> {
     if (this.currentState === 'signedOut' || this.currentState === 'blocked') {
       return Promise.reject(new GreenroomClientError(this.currentState === 'blocked' ? 'BLOCKED' : 'SIGNED_OUT', `the client is ${this.currentState}`));
     }
     if (this.currentState === 'closed') return Promise.reject(new GreenroomClientError('CLOSED', 'the client is closed'));
     const id = ++this.nextId;
-    return new Promise<R>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const pending: Pending = {
         id,
         frame: JSON.stringify({ id, to: actor, type, payload }),
         resolve: (v) => {
           clearTimeout(pending.timer);
-          resolve(v as R);
+          resolve(v);
         },
         reject: (e) => {
           clearTimeout(pending.timer);
@@ -186,25 +226,27 @@ export class GreenroomClient {
   }
 
   /** Subscribes to an actor's pushes, now and after every reconnect. */
-  async subscribe(actor: string, payload: unknown = {}): Promise<void> {
+  async subscribe<K extends SubscribableActor<A, Role>>(actor: K, ...args: PayloadArg<PayloadOf<A, Role, K, 'Subscribe'>>): Promise<void> {
+    const [payload = {}] = args;
     this.subscriptions.set(actor, { actor, payload });
-    await this.ask(actor, 'Subscribe', payload);
+    await this.send(actor, 'Subscribe', payload);
   }
 
-  async unsubscribe(actor: string): Promise<void> {
+  async unsubscribe(actor: SubscribableActor<A, Role>): Promise<void> {
     this.subscriptions.delete(actor);
-    await this.ask(actor, 'Unsubscribe', {});
+    await this.send(actor, 'Unsubscribe', {});
   }
 
   /**
    * Listens to pushes by event name (`UserChanged`, …) or to connection states (`open`, `reconnecting`,
    * `closed`, `signedOut`, `blocked`, `connecting`). Returns a function that removes the listener.
    */
-  on(event: string, listener: Listener): () => void {
+  on<E extends ConnectionEvent | EventName<A>>(event: E, listener: ListenerFor<A, E>): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(listener);
-    return () => set.delete(listener);
+    const l = listener as Listener;
+    set.add(l);
+    return () => set.delete(l);
   }
 
   /** Refreshes the credentials now (shared with any refresh already in flight). */
@@ -274,7 +316,7 @@ export class GreenroomClient {
       this.attempt = 0;
       this.refreshedAfterEnd = false;
       this.setState('open');
-      for (const s of this.subscriptions.values()) void this.ask(s.actor, 'Subscribe', s.payload).catch(() => undefined);
+      for (const s of this.subscriptions.values()) void this.send(s.actor, 'Subscribe', s.payload).catch(() => undefined);
       for (const p of this.queue.splice(0)) this.transmit(p);
     };
     ws.onmessage = (ev) => this.onFrame(ev.data);

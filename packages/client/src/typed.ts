@@ -1,0 +1,67 @@
+/**
+ * The client's view of an app's type (`AppTypes` in @greenroom/protocol): which actors, messages and events a
+ * caller with `Role` may use, and their payloads and results. Types only; nothing here exists at run time.
+ */
+import type { AppTypes, MessagesFor } from '@greenroom/protocol';
+
+/** The connection states `on` reports (`idle` is never reported). */
+export type ConnectionEvent = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signedOut' | 'blocked';
+
+/** A listener of a connection state: called with no payload, from `'client'`. */
+export type StateListener = (payload: undefined, from: 'client') => void;
+
+export interface AskOptions {
+  /** This ask's deadline, queued time included (default: the client's `askTimeoutMs`). */
+  timeoutMs?: number;
+}
+
+/** Whether `A` names no actors (`UntypedApp`, or `AppTypes` itself): any actor, message and payload then. */
+export type IsUntyped<A extends AppTypes> = string extends keyof A ? true : false;
+
+/** The messages of actor `K` that `Role` may send. */
+type Sendable<A extends AppTypes, Role extends string, K extends keyof A> = MessagesFor<A[K], Role>;
+
+/** The actors `Role` may send at least one message to. */
+export type ActorName<A extends AppTypes, Role extends string> = {
+  [K in keyof A & string]: [keyof Sendable<A, Role, K>] extends [never] ? never : K;
+}[keyof A & string];
+
+/** The messages of actor `K` that `Role` may send. */
+export type MessageName<A extends AppTypes, Role extends string, K extends keyof A> = keyof Sendable<A, Role, K> & string;
+
+type Message<A extends AppTypes, Role extends string, K, T> = K extends keyof A
+  ? T extends keyof Sendable<A, Role, K>
+    ? Sendable<A, Role, K>[T]
+    : never
+  : never;
+
+/** What message `T` of actor `K` takes. */
+export type PayloadOf<A extends AppTypes, Role extends string, K, T> = Message<A, Role, K, T> extends { payload: infer P } ? P : never;
+
+/** What message `T` of actor `K` answers. */
+export type ResultOf<A extends AppTypes, Role extends string, K, T> = Message<A, Role, K, T> extends { result: infer R } ? R : never;
+
+/** The payload argument: optional when the payload type accepts `{}` (what an omitted payload sends). */
+export type PayloadArg<P> = {} extends P ? [payload?: P] : [payload: P];
+
+/** The arguments of `ask` after the actor and message: the payload (see PayloadArg), then the options. */
+export type AskArgs<P> = {} extends P ? [payload?: P, options?: AskOptions] : [payload: P, options?: AskOptions];
+
+/** The actors that push events and whose `Subscribe` message `Role` may send. */
+export type SubscribableActor<A extends AppTypes, Role extends string> = {
+  [K in keyof A & string]: [keyof A[K]['events']] extends [never] ? never : 'Subscribe' extends MessageName<A, Role, K> ? K : never;
+}[keyof A & string];
+
+/** The names of the events the app's actors push. */
+export type EventName<A extends AppTypes> = { [K in keyof A]: keyof A[K]['events'] & string }[keyof A];
+
+/** The payload of event `E`: the union over the actors that declare it. */
+export type EventPayload<A extends AppTypes, E> = { [K in keyof A]: E extends keyof A[K]['events'] ? A[K]['events'][E] : never }[keyof A];
+
+/** The actors that declare event `E` (a push's `from`). */
+export type EventSource<A extends AppTypes, E> = { [K in keyof A & string]: E extends keyof A[K]['events'] ? K : never }[keyof A & string];
+
+/** The listener of `on(E, …)`: a connection state's, or a push's with its payload and sender typed. */
+export type ListenerFor<A extends AppTypes, E> = [E] extends [ConnectionEvent]
+  ? StateListener
+  : (payload: EventPayload<A, E>, from: EventSource<A, E>) => void;
