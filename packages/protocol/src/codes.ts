@@ -65,9 +65,6 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && errorCodes.has(value);
 }
 
-/** Why a session ended: the reason text of a 4001 close. */
-export type SessionEndReason = 'revoked' | 'expired' | 'evicted' | 'logout';
-
 export interface CloseSpec {
   readonly code: number;
   readonly reason: string;
@@ -114,6 +111,28 @@ export function parseRetryAfter(reason: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function sessionEndClose(reason: SessionEndReason): CloseSpec {
-  return Close[reason];
+/** Why a session ended: the reason text of its sockets' close (4001, or 4003 for a block). */
+export const SESSION_END_REASONS = ['revoked', 'expired', 'evicted', 'logout', 'blocked'] as const;
+export type SessionEndReason = (typeof SESSION_END_REASONS)[number];
+
+const sessionEndReasons = new Set<string>(SESSION_END_REASONS);
+export function isSessionEndReason(value: unknown): value is SessionEndReason {
+  return typeof value === 'string' && sessionEndReasons.has(value);
+}
+
+/**
+ * Each way a session ends: the close its sockets get, and the error an upgrade still waiting in the green room gets.
+ * Typed so that a missing entry fails to compile.
+ */
+export const sessionEnds: Record<SessionEndReason, { readonly close: CloseSpec; readonly error: ErrorCode }> = {
+  revoked: { close: Close.revoked, error: ErrorCode.SESSION_REVOKED },
+  expired: { close: Close.expired, error: ErrorCode.SESSION_EXPIRED },
+  evicted: { close: Close.evicted, error: ErrorCode.SESSION_REVOKED },
+  logout: { close: Close.logout, error: ErrorCode.SESSION_REVOKED },
+  blocked: { close: Close.blocked, error: ErrorCode.BLOCKED },
+};
+
+/** The session end a close says (its code and reason both those of a sessionEnds entry), if it says one. */
+export function sessionEndOf(spec: { readonly code: number; readonly reason: string }): SessionEndReason | undefined {
+  return isSessionEndReason(spec.reason) && sessionEnds[spec.reason].close.code === spec.code ? spec.reason : undefined;
 }

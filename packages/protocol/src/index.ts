@@ -1,9 +1,21 @@
 export type { TokenPair } from './auth.js';
-export { Close, CloseCode, ErrorCode, httpStatus, isErrorCode, parseRetryAfter, rateLimitedClose, sessionEndClose } from './codes.js';
+export {
+  Close,
+  CloseCode,
+  ErrorCode,
+  SESSION_END_REASONS,
+  httpStatus,
+  isErrorCode,
+  isSessionEndReason,
+  parseRetryAfter,
+  rateLimitedClose,
+  sessionEndOf,
+  sessionEnds,
+} from './codes.js';
 export type { CloseName, CloseSpec, SessionEndReason } from './codes.js';
 export { MAX_ID_LENGTH, MAX_NAME_LENGTH } from './frames.js';
 export type { AskFrame, AskId, ErrorBody, Page, PushFrame, ReplyFrame, ServerFrame } from './frames.js';
 export { parseAskFrame, parseServerFrame } from './parse.js';
 export type { ParseResult } from './parse.js';
-export type { FingerprintView, ServerStats, SessionEnd, SessionView, UserView } from './views.js';
+export type { FingerprintView, ServerStats, SessionView, UserView } from './views.js';
 export type { ActorTypes, Allows, AppTypes, MessageTypes, MessagesFor, RoleRuleType, UntypedApp } from './actor-types.js';

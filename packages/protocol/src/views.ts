@@ -2,6 +2,7 @@
  * The records the built-in actors send on the wire (docs/protocol.md). Every timestamp is epoch milliseconds.
  * The server's stored records hold more (password hashes, token hashes); these are what a client may see.
  */
+import type { SessionEndReason } from './codes.js';
 
 export interface UserView {
   uid: string;
@@ -13,9 +14,6 @@ export interface UserView {
   lastLogin: number | null;
 }
 
-/** Why a session ended (a block ends sessions too, and closes their sockets with 4003). */
-export type SessionEnd = 'revoked' | 'expired' | 'evicted' | 'logout' | 'blocked';
-
 export interface SessionView {
   sid: string;
   uid: string;
@@ -24,7 +22,7 @@ export interface SessionView {
   lastUsed: number;
   expiresAt: number;
   revokedAt: number | null;
-  revokeReason: SessionEnd | null;
+  revokeReason: SessionEndReason | null;
   /** Live sockets of this session on this server. */
   connections: number;
   /** Only in SessionStore.GetOwn: the session the asking socket belongs to. */

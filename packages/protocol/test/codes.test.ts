@@ -6,12 +6,14 @@ import {
   Close,
   CloseCode,
   ErrorCode,
+  SESSION_END_REASONS,
   httpStatus,
   isErrorCode,
+  isSessionEndReason,
   parseRetryAfter,
   rateLimitedClose,
-  sessionEndClose,
-  type SessionEndReason,
+  sessionEndOf,
+  sessionEnds,
 } from '../src/index.js';
 
 describe('codes: error codes', () => {
@@ -105,11 +107,32 @@ describe('codes: close codes and reasons (SPEC §9)', () => {
       expect(r.length).toBeGreaterThan(0);
     }
   });
+});
 
-  it('sessionEndClose maps each 4001 reason to its table entry', () => {
-    for (const r of ['revoked', 'expired', 'evicted', 'logout'] as SessionEndReason[]) {
-      expect(sessionEndClose(r)).toBe(Close[r]);
-      expect(sessionEndClose(r)).toEqual({ code: 4001, reason: r, reconnect: 'no' });
+describe('codes: how a session ends', () => {
+  it('SESSION_END_REASONS are the five reasons of §9, and isSessionEndReason knows exactly those', () => {
+    expect([...SESSION_END_REASONS]).toEqual(['revoked', 'expired', 'evicted', 'logout', 'blocked']);
+    for (const r of SESSION_END_REASONS) expect(isSessionEndReason(r)).toBe(true);
+    for (const v of ['', 'shutdown', 'policy', 'Revoked', 'toString', '__proto__', 4001, null, undefined]) expect(isSessionEndReason(v)).toBe(false);
+  });
+
+  it('sessionEnds: each reason closes with its table entry (4003 for a block, 4001 else) and maps to its error', () => {
+    expect(Object.keys(sessionEnds)).toEqual([...SESSION_END_REASONS]);
+    for (const r of SESSION_END_REASONS) expect(sessionEnds[r].close).toBe(Close[r]);
+    expect(Object.fromEntries(SESSION_END_REASONS.map((r) => [r, [sessionEnds[r].close.code, sessionEnds[r].error]]))).toEqual({
+      revoked: [4001, 'SESSION_REVOKED'],
+      expired: [4001, 'SESSION_EXPIRED'],
+      evicted: [4001, 'SESSION_REVOKED'],
+      logout: [4001, 'SESSION_REVOKED'],
+      blocked: [4003, 'BLOCKED'],
+    });
+  });
+
+  it('sessionEndOf reads the reason back from a session end\'s close, and from no other close', () => {
+    for (const r of SESSION_END_REASONS) expect(sessionEndOf(sessionEnds[r].close)).toBe(r);
+    expect(sessionEndOf({ code: 4001, reason: 'revoked' })).toBe('revoked');
+    for (const c of [Close.shutdown, Close.policy, Close.slowConsumer, rateLimitedClose(1), { code: 4001, reason: 'blocked' }, { code: 4003, reason: 'revoked' }, { code: 4001, reason: '' }]) {
+      expect(sessionEndOf(c)).toBeUndefined();
     }
   });
 });

@@ -4,11 +4,11 @@
  * holds its uid.
  */
 import { z } from 'zod';
-import type { FingerprintView, SessionEnd, SessionView, UserView } from '@greenroom/protocol';
+import { SESSION_END_REASONS, type FingerprintView, type SessionEndReason, type SessionView, type UserView } from '@greenroom/protocol';
 import type { Store } from '../store/store.js';
 import type { Role } from './define.js';
 
-export type { FingerprintView, SessionView, UserView };
+export type { FingerprintView, SessionEndReason, SessionView, UserView };
 
 /** A stored user: its wire view plus what never goes on the wire. */
 export interface UserRecord extends UserView {
@@ -26,9 +26,6 @@ export interface UserRecord extends UserView {
 export function userView(u: UserRecord): UserView {
   return { uid: u.uid, username: u.username, displayName: u.displayName, role: u.role, blocked: u.blocked, created: u.created, lastLogin: u.lastLogin };
 }
-
-/** Why a session ended; `blocked` closes its sockets with 4003, the others with 4001. */
-export type SessionEndReason = SessionEnd;
 
 /** A stored session: its wire view (less the live counts) plus the token state that never goes on the wire. */
 export interface SessionRecord extends Omit<SessionView, 'connections' | 'current'> {
@@ -86,7 +83,7 @@ export const sessionViewSchema: z.ZodType<SessionView> = z.object({
   lastUsed: z.number(),
   expiresAt: z.number(),
   revokedAt: z.number().nullable(),
-  revokeReason: z.enum(['revoked', 'expired', 'evicted', 'logout', 'blocked']).nullable(),
+  revokeReason: z.enum(SESSION_END_REASONS).nullable(),
   connections: z.number(),
   current: z.boolean().optional(),
 });

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
-import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
+import { Close, ErrorCode, sessionEndOf, sessionEnds, type CloseSpec } from '@greenroom/protocol';
 import type { Logger } from 'pino';
 import type { ActorRegistry } from '../actors/registry.js';
 import { SessionStore, type Principal } from '../actors/session-store.js';
@@ -184,8 +184,8 @@ function connectionId(): string {
   return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
+/** SessionStore closes a socket still in the green room only because its session ended (a block included). */
 function closeToError(spec: CloseSpec): GreenroomError {
-  if (spec.code === Close.blocked.code) return new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-  if (spec.reason === 'expired') return new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
-  return new GreenroomError(ErrorCode.SESSION_REVOKED, 'session ended');
+  const end = sessionEndOf(spec) ?? 'revoked';
+  return new GreenroomError(sessionEnds[end].error, `the session has ended (${end})`);
 }
