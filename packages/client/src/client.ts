@@ -4,13 +4,14 @@
  * Guarantees:
  * - at most one live socket; an abandoned attempt is never closed while CONNECTING — its handlers are detached
  *   and it is closed once it opens;
- * - reconnects with exponential backoff and full jitter, honouring `retry-after=N` on 4008 (and a proxy's 1013);
- *   4001 → one refresh attempt, then reconnect or `signedOut`; 4003 → `blocked`, no reconnect;
+ * - after a close, does what the protocol's Close table says of it (closeSpecOf): reconnects with exponential backoff
+ *   and full jitter, honouring `retry-after=N` on 4008 (and a 1013); 4001 → one refresh attempt, then reconnect or
+ *   `signedOut`; 4003 → `blocked`, no reconnect; an unknown code → reconnect with backoff;
  * - asks made while disconnected wait (bounded queue) until their deadline, then reject UNAVAILABLE; asks in flight
  *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
  * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
  */
-import { Close, CloseCode, ErrorCode, parseRetryAfter, parseServerFrame, type AppTypes, type AskId, type UntypedApp } from '@greenroom/protocol';
+import { ErrorCode, closeSpecOf, parseRetryAfter, parseServerFrame, type AppTypes, type AskId, type ClientEnd, type UntypedApp } from '@greenroom/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { GreenroomClientError } from './errors.js';
 import { Session, type AuthOptions } from './session.js';
@@ -29,7 +30,7 @@ import type {
   SubscribableActor,
 } from './typed.js';
 
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signedOut' | 'blocked';
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | ClientEnd;
 const STATES: ReadonlySet<string> = new Set<ConnectionState>(['connecting', 'open', 'reconnecting', 'closed', 'signedOut', 'blocked']);
 
 /** The part of the WebSocket API the client uses: the browser's and ws's alike. */
@@ -360,13 +361,19 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
     for (const p of this.inflight.values()) p.reject(new GreenroomClientError('CONNECTION_LOST', 'the connection dropped before the answer'));
     this.inflight.clear();
     if (this.currentState === 'closed') return;
-    if (code === CloseCode.BLOCKED) return this.end('blocked');
-    // 1008 `policy` says reconnecting cannot help (1008 `slow-consumer` can); see Close in the protocol package.
-    if (code === Close.policy.code && reason === Close.policy.reason) return this.close();
-    if (code === CloseCode.SESSION_ENDED) return void this.afterSessionEnded();
-    let delay = backoffDelay(this.attempt++, this.options.backoff);
-    if (code === CloseCode.RATE_LIMITED || code === CloseCode.TRY_AGAIN_LATER) {
-      delay = Math.max(delay, (parseRetryAfter(reason) ?? 1) * 1000);
+    const spec = closeSpecOf(code, reason);
+    let delay: number;
+    switch (spec.reconnect) {
+      case 'no':
+        return this.stop(spec.endsIn);
+      case 'after-refresh':
+        return void this.afterSessionEnded(spec.endsIn);
+      case 'after-delay':
+        delay = Math.max(backoffDelay(this.attempt++, this.options.backoff), (parseRetryAfter(reason) ?? 1) * 1000);
+        break;
+      case 'yes':
+        delay = backoffDelay(this.attempt++, this.options.backoff);
+        break;
     }
     // Refused before the 101 (the browser shows only 1006): the credential may be stale — refresh once.
     if (!opened && this.attempt >= 2 && !this.refreshedAfterEnd) {
@@ -380,9 +387,12 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
     this.scheduleReconnect(delay);
   }
 
-  /** 4001: the session is over. One refresh attempt (the server refuses it for an ended session), else reconnect. */
-  private async afterSessionEnded(): Promise<void> {
-    if (this.refreshedAfterEnd) return this.end('signedOut');
+  /**
+   * A close whose policy is `after-refresh` (4001: the session is over). One refresh attempt (the server refuses it
+   * for an ended session), then reconnect; a second such close ends in `endsIn`.
+   */
+  private async afterSessionEnded(endsIn: ClientEnd): Promise<void> {
+    if (this.refreshedAfterEnd) return this.stop(endsIn);
     this.refreshedAfterEnd = true;
     this.setState('reconnecting');
     try {
@@ -444,6 +454,12 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
       });
     }, delayMs);
     (this.refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Stops for good in the state a close names: `closed` as if the app had called close(), else end(). */
+  private stop(state: ClientEnd): void {
+    if (state === 'closed') this.close();
+    else this.end(state);
   }
 
   private end(state: 'signedOut' | 'blocked'): void {

@@ -65,47 +65,77 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && errorCodes.has(value);
 }
 
-export interface CloseSpec {
-  readonly code: number;
-  readonly reason: string;
-  /** Whether a client may reconnect after it (possibly after a refresh or a delay). */
-  readonly reconnect: 'yes' | 'after-delay' | 'no';
-}
+/** Where a client ends when it stops for good: closed by the app (or told to), signed out, or blocked. */
+export type ClientEnd = 'closed' | 'signedOut' | 'blocked';
 
-/** Every close the server sends, with its exact reason text (SPEC §9). */
+/**
+ * What a client does after a close:
+ * - `yes`: reconnect, after its backoff delay;
+ * - `after-delay`: reconnect no sooner than the reason's `retry-after=N` hint (1 s without one), backoff included;
+ * - `after-refresh`: the session is over; one refresh attempt (which the server refuses for an ended session),
+ *   reconnecting only if it succeeds, else end in `endsIn`;
+ * - `no`: never; end in `endsIn`.
+ */
+export type Reconnect = 'yes' | 'after-delay' | 'after-refresh' | 'no';
+
+export type CloseSpec = {
+  readonly code: number;
+  /** The exact reason text; `retry-after=N` stands for a hint of N whole seconds (rateLimitedClose, parseRetryAfter). */
+  readonly reason: string;
+} & ({ readonly reconnect: 'yes' | 'after-delay' } | { readonly reconnect: 'after-refresh' | 'no'; readonly endsIn: ClientEnd });
+
+/**
+ * Every close a client can see (SPEC §5, §9): the server's, those ws sends by itself (1007; 1009 with an empty
+ * reason) and a proxy's 1013. Only 1008 is told apart by its reason; any other code decides alone (see closeSpecOf).
+ */
 export const Close = {
   shutdown: { code: 1001, reason: 'shutdown', reconnect: 'yes' },
-  policy: { code: 1008, reason: 'policy', reconnect: 'no' },
+  invalidUtf8: { code: 1007, reason: '', reconnect: 'yes' },
+  policy: { code: 1008, reason: 'policy', reconnect: 'no', endsIn: 'closed' },
   slowConsumer: { code: 1008, reason: 'slow-consumer', reconnect: 'yes' },
   tooBig: { code: 1009, reason: 'too-big', reconnect: 'yes' },
-  revoked: { code: 4001, reason: 'revoked', reconnect: 'no' },
-  expired: { code: 4001, reason: 'expired', reconnect: 'no' },
-  evicted: { code: 4001, reason: 'evicted', reconnect: 'no' },
-  logout: { code: 4001, reason: 'logout', reconnect: 'no' },
-  blocked: { code: 4003, reason: 'blocked', reconnect: 'no' },
+  tryAgainLater: { code: 1013, reason: 'retry-after=N', reconnect: 'after-delay' },
+  revoked: { code: 4001, reason: 'revoked', reconnect: 'after-refresh', endsIn: 'signedOut' },
+  expired: { code: 4001, reason: 'expired', reconnect: 'after-refresh', endsIn: 'signedOut' },
+  evicted: { code: 4001, reason: 'evicted', reconnect: 'after-refresh', endsIn: 'signedOut' },
+  logout: { code: 4001, reason: 'logout', reconnect: 'after-refresh', endsIn: 'signedOut' },
+  blocked: { code: 4003, reason: 'blocked', reconnect: 'no', endsIn: 'blocked' },
+  rateLimited: { code: 4008, reason: 'retry-after=N', reconnect: 'after-delay' },
 } as const satisfies Record<string, CloseSpec>;
 export type CloseName = keyof typeof Close;
 
-export const CloseCode = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  POLICY: 1008,
-  INVALID_UTF8: 1007,
-  TOO_BIG: 1009,
-  TRY_AGAIN_LATER: 1013,
-  SESSION_ENDED: 4001,
-  BLOCKED: 4003,
-  RATE_LIMITED: 4008,
-} as const;
+const closes: readonly CloseSpec[] = Object.values(Close);
+/** Per code, the one entry that decides it whatever the reason; absent where entries of that code disagree (1008). */
+const byCode = new Map<number, CloseSpec>();
+for (const spec of closes) {
+  const agree = closes.filter((c) => c.code === spec.code).every((c) => samePolicy(c, spec));
+  if (agree && !byCode.has(spec.code)) byCode.set(spec.code, spec);
+}
+
+function samePolicy(a: CloseSpec, b: CloseSpec): boolean {
+  return a.reconnect === b.reconnect && ('endsIn' in a ? a.endsIn : null) === ('endsIn' in b ? b.endsIn : null);
+}
+
+/**
+ * What a close means to a client: its table entry (code and reason); else the entry its code alone decides, with
+ * the reason as received (a 4008 `retry-after=5`, ws's 1009 with no reason); else, for a code not in the table
+ * (1006 abnormal, 1011, a 1008 with another reason), reconnect with backoff.
+ */
+export function closeSpecOf(code: number, reason: string): CloseSpec {
+  const exact = closes.find((c) => c.code === code && c.reason === reason);
+  if (exact) return exact;
+  const spec = byCode.get(code);
+  return spec ? { ...spec, reason } : { code, reason, reconnect: 'yes' };
+}
 
 /** A 4008 close; its reason carries the hint `retry-after=N` in whole seconds. */
 export function rateLimitedClose(retryAfterSeconds: number): CloseSpec {
   // Clamped to what parseRetryAfter reads back: 1 to 999,999 whole seconds.
   const seconds = Number.isFinite(retryAfterSeconds) ? Math.min(999_999, Math.max(1, Math.ceil(retryAfterSeconds))) : 1;
-  return { code: CloseCode.RATE_LIMITED, reason: `retry-after=${seconds}`, reconnect: 'after-delay' };
+  return { ...Close.rateLimited, reason: `retry-after=${seconds}` };
 }
 
-/** Reads the retry-after hint of a 4008 (or a proxy's 1013) close reason, in seconds, if present. */
+/** Reads the retry-after hint of a 4008 (or a 1013) close reason, in seconds, if present. */
 export function parseRetryAfter(reason: string): number | undefined {
   const m = /^retry-after=(\d{1,6})$/.exec(reason);
   return m ? Number(m[1]) : undefined;

@@ -1,9 +1,9 @@
 export type { TokenPair } from './auth.js';
 export {
   Close,
-  CloseCode,
   ErrorCode,
   SESSION_END_REASONS,
+  closeSpecOf,
   httpStatus,
   isErrorCode,
   isSessionEndReason,
@@ -12,7 +12,7 @@ export {
   sessionEndOf,
   sessionEnds,
 } from './codes.js';
-export type { CloseName, CloseSpec, SessionEndReason } from './codes.js';
+export type { ClientEnd, CloseName, CloseSpec, Reconnect, SessionEndReason } from './codes.js';
 export { MAX_ID_LENGTH, MAX_NAME_LENGTH } from './frames.js';
 export type { AskFrame, AskId, ErrorBody, Page, PushFrame, ReplyFrame, ServerFrame } from './frames.js';
 export { parseAskFrame, parseServerFrame } from './parse.js';

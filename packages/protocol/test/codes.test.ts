@@ -1,12 +1,13 @@
 /**
- * The code tables of codes.ts, held to SPEC §5 and §9.
+ * The code tables of codes.ts, held to SPEC §5 and §9: error codes, close codes (reasons and what a client does
+ * after each), and how a session's end maps to both.
  */
 import { describe, expect, it } from '@jest/globals';
 import {
   Close,
-  CloseCode,
   ErrorCode,
   SESSION_END_REASONS,
+  closeSpecOf,
   httpStatus,
   isErrorCode,
   isSessionEndReason,
@@ -14,7 +15,11 @@ import {
   rateLimitedClose,
   sessionEndOf,
   sessionEnds,
+  type CloseSpec,
 } from '../src/index.js';
+
+/** An entry's policy: what a client does after it, as one comparable value. */
+const policy = (spec: CloseSpec): string[] => ('endsIn' in spec ? [spec.reconnect, spec.endsIn] : [spec.reconnect]);
 
 describe('codes: error codes', () => {
   it('each ErrorCode value equals its key, and isErrorCode knows exactly those', () => {
@@ -60,52 +65,81 @@ describe('codes: error codes', () => {
 });
 
 describe('codes: close codes and reasons (SPEC §9)', () => {
-  it('the Close table has exactly the codes and reason texts of §9', () => {
-    const table = Object.fromEntries(Object.entries(Close).map(([k, v]) => [k, [v.code, v.reason]]));
+  it('the Close table holds every close a client can see, with its reason and what the client does after it', () => {
+    const table = Object.fromEntries(Object.entries(Close).map(([k, v]) => [k, [v.code, v.reason, ...policy(v)]]));
     expect(table).toEqual({
-      shutdown: [1001, 'shutdown'],
-      policy: [1008, 'policy'],
-      slowConsumer: [1008, 'slow-consumer'],
-      tooBig: [1009, 'too-big'],
-      revoked: [4001, 'revoked'],
-      expired: [4001, 'expired'],
-      evicted: [4001, 'evicted'],
-      logout: [4001, 'logout'],
-      blocked: [4003, 'blocked'],
-    });
-  });
-
-  it('a session that ended, or a blocked user, must not reconnect; shutdown may', () => {
-    for (const k of ['revoked', 'expired', 'evicted', 'logout', 'blocked'] as const) expect(Close[k].reconnect).toBe('no');
-    expect(Close.shutdown.reconnect).toBe('yes');
-    expect(rateLimitedClose(3).reconnect).toBe('after-delay');
-  });
-
-  it('the server never sends 1013 (no entry of the table uses it)', () => {
-    for (const spec of Object.values(Close)) expect(spec.code).not.toBe(CloseCode.TRY_AGAIN_LATER);
-    expect(rateLimitedClose(1).code).not.toBe(1013);
-  });
-
-  it('CloseCode names the numbers of §5 and §9', () => {
-    expect(CloseCode).toEqual({
-      NORMAL: 1000,
-      GOING_AWAY: 1001,
-      POLICY: 1008,
-      INVALID_UTF8: 1007,
-      TOO_BIG: 1009,
-      TRY_AGAIN_LATER: 1013,
-      SESSION_ENDED: 4001,
-      BLOCKED: 4003,
-      RATE_LIMITED: 4008,
+      shutdown: [1001, 'shutdown', 'yes'],
+      invalidUtf8: [1007, '', 'yes'],
+      policy: [1008, 'policy', 'no', 'closed'],
+      slowConsumer: [1008, 'slow-consumer', 'yes'],
+      tooBig: [1009, 'too-big', 'yes'],
+      tryAgainLater: [1013, 'retry-after=N', 'after-delay'],
+      revoked: [4001, 'revoked', 'after-refresh', 'signedOut'],
+      expired: [4001, 'expired', 'after-refresh', 'signedOut'],
+      evicted: [4001, 'evicted', 'after-refresh', 'signedOut'],
+      logout: [4001, 'logout', 'after-refresh', 'signedOut'],
+      blocked: [4003, 'blocked', 'no', 'blocked'],
+      rateLimited: [4008, 'retry-after=N', 'after-delay'],
     });
   });
 
   it('every close reason fits a close frame (at most 123 bytes of UTF-8)', () => {
     const reasons = [...Object.values(Close).map((c) => c.reason), rateLimitedClose(1).reason, rateLimitedClose(999_999).reason];
-    for (const r of reasons) {
-      expect(Buffer.byteLength(r, 'utf8')).toBeLessThanOrEqual(123);
-      expect(r.length).toBeGreaterThan(0);
-    }
+    for (const r of reasons) expect(Buffer.byteLength(r, 'utf8')).toBeLessThanOrEqual(123);
+  });
+
+  it('every reason the server writes itself is non-empty (only ws\'s own 1007 has none)', () => {
+    for (const [name, c] of Object.entries(Close)) if (name !== 'invalidUtf8') expect(c.reason.length).toBeGreaterThan(0);
+  });
+
+  it('closeSpecOf finds every entry of the table by its code and reason', () => {
+    for (const spec of Object.values(Close)) expect(closeSpecOf(spec.code, spec.reason)).toBe(spec);
+  });
+
+  it.each([
+    [4001, '', 'revoked'],
+    [4001, 'something-new', 'revoked'],
+    [4003, '', 'blocked'],
+    [4008, 'retry-after=5', 'rateLimited'],
+    [4008, '', 'rateLimited'],
+    [1013, '', 'tryAgainLater'],
+    [1013, 'retry-after=2', 'tryAgainLater'],
+    [1009, '', 'tooBig'],
+    [1007, 'invalid UTF-8 sequence', 'invalidUtf8'],
+    [1001, 'Server restart', 'shutdown'],
+  ] as const)('closeSpecOf(%i, %j): the code alone decides, as %s does; the reason is kept as received', (code, reason, name) => {
+    const spec = closeSpecOf(code, reason);
+    expect(spec.code).toBe(code);
+    expect(spec.reason).toBe(reason);
+    expect(policy(spec)).toEqual(policy(Close[name]));
+  });
+
+  it.each([
+    [1000, ''],
+    [1006, ''],
+    [1006, 'connect timeout'],
+    [1011, 'internal error'],
+    [1012, ''],
+    [1008, ''],
+    [1008, 'Policy'],
+    [4000, 'flurry'],
+    [4999, 'x'],
+  ])('closeSpecOf(%i, %j): not in the table (1008 needs its reason) → reconnect with backoff', (code, reason) => {
+    expect(closeSpecOf(code, reason)).toEqual({ code, reason, reconnect: 'yes' });
+  });
+
+  it('codes whose entries disagree are told apart by their reason: only 1008', () => {
+    const codes = new Set(Object.values(Close).map((c) => c.code));
+    const split = [...codes].filter((code) => new Set(Object.values(Close).filter((c) => c.code === code).map((c) => policy(c).join())).size > 1);
+    expect(split).toEqual([1008]);
+  });
+
+  it('a session that ended gets one refresh, then signedOut; a blocked user and a policy close stop; shutdown reconnects', () => {
+    for (const k of ['revoked', 'expired', 'evicted', 'logout'] as const) expect(policy(Close[k])).toEqual(['after-refresh', 'signedOut']);
+    expect(policy(Close.blocked)).toEqual(['no', 'blocked']);
+    expect(policy(Close.policy)).toEqual(['no', 'closed']);
+    expect(Close.shutdown.reconnect).toBe('yes');
+    expect(rateLimitedClose(3).reconnect).toBe('after-delay');
   });
 });
 
@@ -178,4 +212,12 @@ describe('codes: rateLimitedClose and parseRetryAfter', () => {
     'retry-after=5\n',
     'x retry-after=5',
   ])('parseRetryAfter(%p) → undefined', (reason) => expect(parseRetryAfter(reason)).toBeUndefined());
+  it('a rateLimitedClose is an after-delay close whose hint closeSpecOf and parseRetryAfter read back', () => {
+    for (const n of [1, 7, 3600, 999_999]) {
+      const sent = rateLimitedClose(n);
+      const seen = closeSpecOf(sent.code, sent.reason);
+      expect(seen).toEqual({ code: 4008, reason: `retry-after=${n}`, reconnect: 'after-delay' });
+      expect(parseRetryAfter(seen.reason)).toBe(n);
+    }
+  });
 });
