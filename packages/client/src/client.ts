@@ -11,7 +11,7 @@
  *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
  * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
  */
-import { ErrorCode, closeSpecOf, parseRetryAfter, parseServerFrame, type AppTypes, type AskId, type ClientEnd, type UntypedApp } from '@greenroom/protocol';
+import { ErrorCode, closeSpecOf, parseRetryAfter, parseServerFrame, refusalOf, type AppTypes, type AskId, type ClientEnd, type UntypedApp } from '@greenroom/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { GreenroomClientError } from './errors.js';
 import { Session, type AuthOptions } from './session.js';
@@ -415,9 +415,8 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
 
   private onAuthFailure(err: unknown): void {
     if (this.currentState === 'closed' || this.currentState === 'signedOut' || this.currentState === 'blocked') return;
-    const code = err instanceof GreenroomClientError ? err.code : undefined;
-    if (code === ErrorCode.BLOCKED) return this.end('blocked');
-    if (isAuthRefusal(err)) return this.end('signedOut');
+    const refused = err instanceof GreenroomClientError ? refusalOf(err.code) : null;
+    if (refused) return this.end(refused);
     // The server or network is down: keep trying.
     this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff));
   }
@@ -507,11 +506,9 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
   }
 }
 
-const AUTH_REFUSALS: ReadonlySet<string> = new Set(['INVALID_TOKEN', 'REFRESH_REUSED', 'SESSION_REVOKED', 'SESSION_EXPIRED', 'UNAUTHENTICATED', 'TOKEN_EXPIRED', ErrorCode.BLOCKED]);
-
-/** The server refused the credentials for good (as opposed to being unreachable or busy). */
+/** The server refused the credentials for good (as opposed to being unreachable or busy): credentialRefusal. */
 function isAuthRefusal(err: unknown): boolean {
-  return err instanceof GreenroomClientError && AUTH_REFUSALS.has(err.code);
+  return err instanceof GreenroomClientError && refusalOf(err.code) !== null;
 }
 
 export { STATES };

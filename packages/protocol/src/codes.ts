@@ -69,6 +69,43 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export type ClientEnd = 'closed' | 'signedOut' | 'blocked';
 
 /**
+ * What each code says of the credentials an auth call (refresh, ticket, login, upgrade) was made with: refused for
+ * good, and the client ends `signedOut` (or `blocked`); or null, they may still be good (a bad request, a busy or
+ * unreachable server), and the client keeps trying. Typed so that a missing entry fails to compile.
+ */
+export const credentialRefusal: Record<ErrorCode, Exclude<ClientEnd, 'closed'> | null> = {
+  BAD_FRAME: null,
+  UNKNOWN_ACTOR: null,
+  UNKNOWN_MESSAGE: null,
+  BAD_PAYLOAD: null,
+  FORBIDDEN: null,
+  NOT_FOUND: null,
+  CONFLICT: null,
+  TIMEOUT: null,
+  RATE_LIMITED: null,
+  UNAVAILABLE: null,
+  INTERNAL: null,
+  BAD_REQUEST: null,
+  UNAUTHENTICATED: 'signedOut',
+  INVALID_CREDENTIALS: null,
+  INVALID_TOKEN: 'signedOut',
+  TOKEN_EXPIRED: 'signedOut',
+  REFRESH_REUSED: 'signedOut',
+  SESSION_REVOKED: 'signedOut',
+  SESSION_EXPIRED: 'signedOut',
+  BLOCKED: 'blocked',
+  BAD_ORIGIN: null,
+  METHOD_NOT_ALLOWED: null,
+  PAYLOAD_TOO_LARGE: null,
+  UPGRADE_REQUIRED: null,
+};
+
+/** credentialRefusal for any code a client holds (its own codes, such as CONNECTION_LOST, refuse nothing). */
+export function refusalOf(code: string): Exclude<ClientEnd, 'closed'> | null {
+  return isErrorCode(code) ? credentialRefusal[code] : null;
+}
+
+/**
  * What a client does after a close:
  * - `yes`: reconnect, after its backoff delay;
  * - `after-delay`: reconnect no sooner than the reason's `retry-after=N` hint (1 s without one), backoff included;

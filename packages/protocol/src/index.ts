@@ -4,11 +4,13 @@ export {
   ErrorCode,
   SESSION_END_REASONS,
   closeSpecOf,
+  credentialRefusal,
   httpStatus,
   isErrorCode,
   isSessionEndReason,
   parseRetryAfter,
   rateLimitedClose,
+  refusalOf,
   sessionEndOf,
   sessionEnds,
 } from './codes.js';

@@ -1,6 +1,6 @@
 /**
- * The code tables of codes.ts, held to SPEC §5 and §9: error codes, close codes (reasons and what a client does
- * after each), and how a session's end maps to both.
+ * The code tables of codes.ts, held to SPEC §5 and §9: error codes (their HTTP statuses, which refuse the
+ * credentials), close codes (reasons and what a client does after each), and how a session's end maps to both.
  */
 import { describe, expect, it } from '@jest/globals';
 import {
@@ -8,11 +8,13 @@ import {
   ErrorCode,
   SESSION_END_REASONS,
   closeSpecOf,
+  credentialRefusal,
   httpStatus,
   isErrorCode,
   isSessionEndReason,
   parseRetryAfter,
   rateLimitedClose,
+  refusalOf,
   sessionEndOf,
   sessionEnds,
   type CloseSpec,
@@ -61,6 +63,25 @@ describe('codes: error codes', () => {
     expect(httpStatus.UPGRADE_REQUIRED).toBe(426);
     expect(httpStatus.NOT_FOUND).toBe(404);
     expect(httpStatus.INTERNAL).toBe(500);
+  });
+  it('refuses the credentials for exactly the codes that end a client (signedOut, or blocked for BLOCKED)', () => {
+    expect(Object.keys(credentialRefusal).sort()).toEqual(Object.values(ErrorCode).sort());
+    const refused = Object.fromEntries(Object.entries(credentialRefusal).filter(([, end]) => end !== null));
+    expect(refused).toEqual({
+      UNAUTHENTICATED: 'signedOut',
+      INVALID_TOKEN: 'signedOut',
+      TOKEN_EXPIRED: 'signedOut',
+      REFRESH_REUSED: 'signedOut',
+      SESSION_REVOKED: 'signedOut',
+      SESSION_EXPIRED: 'signedOut',
+      BLOCKED: 'blocked',
+    });
+  });
+
+  it('refusalOf answers null for codes that are not ErrorCodes (the client\'s own, or junk)', () => {
+    expect(refusalOf('SESSION_REVOKED')).toBe('signedOut');
+    expect(refusalOf('BLOCKED')).toBe('blocked');
+    for (const c of ['CONNECTION_LOST', 'SIGNED_OUT', 'CLOSED', 'QUEUE_FULL', '', 'toString', '__proto__', 'blocked']) expect(refusalOf(c)).toBeNull();
   });
 });
 
@@ -160,6 +181,13 @@ describe('codes: how a session ends', () => {
       logout: [4001, 'SESSION_REVOKED'],
       blocked: [4003, 'BLOCKED'],
     });
+  });
+
+  it('a session end\'s error refuses the credentials the way its close ends the client', () => {
+    for (const r of SESSION_END_REASONS) {
+      const close = sessionEnds[r].close;
+      expect('endsIn' in close && close.endsIn).toBe(credentialRefusal[sessionEnds[r].error]);
+    }
   });
 
   it('sessionEndOf reads the reason back from a session end\'s close, and from no other close', () => {
