@@ -3,6 +3,7 @@
  * credentials), close codes (reasons and what a client does after each), and how a session's end maps to both.
  */
 import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import {
   Close,
   ErrorCode,
@@ -246,6 +247,38 @@ describe('codes: rateLimitedClose and parseRetryAfter', () => {
       const seen = closeSpecOf(sent.code, sent.reason);
       expect(seen).toEqual({ code: 4008, reason: `retry-after=${n}`, reconnect: 'after-delay' });
       expect(parseRetryAfter(seen.reason)).toBe(n);
+    }
+  });
+});
+
+describe('codes: docs/protocol.md shows the same tables', () => {
+  const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+  /** The rows of the table under a heading, as cells without their backticks. */
+  const rows = (heading: string): string[][] => {
+    const section = doc.slice(doc.indexOf(`### ${heading}\n`)).split(/\n#{1,3} /, 1)[0]!;
+    return section
+      .split('\n')
+      .filter((line) => line.startsWith('| ') && !line.startsWith('| ---'))
+      .slice(1)
+      .map((line) => line.slice(2, -2).split(' | '));
+  };
+
+  it('every error code, with its HTTP status and whether it refuses the credentials', () => {
+    const table = Object.fromEntries(rows('Error codes').map(([code, status, , refused]) => [code!.replaceAll('`', ''), [Number(status), refused]]));
+    const expected = Object.fromEntries(
+      Object.values(ErrorCode).map((c) => [c, [httpStatus[c], credentialRefusal[c] ? `yes (\`${credentialRefusal[c]}\`)` : 'no']]),
+    );
+    expect(table).toEqual(expected);
+  });
+
+  it('every close, with its code and what the client does after it', () => {
+    const table = Object.fromEntries(rows('Close codes').map(([name, code, , , client]) => [name!.replaceAll('`', ''), [Number(code), client]]));
+    expect(Object.keys(table)).toEqual(Object.keys(Close));
+    for (const [name, spec] of Object.entries(Close)) {
+      const [code, client] = table[name]!;
+      expect(code).toBe(spec.code);
+      expect(client).toMatch(new RegExp(`\\(\`${spec.reconnect}\`\\)$`));
+      if ('endsIn' in spec) expect(client).toContain(`\`${spec.endsIn}\``);
     }
   });
 });
