@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Close, ErrorCode, type CloseSpec } from '@greenroom/protocol';
+import { Close, ErrorCode, SESSION_END_REASONS, sessionEnds, type CloseSpec } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
@@ -77,10 +77,6 @@ function closeSockets(state: State, sid: string, spec: CloseSpec): void {
   for (const r of state.bySid.get(sid) ?? []) r.connection.close(spec);
 }
 
-function closeFor(reason: SessionEndReason): CloseSpec {
-  return reason === 'blocked' ? Close.blocked : Close[reason];
-}
-
 function view(state: State, s: SessionRecord): SessionView {
   return {
     sid: s.sid,
@@ -113,7 +109,7 @@ async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndRea
     ),
   );
   // Sockets close even for a session that was already revoked: nothing of it may stay connected.
-  for (const s of sessions) closeSockets(ctx.state, s.sid, closeFor(reason));
+  for (const s of sessions) closeSockets(ctx.state, s.sid, sessionEnds[reason].close);
   const done = ended.filter((s): s is SessionRecord => s !== null);
   for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
   return done;
@@ -325,7 +321,7 @@ export const SessionStore = defineActor({
       End: message({
         allow: [],
         internal: true,
-        payload: z.object({ sid: z.string(), reason: z.enum(['revoked', 'expired', 'evicted', 'logout', 'blocked']) }),
+        payload: z.object({ sid: z.string(), reason: z.enum(SESSION_END_REASONS) }),
         handle: async (p, ctx) => {
           const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
           if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
@@ -376,7 +372,7 @@ export const SessionStore = defineActor({
               ctx.state.deps.locks.run(s.sid, async () => {
                 if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
                 await ctx.store.delete('sessions', s.sid);
-                closeSockets(ctx.state, s.sid, s.revokedAt ? closeFor(s.revokeReason ?? 'revoked') : Close.expired);
+                closeSockets(ctx.state, s.sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
                 return true;
               }),
             ),
