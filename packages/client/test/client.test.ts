@@ -84,7 +84,7 @@ async function connected(role = 'user', options: Parameters<typeof make>[1] = {}
 
 /** Drops this session's server-side sockets without a close frame (as a crashed node or a cut network would). */
 function dropSockets(sid: string): number {
-  const mine = [...server.gateway.connections].filter((c) => c.caller.sid === sid);
+  const mine = [...server.connections].filter((c) => c.caller.sid === sid);
   for (const c of mine) c.terminate();
   return mine.length;
 }

@@ -35,9 +35,10 @@ import { actorsRoute } from './gateway/actors-route.js';
 import { authRoutes } from './gateway/auth-routes.js';
 import { withCors } from './gateway/cors.js';
 import { onClientError } from './gateway/client-error.js';
+import { Connections } from './gateway/connections.js';
 import { createRequestListener, sendJson, upgradeRequiredRoute, type Route, type RouteHandler } from './gateway/http.js';
 import { createStaticHandler } from './gateway/static.js';
-import { Gateway } from './gateway/upgrade.js';
+import { GreenRoom } from './gateway/upgrade.js';
 import { AdminSocket } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -203,7 +204,8 @@ export class Greenroom {
   private constructor(
     readonly core: Core,
     private readonly http: AnyHttpServer,
-    readonly gateway: Gateway,
+    readonly connections: Connections,
+    private readonly greenRoom: GreenRoom,
     /** Whether Greenroom made this server (start) and so listens on and closes it, or was attached to the app's. */
     private readonly owned: boolean,
   ) {}
@@ -281,17 +283,22 @@ export class Greenroom {
     });
   }
 
-  /** The one way both forms are built: core, gateway and routes, put on the server `host` makes. */
+  /** The one way both forms are built: core, connections, green room and routes, put on the server `host` makes. */
   private static async open(options: GreenroomOptions, host: (config: Config) => Host): Promise<Greenroom> {
-    let gateway: Gateway | undefined;
-    const core = await createCore({ ...options, askRate: () => gateway?.askRate() ?? 0 });
+    // SessionStore's Stats reads the ask rate, but the connections are made once the core has read the config.
+    let counters: Connections | undefined;
+    const core = await createCore({ ...options, askRate: () => counters?.askRate() ?? 0 });
     const { config, log, registry, store, tokens } = core;
     const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins, core.proxies);
-    gateway = new Gateway(registry, auth, config, log);
-    const gw = gateway;
+    const connections = (counters = new Connections(config));
+    const greenRoom = new GreenRoom(registry, auth, connections, config, log);
+    const closeGateway = async (timeoutMs?: number) => {
+      await connections.closeAll(timeoutMs);
+      greenRoom.close();
+    };
     const metrics = createMetrics({
-      connections: () => gw.connections.size,
-      asks: () => gw.asks,
+      connections: () => connections.size,
+      asks: () => connections.asks,
       queued: () => registry.names().map((name) => [name, registry.queued(name)]),
     });
 
@@ -302,7 +309,7 @@ export class Greenroom {
         path: '/readyz',
         handle: async (_req, res) => {
           // Not ready while stopping, so clients that probe before reconnecting wait for the next server.
-          if (!gw.isAccepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 1 });
+          if (!connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 1 });
           try {
             await store.ping();
           } catch {
@@ -345,7 +352,7 @@ export class Greenroom {
     try {
       made = host(config);
     } catch (err) {
-      await gw.closeAll(0);
+      await closeGateway(0);
       await core.close();
       throw err;
     }
@@ -356,12 +363,12 @@ export class Greenroom {
     const detach = attachToServer(http, {
       owns: (path) => paths.has(path),
       request: (req, res) => {
-        gw.trackRequest(res);
+        connections.trackRequest(res);
         void ours(req, res);
       },
       otherwise: (req, res) => void everything(req, res),
       ownsUpgrade: (path) => path === wsPath,
-      upgrade: (req, socket, head) => void gw.handleUpgrade(req, socket, head),
+      upgrade: (req, socket, head) => void greenRoom.handleUpgrade(req, socket, head),
     });
     if (owned) {
       try {
@@ -374,12 +381,12 @@ export class Greenroom {
         });
       } catch (err) {
         detach();
-        await gw.closeAll(0);
+        await closeGateway(0);
         await core.close();
         throw err;
       }
     }
-    const server = new Greenroom(core, http, gw, owned);
+    const server = new Greenroom(core, http, connections, greenRoom, owned);
     server.detach = detach;
     // Only a store opened here on the data dir holds its lock (then a socket file left there is stale).
     const dataDirLocked = options.store === undefined && store instanceof LowdbStore;
@@ -403,12 +410,13 @@ export class Greenroom {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.cleanupTimer);
-      this.gateway.stopAccepting();
+      this.connections.stopAccepting();
       const adminClosed = this.adminSocket?.close(this.config.askTimeoutMs);
       const closed = this.owned ? new Promise<void>((resolve) => this.http.close(() => resolve())) : undefined;
       if (this.owned) this.http.closeIdleConnections();
-      await this.gateway.drain(this.config.askTimeoutMs);
-      await this.gateway.closeAll();
+      await this.connections.drain(this.config.askTimeoutMs);
+      await this.connections.closeAll();
+      this.greenRoom.close();
       if (this.owned) {
         this.http.closeAllConnections();
         await closed;

@@ -229,7 +229,7 @@ describe('a Subscribe still queued when its connection closes', () => {
       leaving.ws.send(JSON.stringify({ id: 1, to: 'Busy', type: 'Subscribe' }));
       await leaving.close();
       // Its close is handled (subscriptions removed) before the queued Subscribe gets its turn.
-      while ([...server.gateway.connections].length > 1) await new Promise((r) => setTimeout(r, 5));
+      while ([...server.connections].length > 1) await new Promise((r) => setTimeout(r, 5));
       gate.open.resolve();
       await held;
       expect((await holder.ask('Busy', 'Hold')).ok).toBe(true); // runs after the queued Subscribe

@@ -257,7 +257,7 @@ describe('a password change', () => {
     const adminSocket = await TestClient.connect(server, admin.accessToken);
 
     // The server side of the attacker's socket, read when the answer arrives.
-    const serverSide = [...server.gateway.connections].find((c) => c.caller.sid === victim.sid) as unknown as { ws: { readyState: number } };
+    const serverSide = [...server.connections].find((c) => c.caller.sid === victim.sid) as unknown as { ws: { readyState: number } };
     const reply = await adminSocket.ask('UserStore', 'Update', { uid: victim.uid, password: 'a brand new password' });
     expect(reply.ok).toBe(true);
     expect(serverSide.ws.readyState).not.toBe(1); // closing or closed before the answer was sent

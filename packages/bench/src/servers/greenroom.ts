@@ -60,13 +60,13 @@ serve({
       gc?.();
       await new Promise((r) => setTimeout(r, 50));
     }
-    return { ...process.memoryUsage(), connections: server.gateway.connections.size };
+    return { ...process.memoryUsage(), connections: server.connections.size };
   },
   stats: () => ({
     rotations: server.core.refresh.rotations,
     flushes: (server.core.store as LowdbStore).flushCount,
-    connections: server.gateway.connections.size,
-    asks: server.gateway.asks,
+    connections: server.connections.size,
+    asks: server.connections.asks,
   }),
   /** The monotonic clock in µs, the one V8's CPU profiles use (for cutting a profile to a measured window). */
   mark: () => Number(process.hrtime.bigint() / 1000n),

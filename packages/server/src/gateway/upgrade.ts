@@ -8,7 +8,7 @@
  *   4. only then write the HTTP 101 — so the client's very first ask finds its session
  * A failure at any step writes a plain HTTP answer (401/403/429/503), destroys the socket and registers nothing.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer } from 'ws';
@@ -19,38 +19,32 @@ import { SessionStore, type Principal } from '../actors/session-store.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import { GreenroomError, toPublicError } from '../errors.js';
 import { Connection, type ConnectionHooks } from './connection.js';
+import type { Connections } from './connections.js';
 import { rejectUpgrade } from './reject.js';
 
-export interface GatewayOptions {
+export interface GreenRoomOptions {
   maxConnections: number;
   maxFrameBytes: number;
   askRate: number;
   askBurst: number;
   maxAsksInFlight: number;
   sendBufferBytes: number;
-  heartbeatMs: number;
   /** The WebSocket endpoint is `<basePath>/ws` (default ''). */
   basePath?: string;
 }
 
-export class Gateway {
+export class GreenRoom {
   private readonly wss: WebSocketServer;
-  readonly connections = new Set<Connection>();
   /** Upgrades in the green room: counted against the cap so a burst cannot overshoot it. */
   private waiting = 0;
-  private inflight = 0;
-  private asksTotal = 0;
-  private accepting = true;
-  private readonly heartbeat: NodeJS.Timeout;
-  private readonly rate = { last: 0, perSecond: 0 };
-  private readonly rateTimer: NodeJS.Timeout;
   /** One hooks object shared by every connection (not four closures per socket: memory per idle connection). */
   private readonly hooks: ConnectionHooks;
 
   constructor(
     private readonly registry: ActorRegistry,
     private readonly auth: Authenticator,
-    private readonly options: GatewayOptions,
+    private readonly connections: Connections,
+    private readonly options: GreenRoomOptions,
     private readonly log: Logger,
   ) {
     this.hooks = {
@@ -59,40 +53,20 @@ export class Gateway {
       askBurst: options.askBurst,
       maxAsksInFlight: options.maxAsksInFlight,
       sendBufferBytes: options.sendBufferBytes,
-      accepting: () => this.accepting,
-      onAsk: () => {
-        this.inflight += 1;
-        this.asksTotal += 1;
-      },
-      onAskDone: () => (this.inflight -= 1),
+      accepting: () => connections.accepting,
+      onAsk: () => connections.askStarted(),
+      onAskDone: () => connections.askDone(),
       onClose: (c) => this.onClose(c),
     };
     // The transport's own size limit is never turned off: a frame past it closes 1009 unbuffered.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
-    this.heartbeat = setInterval(() => {
-      const now = Date.now();
-      for (const c of this.connections) c.heartbeat(now);
-    }, options.heartbeatMs).unref();
-    this.rateTimer = setInterval(() => {
-      this.rate.perSecond = this.asksTotal - this.rate.last;
-      this.rate.last = this.asksTotal;
-    }, 1000).unref();
-  }
-
-  /** Asks per second, over the last second. */
-  askRate(): number {
-    return this.rate.perSecond;
-  }
-
-  get asks(): number {
-    return this.asksTotal;
   }
 
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     let connection: Connection | null = null;
     try {
-      if (!this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
+      if (!this.connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
       const path = (req.url ?? '').split('?', 1)[0];
       if (path !== `${this.options.basePath ?? ''}/ws`) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such endpoint');
       if (this.connections.size + this.waiting >= this.options.maxConnections) {
@@ -106,7 +80,7 @@ export class Gateway {
         const principal = await this.registry.ask(SessionStore.Register, { connection, uid: identity.uid, sid: identity.sid, address });
         // The session may have ended, or the client gone, while we waited: then no 101.
         if (connection.pendingClose) throw closeToError(connection.pendingClose);
-        if (socket.destroyed || !this.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
+        if (socket.destroyed || !this.connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
         const c = connection;
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           c.attach(ws, principal);
@@ -119,7 +93,7 @@ export class Gateway {
       }
     } catch (err) {
       let error = toPublicError(err);
-      // An upgrade is refused with 401/403/429/503 (SPEC §5): a registration that did not answer in time is a 503.
+      // An upgrade is refused with 401/403/429/503 (docs/protocol.md, Connecting): a Register that timed out is a 503.
       if (error.code === ErrorCode.TIMEOUT) error = new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is busy; try again', { retryAfterSeconds: 1 });
       if (error.code === ErrorCode.INTERNAL) this.log.error({ err }, 'upgrade failed');
       // A Register that timed out may still complete inside the mailbox: the Unregister queued behind it undoes it
@@ -129,49 +103,19 @@ export class Gateway {
     }
   }
 
+  /** After the stop has closed every socket. */
+  close(): void {
+    this.wss.close();
+  }
+
   private onClose(c: Connection): void {
-    this.connections.delete(c);
+    this.connections.remove(c);
     this.registry.unsubscribeAll(c.id);
     this.unregister(c.id);
   }
 
   private unregister(connectionId: string): void {
     this.registry.ask(SessionStore.Unregister, { connectionId }).catch((err) => this.log.warn({ err }, 'unregister failed'));
-  }
-
-  get isAccepting(): boolean {
-    return this.accepting;
-  }
-
-  /** Shutdown, step 1: refuse new upgrades and new asks. */
-  stopAccepting(): void {
-    this.accepting = false;
-  }
-
-  /**
-   * An HTTP request to one of Greenroom's routes, counted with the asks in flight until its answer is out, so that a
-   * stop answers it before it closes the store (a login halfway through its password check, say).
-   */
-  trackRequest(res: ServerResponse): void {
-    this.inflight += 1;
-    res.once('close', () => (this.inflight -= 1));
-  }
-
-  /** Shutdown, step 2: wait for asks and HTTP requests in flight, at most `timeoutMs`. */
-  async drain(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  }
-
-  /** Shutdown, step 3: close every socket with 1001 `shutdown` and wait (briefly) for them to go. */
-  async closeAll(timeoutMs = 2000): Promise<void> {
-    for (const c of this.connections) c.close(Close.shutdown);
-    const deadline = Date.now() + timeoutMs;
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    for (const c of this.connections) c.terminate();
-    clearInterval(this.heartbeat);
-    clearInterval(this.rateTimer);
-    this.wss.close();
   }
 }
 
