@@ -3,13 +3,12 @@
  * WebSocket gateway, and owns start and stop.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext, Server as TlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ErrorCode } from '@greenroom/protocol';
 import type { AnyActor, MessageRef, PayloadArg } from './actors/define.js';
 import { FingerprintStore } from './actors/fingerprint-store.js';
 import { allPages } from './actors/paging.js';
@@ -29,19 +28,19 @@ import { deriveKeys, loadSecret } from './auth/secret.js';
 import { TicketBook } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
-import { ConfigError, GreenroomError } from './errors.js';
+import { ConfigError } from './errors.js';
 import { attachToServer, type AnyHttpServer } from './gateway/attach.js';
 import { actorsRoute } from './gateway/actors-route.js';
 import { authRoutes } from './gateway/auth-routes.js';
 import { withCors } from './gateway/cors.js';
 import { onClientError } from './gateway/client-error.js';
 import { Connections } from './gateway/connections.js';
-import { createRequestListener, sendJson, upgradeRequiredRoute, type Route, type RouteHandler } from './gateway/http.js';
+import { createRequestListener, upgradeRequiredRoute, type RouteHandler } from './gateway/http.js';
+import { opsRoutes } from './gateway/ops-routes.js';
 import { createStaticHandler } from './gateway/static.js';
 import { GreenRoom } from './gateway/upgrade.js';
 import { AdminSocket } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
-import { createMetrics } from './metrics.js';
 import { ActorSystem } from './runtime/actor-system.js';
 import { KeyedQueue } from './runtime/keyed-queue.js';
 import { LowdbStore } from './store/lowdb-store.js';
@@ -296,47 +295,9 @@ export class Greenroom {
       await connections.closeAll(timeoutMs);
       greenRoom.close();
     };
-    const metrics = createMetrics({
-      connections: () => connections.size,
-      asks: () => connections.asks,
-      queued: () => registry.names().map((name) => [name, registry.queued(name)]),
-    });
 
-    const unprefixed: Route[] = [
-      { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) },
-      {
-        method: 'GET',
-        path: '/readyz',
-        handle: async (_req, res) => {
-          // Not ready while stopping, so clients that probe before reconnecting wait for the next server.
-          if (!connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 1 });
-          try {
-            await store.ping();
-          } catch {
-            throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable');
-          }
-          sendJson(res, 200, { status: 'ready' });
-        },
-      },
-      ...(config.metrics === 'off'
-        ? []
-        : [
-            {
-              method: 'GET' as const,
-              path: '/metrics',
-              handle: async (req: IncomingMessage, res: ServerResponse) => {
-                // 'admin': a live admin session, by any strategy (a scraper sends a bearer token).
-                if (config.metrics === 'admin') {
-                  const identity = await auth.authenticate(req);
-                  const { role } = await registry.ask(SessionStore.Check, { uid: identity.uid, sid: identity.sid });
-                  if (role !== 'admin') throw new GreenroomError(ErrorCode.FORBIDDEN, 'metrics are for admins');
-                }
-                const text = await metrics.metrics();
-                res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
-                res.end(text);
-              },
-            },
-          ]),
+    const unprefixed = [
+      ...opsRoutes({ metrics: config.metrics, registry, auth, store, connections }),
       actorsRoute({ registry, auth }),
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords, basePath: config.basePath }),
     ];
