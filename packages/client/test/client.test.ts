@@ -13,6 +13,7 @@ import { defineActor, type MessageDef, SessionStore, UserStore } from '@greenroo
 import { deferred, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { GreenroomClient, GreenroomClientError, type ClientOptions, type TokenPair } from '@greenroom/client';
 import { instrumentedFactory, recordStates, rejectionOf, settle, sleep, waitForState, type Instrumented } from './helpers.js';
+import { internals } from '../../server/src/server.js';
 
 const FAST = { baseMs: 5, capMs: 20 };
 
@@ -84,7 +85,7 @@ async function connected(role = 'user', options: Parameters<typeof make>[1] = {}
 
 /** Drops this session's server-side sockets without a close frame (as a crashed node or a cut network would). */
 function dropSockets(sid: string): number {
-  const mine = [...server.connections].filter((c) => c.caller.sid === sid);
+  const mine = [...internals(server).connections].filter((c) => c.caller.sid === sid);
   for (const c of mine) c.terminate();
   return mine.length;
 }
@@ -209,8 +210,8 @@ describe('refresh', () => {
     // connect attempt must refresh first, the refresh timer is due now, two asks are waiting for that connection,
     // and the app calls refresh() twice on top.
     const { client, session, tokens, inst } = await make('user', { tokens: { accessExpiresAt: Date.now() - 1 } });
-    const requestsBefore = server.core.refresh.requests;
-    const rotationsBefore = server.core.refresh.rotations;
+    const requestsBefore = internals(server).refresh.requests;
+    const rotationsBefore = internals(server).refresh.rotations;
     const asks = [client.ask('UserStore', 'GetOwn'), client.ask('UserStore', 'GetOwn')];
     await client.connect();
     const explicit = [client.refresh(), client.refresh()];
@@ -220,8 +221,8 @@ describe('refresh', () => {
 
     expect(a).toMatchObject({ uid: session.uid });
     expect(b).toMatchObject({ uid: session.uid });
-    expect(server.core.refresh.requests - requestsBefore).toBe(1);
-    expect(server.core.refresh.rotations - rotationsBefore).toBe(1);
+    expect(internals(server).refresh.requests - requestsBefore).toBe(1);
+    expect(internals(server).refresh.rotations - rotationsBefore).toBe(1);
     expect(client.refreshRequests).toBe(1);
     expect(tokens).toHaveLength(1);
     expect(tokens[0]!.refreshToken).not.toBe(session.refreshToken);
@@ -232,10 +233,10 @@ describe('refresh', () => {
 
   it('a later refresh() is a new request (single flight shares only what is in flight)', async () => {
     const { client } = await connected();
-    const before = server.core.refresh.requests;
+    const before = internals(server).refresh.requests;
     await Promise.all([client.refresh(), client.refresh(), client.refresh()]);
     await client.refresh();
-    expect(server.core.refresh.requests - before).toBe(2);
+    expect(internals(server).refresh.requests - before).toBe(2);
     expect(client.refreshRequests).toBe(2);
   });
 });
@@ -244,7 +245,7 @@ describe('session-ending closes', () => {
   it('4003 (the user is blocked): state blocked, no refresh, no further connection attempt, asks reject BLOCKED', async () => {
     const { client, session, inst } = await connected();
     const states = recordStates(client);
-    const requestsBefore = server.core.refresh.requests;
+    const requestsBefore = internals(server).refresh.requests;
     armGate();
     const calls = gate.calls;
     const inflight = settle(client.ask('Slow', 'Hold'));
@@ -258,7 +259,7 @@ describe('session-ending closes', () => {
     await sleep(150); // many backoff periods: nothing more may happen
     expect(states).toEqual(['blocked']);
     expect(inst.sockets).toHaveLength(1);
-    expect(server.core.refresh.requests).toBe(requestsBefore);
+    expect(internals(server).refresh.requests).toBe(requestsBefore);
     // The ask in flight when the socket closed: CONNECTION_LOST (the socket went; the app decides what next).
     const outcome = await inflight;
     expect(outcome.ok || outcome.error.code).toBe('CONNECTION_LOST');
@@ -268,14 +269,14 @@ describe('session-ending closes', () => {
   it('4001 after the session is revoked: one refresh attempt (refused), then signedOut and no reconnect', async () => {
     const { client, session, inst } = await connected();
     const states = recordStates(client);
-    const requestsBefore = server.core.refresh.requests;
+    const requestsBefore = internals(server).refresh.requests;
     await server.ask(SessionStore.Revoke, { sid: session.sid });
     await waitForState(client, 'signedOut');
 
     expect(inst.sockets[0]!.closeCode).toBe(4001);
     expect(inst.sockets[0]!.closeReason).toBe('revoked');
     await sleep(150);
-    expect(server.core.refresh.requests - requestsBefore).toBe(1);
+    expect(internals(server).refresh.requests - requestsBefore).toBe(1);
     expect(client.refreshRequests).toBe(1);
     expect(states).toEqual(['reconnecting', 'signedOut']);
     expect(inst.sockets).toHaveLength(1);

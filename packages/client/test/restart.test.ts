@@ -15,6 +15,7 @@ import { issueSession, startTestServer, type TestServer } from '@greenroom/serve
 import { UserStore } from '@greenroom/server';
 import { GreenroomClient } from '@greenroom/client';
 import { instrumentedFactory, sleep, waitForState, type Instrumented } from './helpers.js';
+import { internals } from '../../server/src/server.js';
 
 const CLIENTS = 200;
 const ADMINS = 5;
@@ -64,7 +65,7 @@ describe('server restart under 200 connected clients', () => {
     }
     await Promise.all(entries.map((e) => e.client.connect()));
     await Promise.all(entries.map((e) => waitForState(e.client, 'open')));
-    expect(first.connections.size).toBe(CLIENTS);
+    expect(internals(first).connections.size).toBe(CLIENTS);
 
     // Everyone asks; admins subscribe and see a push.
     const own = await Promise.all(entries.map((e) => e.client.ask<{ uid: string }>('UserStore', 'GetOwn')));
@@ -98,7 +99,7 @@ describe('server restart under 200 connected clients', () => {
     // Each resumes asking on the new server.
     const again = await Promise.all(entries.map((e) => e.client.ask<{ uid: string }>('UserStore', 'GetOwn')));
     expect(again.map((o) => o.uid)).toEqual(entries.map((e) => e.uid));
-    expect(second.connections.size).toBe(CLIENTS);
+    expect(internals(second).connections.size).toBe(CLIENTS);
 
     // Subscriptions were re-established (each admin's GetOwn above came after its re-sent Subscribe).
     await second.ask(UserStore.Update, { uid: target.uid, displayName: 'after' });

@@ -12,6 +12,7 @@ import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
 import { UserStore } from '@greenroom/server';
+import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
@@ -80,9 +81,9 @@ describeBrowser('the client in a browser', () => {
     const session = await a.evaluate((p) => window.gr.login('pat', p), password);
     await a.evaluate((at) => window.gr.start(at), session.accessExpiresAt);
     await b.evaluate((at) => window.gr.start(at), session.accessExpiresAt);
-    const before = server.core.refresh.requests;
+    const before = internals(server).refresh.requests;
     await Promise.all([a.evaluate(() => window.gr.refresh()), b.evaluate(() => window.gr.refresh())]);
-    expect(server.core.refresh.requests - before).toBe(1);
+    expect(internals(server).refresh.requests - before).toBe(1);
     const sent = (await a.evaluate(() => window.gr.refreshRequests())) + (await b.evaluate(() => window.gr.refreshRequests()));
     expect(sent).toBe(1);
     // Both tabs still work on the refreshed cookies.

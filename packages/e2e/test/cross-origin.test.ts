@@ -20,6 +20,7 @@ import { startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
 import { UserStore } from '@greenroom/server';
+import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 const describeBrowser = unavailable ? describe.skip : describe;
@@ -125,9 +126,9 @@ describeBrowser('a page of another origin', () => {
 
   it('a page of an origin not allowed gets no CORS grant: its login fetch fails', async () => {
     const page = await openPage(foreignPages.origin);
-    const before = server.core.refresh.requests;
+    const before = internals(server).refresh.requests;
     expect(await page.evaluate((p) => window.xo.tryLogin('pat', p), password)).toMatch(/^TypeError: /);
-    expect(server.core.refresh.requests).toBe(before);
+    expect(internals(server).refresh.requests).toBe(before);
     await page.close();
   });
 
@@ -138,9 +139,9 @@ describeBrowser('a page of another origin', () => {
     await b.evaluate((at) => window.xo.startCookie(at), session.accessExpiresAt);
     // Idle past the headers timeout: the browser's pre-opened sockets to the server are closed under it.
     await new Promise((r) => setTimeout(r, HEADERS_TIMEOUT_MS * 3));
-    const before = server.core.refresh.requests;
+    const before = internals(server).refresh.requests;
     await Promise.all([a.evaluate(() => window.xo.refresh()), b.evaluate(() => window.xo.refresh())]);
-    expect(server.core.refresh.requests - before).toBe(1);
+    expect(internals(server).refresh.requests - before).toBe(1);
     expect(await b.evaluate(() => window.xo.ask('UserStore', 'GetOwn', {}))).toMatchObject({ uid: session.uid });
     await a.evaluate(() => window.xo.close());
     await b.evaluate(() => window.xo.close());

@@ -17,6 +17,7 @@ import { GreenroomClient, type SocketLike } from '@greenroom/client';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { FingerprintStore, UserStore } from '@greenroom/server';
+import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
@@ -374,7 +375,7 @@ describeBrowser('the dashboard in a browser', () => {
       const row = sessionRow(p, device.sid);
       await row.locator('.count', { hasText: /^1$/ }).waitFor();
       const sids = await p.locator('#sessions-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key));
-      const own = await server.core.store.findBy<{ sid: string; revokedAt: number | null }>('sessions', 'uid', robin.uid);
+      const own = await internals(server).store.findBy<{ sid: string; revokedAt: number | null }>('sessions', 'uid', robin.uid);
       const live = own.filter((r) => r.value.revokedAt === null).map((r) => r.value.sid);
       expect([...sids].sort()).toEqual([...live].sort());
       expect(sids).toHaveLength(2);

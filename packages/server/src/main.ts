@@ -10,7 +10,7 @@ import { UserStore } from './actors/user-store.js';
 import { backupStore, openAdminChannel } from './admin-channel.js';
 import { loadConfig } from './config.js';
 import { ConfigError, GreenroomError, StoreError } from './errors.js';
-import { Greenroom } from './server.js';
+import { Greenroom, internals } from './server.js';
 import { BackupError } from './store/backup.js';
 import { LowdbStore } from './store/lowdb-store.js';
 
@@ -53,11 +53,11 @@ async function serve(): Promise<void> {
   let first = 0;
   let started: Greenroom | null = null;
   const stop = (server: Greenroom, signal: NodeJS.Signals) => {
-    server.core.log.info({ signal }, 'shutting down');
+    internals(server).log.info({ signal }, 'shutting down');
     server.stop().then(
       () => process.exit(0),
       (err) => {
-        server.core.log.error({ err }, 'shutdown failed');
+        internals(server).log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -194,6 +194,22 @@ interface Host {
   otherwise?: RouteHandler;
 }
 
+/**
+ * A server's insides, for the project's own harness, command, tests and benchmarks: its core and its live
+ * connections. Exported from this module only, never from index.ts: no part of the public API.
+ */
+export interface Internals extends Core {
+  connections: Connections;
+}
+
+const internalsOf = new WeakMap<Greenroom, Internals>();
+
+export function internals(server: Greenroom): Internals {
+  const found = internalsOf.get(server);
+  if (!found) throw new Error('not a server made by Greenroom.start or Greenroom.attach');
+  return found;
+}
+
 export class Greenroom {
   private stopping: Promise<void> | null = null;
   private cleanupTimer: NodeJS.Timeout | undefined;
@@ -201,13 +217,15 @@ export class Greenroom {
   private detach: () => void = () => {};
 
   private constructor(
-    readonly core: Core,
+    private readonly core: Core,
     private readonly http: AnyHttpServer,
-    readonly connections: Connections,
+    private readonly connections: Connections,
     private readonly greenRoom: GreenRoom,
     /** Whether Greenroom made this server (start) and so listens on and closes it, or was attached to the app's. */
     private readonly owned: boolean,
-  ) {}
+  ) {
+    internalsOf.set(this, { ...core, connections });
+  }
 
   get config(): Config {
     return this.core.config;

@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { SessionRecord, UserView } from '../src/actors/records.js';
+import { internals } from '../src/server.js';
 import { issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -104,17 +105,17 @@ describe('internal messages', () => {
       ['FingerprintStore', 'Seen', { fingerprint: 'fp_fromthewire', uid: session.uid }],
       ['FingerprintStore', 'SetBlocked', { fingerprints: [session.fingerprint], blocked: true }],
     ];
-    const sessionsBefore = await server.core.store.count('sessions');
-    const usersBefore = await server.core.store.count('users');
+    const sessionsBefore = await internals(server).store.count('sessions');
+    const usersBefore = await internals(server).store.count('users');
     for (const [actor, type, payload] of internal) {
       expectError(await admin.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
       expectError(await user.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
     }
-    expect(await server.core.store.count('sessions')).toBe(sessionsBefore);
-    expect(await server.core.store.count('users')).toBe(usersBefore);
-    expect((await server.core.store.findBy<{ blocked: boolean }>('fingerprints', 'fingerprint', session.fingerprint)).map((r) => r.value.blocked)).toEqual([false]);
+    expect(await internals(server).store.count('sessions')).toBe(sessionsBefore);
+    expect(await internals(server).store.count('users')).toBe(usersBefore);
+    expect((await internals(server).store.findBy<{ blocked: boolean }>('fingerprints', 'fingerprint', session.fingerprint)).map((r) => r.value.blocked)).toEqual([false]);
     // The admin's own session is untouched and the socket still answers as an admin.
-    expect((await server.core.store.get<SessionRecord>('sessions', session.sid))?.revokedAt).toBeNull();
+    expect((await internals(server).store.get<SessionRecord>('sessions', session.sid))?.revokedAt).toBeNull();
     expectOk(await admin.ask('SessionStore', 'Stats'));
   });
 });
@@ -181,7 +182,7 @@ describe('SessionStore.Revoke by a user', () => {
     const { client } = await connect('user');
     const { client: victim, session: victimSession } = await connect('user');
     expectError(await client.ask('SessionStore', 'Revoke', { sid: victimSession.sid }), 'FORBIDDEN');
-    expect((await server.core.store.get<SessionRecord>('sessions', victimSession.sid))?.revokedAt).toBeNull();
+    expect((await internals(server).store.get<SessionRecord>('sessions', victimSession.sid))?.revokedAt).toBeNull();
     expect(expectOk(await victim.ask('UserStore', 'GetOwn')).uid).toBe(victimSession.uid);
   });
 
@@ -191,7 +192,7 @@ describe('SessionStore.Revoke by a user', () => {
 
     expect(expectOk(await here.ask('SessionStore', 'Revoke', { sid: thereSession.sid }))).toEqual({ revoked: 1 });
     expect(await there.closed).toEqual({ code: 4001, reason: 'revoked' });
-    expect((await server.core.store.get<SessionRecord>('sessions', thereSession.sid))?.revokedAt).toEqual(expect.any(Number));
+    expect((await internals(server).store.get<SessionRecord>('sessions', thereSession.sid))?.revokedAt).toEqual(expect.any(Number));
     // The asking session is unaffected.
     expect(expectOk(await here.ask('UserStore', 'GetOwn')).uid).toBe(hereSession.uid);
   });
@@ -200,7 +201,7 @@ describe('SessionStore.Revoke by a user', () => {
     const { client, session } = await connect('user');
     void client.ask('SessionStore', 'Revoke', { sid: session.sid });
     expect(await client.closed).toEqual({ code: 4001, reason: 'revoked' });
-    expect((await server.core.store.get<SessionRecord>('sessions', session.sid))?.revokeReason).toBe('revoked');
+    expect((await internals(server).store.get<SessionRecord>('sessions', session.sid))?.revokeReason).toBe('revoked');
   });
 });
 

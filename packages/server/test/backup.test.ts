@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { UserView } from '../src/actors/records.js';
 import { UserStore } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE } from '../src/gateway/admin-socket.js';
+import { internals } from '../src/server.js';
 import { BackupError, BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { parseStoreDocument } from '../src/store/durable-file.js';
 import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
@@ -85,7 +86,7 @@ describe('greenroom backup under a steady stream of writes', () => {
     let running = true;
     const probeWriter = async (w: number) => {
       for (let i = 0; running; i++) {
-        await server.core.store.put('backup-probe', `${w}:${String(i).padStart(8, '0')}`, { w, i, at: Date.now() });
+        await internals(server).store.put('backup-probe', `${w}:${String(i).padStart(8, '0')}`, { w, i, at: Date.now() });
         probes.set(w, i);
         acks++;
       }
@@ -142,7 +143,7 @@ describe('greenroom backup under a steady stream of writes', () => {
       try {
         for (const [w, last] of probesBefore) {
           for (let i = 0; i <= last; i++) {
-            expect(await again.core.store.get('backup-probe', `${w}:${String(i).padStart(8, '0')}`)).toMatchObject({ w, i });
+            expect(await internals(again).store.get('backup-probe', `${w}:${String(i).padStart(8, '0')}`)).toMatchObject({ w, i });
           }
         }
         expect(usersBefore.size).toBeGreaterThan(0);
@@ -168,7 +169,7 @@ describe('greenroom restore', () => {
     try {
       await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
       const backupFile = join(await tempDir('greenroom-backup-out-'), 'b.json');
-      await server.core.store.backup!(backupFile);
+      await internals(server).store.backup!(backupFile);
       const before = await readFile(storeFileOf(server.dataDir));
 
       const run = await greenroom(['restore', backupFile], { GREENROOM_DATA: server.dataDir });

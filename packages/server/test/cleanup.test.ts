@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
+import { internals } from '../src/server.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import type { WriteOp } from '../src/store/store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
@@ -149,14 +150,14 @@ async function seed(server: TestServer, records: { users?: UserRecord[]; session
     ...(records.sessions ?? []).map((s) => ({ op: 'put' as const, collection: 'sessions', id: s.sid, value: s })),
     ...(records.fingerprints ?? []).map((f) => ({ op: 'put' as const, collection: 'fingerprints', id: f.fingerprint, value: f })),
   ];
-  await server.core.store.write(ops);
+  await internals(server).store.write(ops);
 }
 
 async function all<T>(server: TestServer, collection: string): Promise<Map<string, T>> {
   const out = new Map<string, T>();
   let after: string | undefined;
   do {
-    const page = await server.core.store.scan<any>(collection, { after, limit: 500 });
+    const page = await internals(server).store.scan<any>(collection, { after, limit: 500 });
     for (const i of page.items) out.set(i.id, i.value as T);
     after = page.next ?? undefined;
   } while (after);
@@ -165,7 +166,7 @@ async function all<T>(server: TestServer, collection: string): Promise<Map<strin
 
 /** Counts, scans, findBy indexes and the file on disk all tell the same story. */
 async function expectConsistent(server: TestServer): Promise<void> {
-  const store = server.core.store;
+  const store = internals(server).store;
   const users = await all<UserRecord>(server, 'users');
   const sessions = await all<SessionRecord>(server, 'sessions');
   const fingerprints = await all<FingerprintRecord>(server, 'fingerprints');
@@ -203,9 +204,9 @@ describe('server.cleanup(): a table of records, one run', () => {
   beforeAll(async () => {
     server = await startTestServer({ config });
     // Findby indexes are built before the seed, so the run also proves they are kept up to date.
-    await server.core.store.findBy('sessions', 'uid', owner.uid);
-    await server.core.store.findBy('fingerprints', 'uid', owner.uid);
-    await server.core.store.findBy('users', 'role', 'guest');
+    await internals(server).store.findBy('sessions', 'uid', owner.uid);
+    await internals(server).store.findBy('fingerprints', 'uid', owner.uid);
+    await internals(server).store.findBy('users', 'role', 'guest');
     await seed(server, { users: [owner] });
     for (const row of rows) await seed(server, row);
     before = { users: await all(server, 'users'), sessions: await all(server, 'sessions'), fingerprints: await all(server, 'fingerprints') };
@@ -279,12 +280,12 @@ describe('server.cleanup(): backlogs bigger than a batch (500)', () => {
   ] as const) {
     it(`${doomed} doomed sessions (beside ${live} live) are all cleared in one run`, async () => {
       const { uid, dead, alive } = await backlog(doomed, live);
-      const total = await server.core.store.count('sessions');
+      const total = await internals(server).store.count('sessions');
       expect(await server.cleanup()).toEqual({ sessions: doomed, guests: 0 });
-      expect(await server.core.store.count('sessions')).toBe(total - doomed);
-      const left = (await server.core.store.findBy<SessionRecord>('sessions', 'uid', uid)).map((r) => r.id).sort();
+      expect(await internals(server).store.count('sessions')).toBe(total - doomed);
+      const left = (await internals(server).store.findBy<SessionRecord>('sessions', 'uid', uid)).map((r) => r.id).sort();
       expect(left).toEqual(alive.map((s) => s.sid).sort());
-      for (const s of dead.slice(0, 5)) expect(await server.core.store.get('sessions', s.sid)).toBeUndefined();
+      for (const s of dead.slice(0, 5)) expect(await internals(server).store.get('sessions', s.sid)).toBeUndefined();
       await expectConsistent(server);
       expect(await server.cleanup()).toEqual({ sessions: 0, guests: 0 });
     });
@@ -297,11 +298,11 @@ describe('server.cleanup(): backlogs bigger than a batch (500)', () => {
     const sessions = guests.map((g, i) => session(g.uid, { fingerprint: devices[i]!.fingerprint, lastUsed: NOW - 3 * DAY, expiresAt: NOW - 2 * DAY }));
     await seed(server, { users: [keep, ...guests], sessions, fingerprints: devices });
     expect(await server.cleanup()).toEqual({ sessions: 0, guests: 501 });
-    expect((await server.core.store.findBy('users', 'role', 'guest')).map((r) => r.id)).toEqual([keep.uid]);
+    expect((await internals(server).store.findBy('users', 'role', 'guest')).map((r) => r.id)).toEqual([keep.uid]);
     for (const g of guests.slice(0, 5)) {
-      expect(await server.core.store.get('users', g.uid)).toBeUndefined();
-      expect(await server.core.store.findBy('sessions', 'uid', g.uid)).toEqual([]);
-      expect(await server.core.store.findBy('fingerprints', 'uid', g.uid)).toEqual([]);
+      expect(await internals(server).store.get('users', g.uid)).toBeUndefined();
+      expect(await internals(server).store.findBy('sessions', 'uid', g.uid)).toEqual([]);
+      expect(await internals(server).store.findBy('fingerprints', 'uid', g.uid)).toEqual([]);
     }
     await expectConsistent(server);
   });
@@ -322,7 +323,7 @@ describe('server.cleanup() with sockets open', () => {
     await seed(server, { sessions: [session(s.uid, { revokedAt: NOW - 2 * HOUR, revokeReason: 'revoked' }), session(s.uid, { expiresAt: NOW - 2 * HOUR })] });
     expect(await server.cleanup()).toEqual({ sessions: 2, guests: 0 });
     expect(await client.ask('UserStore', 'GetOwn')).toMatchObject({ ok: true, result: { uid: s.uid } });
-    expect((await server.core.store.findBy('sessions', 'uid', s.uid)).map((r) => r.id)).toEqual([s.sid]);
+    expect((await internals(server).store.findBy('sessions', 'uid', s.uid)).map((r) => r.id)).toEqual([s.sid]);
     await client.close();
   });
 });

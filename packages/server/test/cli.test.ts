@@ -24,6 +24,7 @@ import { defineActor } from '../src/actors/define.js';
 import type { SessionRecord, UserView } from '../src/actors/records.js';
 import { UserStore } from '../src/actors/user-store.js';
 import { ADMIN_SOCKET_FILE, MAX_ADMIN_INFLIGHT } from '../src/gateway/admin-socket.js';
+import { internals } from '../src/server.js';
 import { deferred, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, type CommandRun, tempDirs } from './helpers.js';
 
@@ -123,7 +124,7 @@ class LineClient {
 
 /** Every session record of a user (live or ended), by sid. */
 async function sessionsOf(server: TestServer, uid: string): Promise<SessionRecord[]> {
-  const rows = await server.core.store.findBy<SessionRecord>('sessions', 'uid', uid);
+  const rows = await internals(server).store.findBy<SessionRecord>('sessions', 'uid', uid);
   return rows.map((r) => r.value).sort((a, b) => a.sid.localeCompare(b.sid));
 }
 

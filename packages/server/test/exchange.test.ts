@@ -19,6 +19,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import type { UserView } from '../src/actors/records.js';
 import { UserStore } from '../src/actors/user-store.js';
 import type { ExternalIdentity } from '../src/auth/identity.js';
+import { internals } from '../src/server.js';
 import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, httpRequester, storeContents, type HttpAnswer } from './helpers.js';
 
@@ -475,7 +476,7 @@ describe('GREENROOM_PASSWORDS=false', () => {
     const u = await closed.ask(UserStore.Provision, { username: 'erin', role: 'user' });
     await expect(closed.ask(UserStore.Update, { uid: u.uid, password: 'erin-password-1' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
     expect(await closed.ask(UserStore.Update, { uid: u.uid, displayName: 'Erin' })).toMatchObject({ displayName: 'Erin' });
-    expect(await closed.core.store.count('users')).toBe(1);
+    expect(await internals(closed).store.count('users')).toBe(1);
   });
 
   it('`greenroom user add` refuses with a clear error; the other user commands work', async () => {

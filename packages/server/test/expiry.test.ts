@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
+import { internals } from '../src/server.js';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -179,7 +180,7 @@ describe('revocation closes the socket before the revoking ask answers', () => {
     expect(await victim.closed).toEqual({ code: 4001, reason: 'revoked' });
 
     // Durable, and no new socket for it; the bystander is untouched.
-    expect(await server.core.store.get('sessions', victimSession.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'revoked' });
+    expect(await internals(server).store.get('sessions', victimSession.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'revoked' });
     expect(await TestClient.connect(server, victimSession.accessToken).then(() => null, (err: { status?: number }) => err.status)).toBe(401);
     expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
     expect((await bystander.ask('UserStore', 'GetOwn')).ok).toBe(true);

@@ -11,6 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineActor, ErrorCode, GreenroomError, MemoryStore } from '@greenroom/server';
 import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '@greenroom/server/testing';
+import { internals } from '../src/server.js';
 import { Notes, type Note } from '../examples/notes.js';
 
 function resultOf(reply: Reply): any {
@@ -72,7 +73,7 @@ describe('Notes (the example app actor)', () => {
     expect(list.nextCursor).toBeNull();
     expect(list.items).toContainEqual(added);
     // Stored as answered: the same record is what persists.
-    expect(await server.core.store.get('notes', added.id)).toEqual(added);
+    expect(await internals(server).store.get('notes', added.id)).toEqual(added);
   });
 
   it('pages List as {items, nextCursor}, oldest first, nextCursor null on the last page', async () => {
@@ -83,7 +84,7 @@ describe('Notes (the example app actor)', () => {
     const { items, pages } = await listAll(client, 2);
     for (const p of pages) expect(p.items.length).toBeLessThanOrEqual(2);
     expect(pages.at(-1)!.nextCursor).toBeNull();
-    expect(items.length).toBe(await server.core.store.count('notes'));
+    expect(items.length).toBe(await internals(server).store.count('notes'));
     expect(items.filter((n) => mine.some((m) => m.id === n.id))).toEqual(mine);
 
     expect(errorOf(await client.ask('Notes', 'List', { limit: 0 })).code).toBe(ErrorCode.BAD_PAYLOAD);
@@ -92,7 +93,7 @@ describe('Notes (the example app actor)', () => {
   it('answers BAD_PAYLOAD before the handler runs: nothing is stored, nothing is pushed', async () => {
     const { client } = await io.connect();
     resultOf(await client.ask('Notes', 'Subscribe'));
-    const before = await server.core.store.count('notes');
+    const before = await internals(server).store.count('notes');
 
     const bad: unknown[] = [{ text: 'x'.repeat(501) }, { text: '' }, { text: 42 }, { text: ['a'] }, { note: 'hi' }, {}, null];
     for (const payload of bad) {
@@ -101,7 +102,7 @@ describe('Notes (the example app actor)', () => {
     }
     expect(errorOf(await client.ask('Notes', 'Delete', { id: 'not-a-uuid' })).code).toBe(ErrorCode.BAD_PAYLOAD);
 
-    expect(await server.core.store.count('notes')).toBe(before);
+    expect(await internals(server).store.count('notes')).toBe(before);
     // The List answer comes after any push the bad asks could have caused on this socket.
     expect(resultOf(await client.ask('Notes', 'List', { limit: 500 })).items).toHaveLength(before);
     expect(client.pushes).toEqual([]);
@@ -128,12 +129,12 @@ describe('Notes (the example app actor)', () => {
     const a2 = resultOf(await alice.ask('Notes', 'Add', { text: 'alice 2' })) as Note;
 
     expect(errorOf(await bob.ask('Notes', 'Delete', { id: a1.id })).code).toBe(ErrorCode.FORBIDDEN);
-    expect(await server.core.store.get('notes', a1.id)).toEqual(a1);
+    expect(await internals(server).store.get('notes', a1.id)).toEqual(a1);
 
     expect(resultOf(await alice.ask('Notes', 'Delete', { id: a1.id }))).toEqual({ deleted: a1.id });
     expect(resultOf(await admin.ask('Notes', 'Delete', { id: a2.id }))).toEqual({ deleted: a2.id });
-    expect(await server.core.store.get('notes', a1.id)).toBeUndefined();
-    expect(await server.core.store.get('notes', a2.id)).toBeUndefined();
+    expect(await internals(server).store.get('notes', a1.id)).toBeUndefined();
+    expect(await internals(server).store.get('notes', a2.id)).toBeUndefined();
   });
 
   it('answers NOT_FOUND for a note that does not exist, whoever asks', async () => {

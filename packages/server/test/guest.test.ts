@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
+import { internals } from '../src/server.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { storeContents } from './helpers.js';
 
@@ -44,22 +45,22 @@ describe('POST /auth/guest', () => {
   let first: { uid: string; sid: string; accessToken: string; refreshToken: string; fingerprint: string; deviceId: string };
 
   it('opens a session for a new user with role guest, and records a fingerprint pointing at that user', async () => {
-    const usersBefore = await server.core.store.count('users');
+    const usersBefore = await internals(server).store.count('users');
     // A device id the server did not issue is ignored: the answer carries a fresh, server-issued one.
     const res = await guest(server, { deviceId: 'device-guest-1' });
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'deviceId', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
     expect(res.body.deviceId).toMatch(/^dv_/);
     expect(res.body.role).toBe('guest');
-    expect(await server.core.store.count('users')).toBe(usersBefore + 1);
+    expect(await internals(server).store.count('users')).toBe(usersBefore + 1);
 
-    const user = await server.core.store.get<UserRecord>('users', res.body.uid);
+    const user = await internals(server).store.get<UserRecord>('users', res.body.uid);
     expect(user).toMatchObject({ uid: res.body.uid, role: 'guest', blocked: false, passwordHash: null });
 
-    const session = await server.core.store.get<SessionRecord>('sessions', res.body.sid);
+    const session = await internals(server).store.get<SessionRecord>('sessions', res.body.sid);
     expect(session).toMatchObject({ sid: res.body.sid, uid: res.body.uid, revokedAt: null });
 
-    const devices = (await server.core.store.findBy<FingerprintRecord>('fingerprints', 'uid', res.body.uid)).map((r) => r.value);
+    const devices = (await internals(server).store.findBy<FingerprintRecord>('fingerprints', 'uid', res.body.uid)).map((r) => r.value);
     expect(devices).toHaveLength(1);
     expect(devices[0]).toMatchObject({ fingerprint: session!.fingerprint, uid: res.body.uid, count: 1, blocked: false });
     expect(devices[0]!.fingerprint).toMatch(/^fp_/);
@@ -76,10 +77,10 @@ describe('POST /auth/guest', () => {
     expect(again.body.uid).not.toBe(first.uid);
     expect(again.body.role).toBe('guest');
     expect(again.body.deviceId).toBe(first.deviceId);
-    const second = await server.core.store.get<SessionRecord>('sessions', again.body.sid);
+    const second = await internals(server).store.get<SessionRecord>('sessions', again.body.sid);
     // Same device, same fingerprint; one row per (device, user): the first guest's row is untouched.
     expect(second!.fingerprint).toBe(first.fingerprint);
-    const rows = (await server.core.store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', first.fingerprint)).map((r) => r.value);
+    const rows = (await internals(server).store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', first.fingerprint)).map((r) => r.value);
     expect(rows.map((r) => [r.uid, r.count]).sort()).toEqual([[first.uid, 1], [again.body.uid, 1]].sort());
     first = { ...again.body, fingerprint: first.fingerprint };
   });
@@ -129,10 +130,10 @@ describe('POST /auth/guest', () => {
     const b = await guest(server, {});
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.deviceId).not.toBe(b.body.deviceId);
-    const fa = (await server.core.store.get<SessionRecord>('sessions', a.body.sid))!.fingerprint;
-    const fb = (await server.core.store.get<SessionRecord>('sessions', b.body.sid))!.fingerprint;
+    const fa = (await internals(server).store.get<SessionRecord>('sessions', a.body.sid))!.fingerprint;
+    const fb = (await internals(server).store.get<SessionRecord>('sessions', b.body.sid))!.fingerprint;
     expect(fa).not.toBe(fb);
-    expect((await server.core.store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', fa)).map((r) => r.value.uid)).toEqual([a.body.uid]);
+    expect((await internals(server).store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', fa)).map((r) => r.value.uid)).toEqual([a.body.uid]);
   });
 
   it('a bad body is 400 and creates nothing', async () => {

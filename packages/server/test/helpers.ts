@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { internals } from '../src/server.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { TestClient, type TestServer } from '../src/testing/index.js';
 
@@ -19,7 +20,7 @@ export async function storeContents(
   server: TestServer,
   collections: readonly string[] = STORE_COLLECTIONS,
 ): Promise<Record<string, { count: number; items: unknown[] }>> {
-  const store = server.core.store;
+  const store = internals(server).store;
   const out: Record<string, { count: number; items: unknown[] }> = {};
   for (const collection of collections) {
     const items: unknown[] = [];

@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { z } from 'zod';
 import { defineActor, ErrorCode } from '../src/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
+import { internals } from '../src/server.js';
 import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
@@ -126,7 +127,7 @@ describe('maxConnections', () => {
   it('refuses the upgrade past the cap with 503 UNAVAILABLE and Retry-After, and accepts again once a socket closes', async () => {
     const first = await io.connect();
     const second = await io.connect();
-    expect(server.connections.size).toBe(2);
+    expect(internals(server).connections.size).toBe(2);
 
     const third = await issueSession(server);
     const refused = await rawUpgrade(server.url, third.accessToken);
@@ -134,14 +135,14 @@ describe('maxConnections', () => {
     expect(refused.headers['retry-after']).toMatch(/^\d+$/);
     expect(JSON.parse(refused.body)).toEqual({ error: { code: ErrorCode.UNAVAILABLE, message: expect.any(String) } });
     // Nothing was registered for it.
-    expect(server.connections.size).toBe(2);
+    expect(internals(server).connections.size).toBe(2);
     expect(await statsConnections(server)).toBe(2);
 
     // The same through the client: refused with the HTTP status.
     await expect(TestClient.connect(server, third.accessToken)).rejects.toMatchObject({ status: 503 });
 
     await first.close();
-    await waitFor(() => server.connections.size < 2);
+    await waitFor(() => internals(server).connections.size < 2);
     const again = await TestClient.connect(server, third.accessToken);
     again.ws.on('error', () => undefined);
     expect((await again.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
@@ -244,7 +245,7 @@ describe('heartbeat', () => {
     const closed = await silent.closed;
     expect(closed.code).toBe(1006);
     expect(silentPings).toBeGreaterThanOrEqual(1);
-    await waitFor(() => server.connections.size === 1);
+    await waitFor(() => internals(server).connections.size === 1);
     await waitFor(async () => (await statsConnections(server)) === 1);
 
     // The healthy client stays through several more intervals and keeps answering.
@@ -252,7 +253,7 @@ describe('heartbeat', () => {
     await waitFor(() => healthyPings >= seen + 5);
     expect(healthy.ws.readyState).toBe(WebSocket.OPEN);
     expect((await healthy.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
-    expect(server.connections.size).toBe(1);
+    expect(internals(server).connections.size).toBe(1);
   });
 });
 
@@ -282,8 +283,8 @@ describe('slow consumer', () => {
 
   it('closes a client that stops reading, with its buffer bounded, while another client keeps being answered', async () => {
     const slow = await io.connect();
-    expect(server.connections.size).toBe(1);
-    const slowConnection = [...server.connections][0]!;
+    expect(internals(server).connections.size).toBe(1);
+    const slowConnection = [...internals(server).connections][0]!;
     // The server side of the slow socket: record how much it ever holds buffered after a send.
     const serverWs = (slowConnection as any).ws as WebSocket;
     let maxBuffered = 0;
@@ -296,7 +297,7 @@ describe('slow consumer', () => {
     let serverClose: { code: number; reason: string; asks: number; normalAsked: number } | undefined;
     const close = serverWs.close.bind(serverWs);
     (serverWs as any).close = (code: number, reason: string) => {
-      serverClose ??= { code, reason, asks: server.connections.asks, normalAsked };
+      serverClose ??= { code, reason, asks: internals(server).connections.asks, normalAsked };
       close(code, reason);
     };
     let normalAsked = 0;
@@ -306,16 +307,16 @@ describe('slow consumer', () => {
 
     // Stop reading: the TCP socket is paused, so the kernel buffers fill and then the server's own buffer grows.
     (slow.ws as any)._socket.pause();
-    const gone = () => !server.connections.has(slowConnection);
+    const gone = () => !internals(server).connections.has(slowConnection);
     let sent = 0;
     let sentAtClose = -1;
-    const asksBefore = server.connections.asks - normalAsked;
+    const asksBefore = internals(server).connections.asks - normalAsked;
     const flood = (async () => {
       // Batches until the server lets go of the socket (an upper count only as a safety net), paced so that at most
       // a few thousand asks wait unread on the server's side: the replies, not the asks, are what must pile up.
       while (!gone() && slow.ws.readyState === WebSocket.OPEN && sent < 500_000) {
         if (serverClose && sentAtClose < 0) sentAtClose = sent;
-        if (serverClose || sent - (server.connections.asks - normalAsked - asksBefore) < 2000) {
+        if (serverClose || sent - (internals(server).connections.asks - normalAsked - asksBefore) < 2000) {
           for (let i = 0; i < 500; i++) slow.ws.send(JSON.stringify({ id: ++sent, to: 'Blob', type: 'Get' }));
         }
         await delay(5);
@@ -339,7 +340,7 @@ describe('slow consumer', () => {
     expect(serverClose).toMatchObject({ code: 1008, reason: 'slow-consumer' });
     // Asks the slow client kept sending after that were dropped, not run: every ask the gateway ran since is the
     // normal client's (give or take its one ask in flight at that instant).
-    const slowAsksAfterClose = server.connections.asks - serverClose!.asks - (normalAsked - serverClose!.normalAsked);
+    const slowAsksAfterClose = internals(server).connections.asks - serverClose!.asks - (normalAsked - serverClose!.normalAsked);
     expect(slowAsksAfterClose).toBeLessThanOrEqual(1);
     // (It did keep sending: the socket stays open on its side until it reads again.)
     expect(sentAtClose).toBeGreaterThan(0);
@@ -389,7 +390,7 @@ describe('slow HTTP headers', () => {
     // Dropped by the headers timeout (not refused at once), and whatever was written is not a 101.
     expect(Date.now() - started).toBeGreaterThanOrEqual(HEADERS_TIMEOUT);
     expect(answer).not.toMatch(/^HTTP\/1\.1 101/);
-    expect(server.connections.size).toBe(0);
+    expect(internals(server).connections.size).toBe(0);
     expect(await statsConnections(server)).toBe(0);
   });
 });

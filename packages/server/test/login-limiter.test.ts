@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { LoginLimiter } from '../src/auth/login-limiter.js';
+import { internals } from '../src/server.js';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -82,7 +83,7 @@ describe('the login limiter (loginMaxFailures: 3, loginWindowS: 8)', () => {
     expectRateLimited(await attempt(server, 'alice', 'wrong again'));
     expectRateLimited(await attempt(server, 'alice', PASSWORD));
     // No session was opened by a refused attempt.
-    expect(await server.core.store.count('sessions')).toBe(0);
+    expect(await internals(server).store.count('sessions')).toBe(0);
   });
 
   it('below the limit (2 failures) the correct password still logs in', async () => {

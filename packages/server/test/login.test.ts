@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
+import { internals } from '../src/server.js';
 import { startTestServer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -46,7 +47,7 @@ async function disk(server: TestServer): Promise<Record<string, Record<string, a
 }
 
 async function counts(server: TestServer) {
-  const store = server.core.store;
+  const store = internals(server).store;
   return { users: await store.count('users'), sessions: await store.count('sessions'), fingerprints: await store.count('fingerprints') };
 }
 

@@ -10,6 +10,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { defineActor } from '../src/actors/define.js';
+import { internals } from '../src/server.js';
 import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
 import { refusedUpgrade } from './helpers.js';
 import { UserStore } from '../src/actors/user-store.js';
@@ -41,7 +42,7 @@ describe('a guest flooding UserStore.Update from 20 sockets', () => {
     let pending = 0;
     const outcomes = new Map<string, number>();
     let maxQueued = 0;
-    const userStoreQueue = () => server.core.registry.queued('UserStore');
+    const userStoreQueue = () => internals(server).registry.queued('UserStore');
     // Each socket sends as fast as its rate limit allows (100 asks a second), never waiting for answers.
     const flood = sockets.map(async (ws, n) => {
       const sent: Array<Promise<void>> = [];
@@ -229,11 +230,11 @@ describe('a Subscribe still queued when its connection closes', () => {
       leaving.ws.send(JSON.stringify({ id: 1, to: 'Busy', type: 'Subscribe' }));
       await leaving.close();
       // Its close is handled (subscriptions removed) before the queued Subscribe gets its turn.
-      while ([...server.connections].length > 1) await new Promise((r) => setTimeout(r, 5));
+      while ([...internals(server).connections].length > 1) await new Promise((r) => setTimeout(r, 5));
       gate.open.resolve();
       await held;
       expect((await holder.ask('Busy', 'Hold')).ok).toBe(true); // runs after the queued Subscribe
-      expect(server.core.registry.subscribers('Busy')).toBe(0);
+      expect(internals(server).registry.subscribers('Busy')).toBe(0);
     }
     await holder.close();
   });

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { internals } from '../src/server.js';
 import type { WriteOp } from '../src/store/store.js';
 import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { httpRequester } from './helpers.js';
@@ -50,7 +51,7 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
 }
 
 /** Waits until every grace pair of this server has been forgotten: pendingGrace is 0 only once none is left on disk. */
-const graceForgotten = (server: TestServer) => eventually('the grace pairs to be forgotten', () => server.core.refresh.pendingGrace === 0, 400);
+const graceForgotten = (server: TestServer) => eventually('the grace pairs to be forgotten', () => internals(server).refresh.pendingGrace === 0, 400);
 
 /** Opens `count` keep-alive sockets in the agent's pool, so a burst of requests does not wait on TCP handshakes. */
 async function warmUp(server: TestServer, count: number): Promise<void> {
@@ -96,7 +97,7 @@ describe('200 concurrent refreshes presenting one token', () => {
       const s = await issueSession(server);
       expect(sessionOnDisk(server, s.sid)).toMatchObject({ generation: 0, revokedAt: null });
       await warmUp(server, N);
-      const before = server.core.refresh.rotations;
+      const before = internals(server).refresh.rotations;
 
       const answers = await Promise.all(Array.from({ length: N }, () => refresh(server, s.refreshToken)));
 
@@ -108,14 +109,14 @@ describe('200 concurrent refreshes presenting one token', () => {
       for (const a of answers) expect(a.body).toEqual(pair);
       expect(new Set(answers.map((a) => a.body.refreshToken)).size).toBe(1);
       expect(new Set(answers.map((a) => a.body.accessToken)).size).toBe(1);
-      expect(server.core.refresh.rotations - before).toBe(1);
+      expect(internals(server).refresh.rotations - before).toBe(1);
       expect(sessionOnDisk(server, s.sid)).toMatchObject({ generation: 1, revokedAt: null, revokeReason: null });
 
       // A retry after a lost response, within the grace period: the very same pair, still one rotation.
       const retry = await refresh(server, s.refreshToken);
       expect(retry.status).toBe(200);
       expect(retry.body).toEqual(pair);
-      expect(server.core.refresh.rotations - before).toBe(1);
+      expect(internals(server).refresh.rotations - before).toBe(1);
 
       // The new pair is live: its access token opens a socket that answers.
       const socket = track(await TestClient.connect(server, pair.accessToken));
@@ -155,13 +156,13 @@ describe('refresh decision order (SPEC §9)', () => {
 
   const blockDirectly = async (uid: string) => {
     // Not UserStore.Block: that also revokes every session (so the answer would be SESSION_REVOKED).
-    const u = await server.core.store.get<Record<string, unknown>>('users', uid);
-    await server.core.store.put('users', uid, { ...u!, blocked: true });
+    const u = await internals(server).store.get<Record<string, unknown>>('users', uid);
+    await internals(server).store.put('users', uid, { ...u!, blocked: true });
   };
   const expireDirectly = (sid: string) =>
-    server.core.sessionLocks.run(sid, async () => {
-      const s = await server.core.store.get<Record<string, unknown>>('sessions', sid);
-      await server.core.store.put('sessions', sid, { ...s!, expiresAt: Date.now() - 1000 });
+    internals(server).sessionLocks.run(sid, async () => {
+      const s = await internals(server).store.get<Record<string, unknown>>('sessions', sid);
+      await internals(server).store.put('sessions', sid, { ...s!, expiresAt: Date.now() - 1000 });
     });
   const revoke = (sid: string) => server.ask(SessionStore.Revoke, { sid });
   const rotateOk = async (token: string) => {
@@ -199,7 +200,7 @@ describe('refresh decision order (SPEC §9)', () => {
     },
     {
       name: 'a well-formed token for an unknown sid (valid MAC) → INVALID_TOKEN',
-      token: async () => server.core.tokens.newRefreshToken(randomUUID(), 0),
+      token: async () => internals(server).tokens.newRefreshToken(randomUUID(), 0),
       status: 401,
       code: 'INVALID_TOKEN',
       revokes: false,
@@ -259,7 +260,7 @@ describe('refresh decision order (SPEC §9)', () => {
     },
     {
       name: 'a server-minted token of this session with a generation never issued → REFRESH_REUSED, the session revoked',
-      token: async (s) => server.core.tokens.newRefreshToken(s.sid, 0),
+      token: async (s) => internals(server).tokens.newRefreshToken(s.sid, 0),
       status: 401,
       code: 'REFRESH_REUSED',
       revokes: true,
@@ -271,13 +272,13 @@ describe('refresh decision order (SPEC §9)', () => {
     const socket = track(await TestClient.connect(server, s.accessToken));
     const token = await row.token(s);
     const before = sessionOnDisk(server, s.sid);
-    const rotations = server.core.refresh.rotations;
+    const rotations = internals(server).refresh.rotations;
 
     const answer = await refresh(server, token);
 
     expect(answer.status).toBe(row.status);
     expect(answer.body).toEqual({ error: { code: row.code, message: expect.any(String) } });
-    expect(server.core.refresh.rotations).toBe(rotations);
+    expect(internals(server).refresh.rotations).toBe(rotations);
     const after = sessionOnDisk(server, s.sid);
     if (row.revokes) {
       expect(after).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'revoked' });
@@ -295,7 +296,7 @@ describe('refresh decision order (SPEC §9)', () => {
     const s = await issueSession(server);
     const socket = track(await TestClient.connect(server, s.accessToken));
     const before = sessionOnDisk(server, s.sid);
-    for (const token of ['x', withPart(s.refreshToken, 3, 'C'.repeat(43)), withPart(s.refreshToken, 0, randomUUID()), server.core.tokens.newRefreshToken(randomUUID(), 3)]) {
+    for (const token of ['x', withPart(s.refreshToken, 3, 'C'.repeat(43)), withPart(s.refreshToken, 0, randomUUID()), internals(server).tokens.newRefreshToken(randomUUID(), 3)]) {
       expect((await refresh(server, token)).body.error.code).toBe('INVALID_TOKEN');
     }
     expect(sessionOnDisk(server, s.sid)).toEqual(before);
@@ -438,7 +439,7 @@ describe('the grace pair at rest', () => {
     expect(record.graceSealed).toEqual(expect.any(String));
     expect(record.graceSealed.length).toBeGreaterThan(0);
     expect(record.previousHash).toEqual(expect.any(String));
-    expect(server.core.refresh.pendingGrace).toBeGreaterThan(0);
+    expect(internals(server).refresh.pendingGrace).toBeGreaterThan(0);
 
     await graceForgotten(server);
     expect(sessionOnDisk(server, s.sid)).toMatchObject({ graceSealed: null, previousHash: null, generation: 1, revokedAt: null });
@@ -461,9 +462,9 @@ describe('refreshes of different sessions do not wait on each other', () => {
     const b = await issueSession(server);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const holding = server.core.sessionLocks.run(a.sid, () => held);
+    const holding = internals(server).sessionLocks.run(a.sid, () => held);
 
-    const runs = jest.spyOn(server.core.sessionLocks, 'run');
+    const runs = jest.spyOn(internals(server).sessionLocks, 'run');
     const order: string[] = [];
     try {
       const aAnswer = refresh(server, a.refreshToken).then((r) => (order.push('A'), r));
@@ -510,31 +511,31 @@ describe('nothing is left behind after 10,000 sessions have refreshed', () => {
     const ops: WriteOp[] = [];
     for (let i = ISSUED; i < TOTAL; i++) {
       const sid = randomUUID();
-      const refreshToken = server.core.tokens.newRefreshToken(sid, 0);
-      ops.push({ op: 'put', collection: 'sessions', id: sid, value: { ...templates[i % ISSUED], sid, refreshHash: server.core.tokens.hash(refreshToken) } });
+      const refreshToken = internals(server).tokens.newRefreshToken(sid, 0);
+      ops.push({ op: 'put', collection: 'sessions', id: sid, value: { ...templates[i % ISSUED], sid, refreshHash: internals(server).tokens.hash(refreshToken) } });
       sessions.push({ sid, refreshToken });
     }
-    for (let i = 0; i < ops.length; i += 2_000) await server.core.store.write(ops.slice(i, i + 2_000));
+    for (let i = 0; i < ops.length; i += 2_000) await internals(server).store.write(ops.slice(i, i + 2_000));
     expect(Object.keys(disk(server).sessions!)).toHaveLength(TOTAL);
 
-    const rotations = server.core.refresh.rotations;
+    const rotations = internals(server).refresh.rotations;
     await warmUp(server, BATCH);
     for (let i = 0; i < TOTAL; i += BATCH) {
       const answers = await Promise.all(sessions.slice(i, i + BATCH).map((s) => refresh(server, s.refreshToken)));
       for (const a of answers) expect(a.status).toBe(200);
     }
-    expect(server.core.refresh.rotations - rotations).toBe(TOTAL);
+    expect(internals(server).refresh.rotations - rotations).toBe(TOTAL);
 
     // Right after: no refresh left a queue behind. The only tasks a session queue may still hold are the grace
     // sweeper's (a timer, every second, erasing the pairs that came due), each counted in pendingGrace until done;
     // so the map is empty, or empties as soon as the sweep in flight has written.
-    expect(server.core.sessionLocks.size).toBeLessThanOrEqual(server.core.refresh.pendingGrace);
-    await eventually('the session queues to empty', () => server.core.sessionLocks.size === 0, 200, 5);
-    expect(server.core.refresh.pendingGrace).toBeGreaterThan(0);
+    expect(internals(server).sessionLocks.size).toBeLessThanOrEqual(internals(server).refresh.pendingGrace);
+    await eventually('the session queues to empty', () => internals(server).sessionLocks.size === 0, 200, 5);
+    expect(internals(server).refresh.pendingGrace).toBeGreaterThan(0);
 
     await graceForgotten(server);
-    expect(server.core.refresh.pendingGrace).toBe(0);
-    expect(server.core.sessionLocks.size).toBe(0);
+    expect(internals(server).refresh.pendingGrace).toBe(0);
+    expect(internals(server).sessionLocks.size).toBe(0);
     const doc = disk(server);
     const sample = sessions.filter((_, i) => i % 97 === 0);
     for (const s of sample) expect(doc.sessions![s.sid]).toMatchObject({ generation: 1, graceSealed: null, revokedAt: null });
@@ -580,7 +581,7 @@ describe('cookie refresh (browser)', () => {
     const refreshCookie = `gr_refresh=${cookieValue(login.cookies, 'gr_refresh')}`;
 
     // Foreign Origin, then no Origin: refused before anything happens.
-    const rotations = server.core.refresh.rotations;
+    const rotations = internals(server).refresh.rotations;
     const before = sessionOnDisk(server, sid);
     const refusals: Array<Record<string, string>> = [{ Cookie: refreshCookie, Origin: 'http://evil.example' }, { Cookie: refreshCookie }, { Cookie: refreshCookie, Origin: 'null' }];
     for (const headers of refusals) {
@@ -589,7 +590,7 @@ describe('cookie refresh (browser)', () => {
       expect(refused.body.error.code).toBe('BAD_ORIGIN');
       expect(refused.cookies).toEqual([]);
     }
-    expect(server.core.refresh.rotations).toBe(rotations);
+    expect(internals(server).refresh.rotations).toBe(rotations);
     expect(sessionOnDisk(server, sid)).toEqual(before);
 
     // The own Origin: rotates, answers the new pair and sets it as cookies.
@@ -598,7 +599,7 @@ describe('cookie refresh (browser)', () => {
     expect(rotated.body.sid).toBe(sid);
     expect(rotated.body.refreshToken).not.toBe(login.body.refreshToken);
     expectSessionCookies(rotated.cookies, rotated.body);
-    expect(server.core.refresh.rotations - rotations).toBe(1);
+    expect(internals(server).refresh.rotations - rotations).toBe(1);
     expect(sessionOnDisk(server, sid).generation).toBe(1);
 
     // The new cookie works for the next rotation.

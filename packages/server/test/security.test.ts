@@ -9,6 +9,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
+import { internals } from '../src/server.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { limiterKey } from '../src/auth/client-address.js';
 import { refusedUpgrade } from './helpers.js';
@@ -147,7 +148,7 @@ describe('the login limiter, continued', () => {
 
   it('does not hold an attempt that failed for another reason than the password (a timeout) against the caller', async () => {
     const server = await fresh({ config: { loginMaxFailures: 1, askTimeoutMs: 100 } });
-    const slowAsk = (username: string) => server.core.registry.askAs(SYSTEM_CALLER, UserStore.Create, { username, password: PASSWORD, role: 'user' }, 10_000);
+    const slowAsk = (username: string) => internals(server).registry.askAs(SYSTEM_CALLER, UserStore.Create, { username, password: PASSWORD, role: 'user' }, 10_000);
     await slowAsk('gina');
     // UserStore hashes a new user's password in its mailbox (a few hundred ms): a login behind it times out.
     const busy = slowAsk('busy');
@@ -176,7 +177,7 @@ describe('the login limiter, continued', () => {
       const change = admin.ask('UserStore', 'Update', { uid: user.uid, password: `new password ${round}` });
       const [answer, changed] = await Promise.all([attempt, change]);
       expect(changed.ok).toBe(true);
-      const live = (await server.core.store.findBy<SessionRecord>('sessions', 'uid', user.uid)).filter((r) => r.value.revokedAt === null);
+      const live = (await internals(server).store.findBy<SessionRecord>('sessions', 'uid', user.uid)).filter((r) => r.value.revokedAt === null);
       expect({ round, live: live.length }).toEqual({ round, live: 0 });
       expect([200, 401]).toContain(answer.status);
     }
@@ -217,15 +218,15 @@ describe('devices', () => {
     const guest = await post(server, '/auth/guest', {}, headers);
     const a = await post(server, '/auth/login', { username: 'alice', password: PASSWORD }, headers);
     expect([guest.status, a.status]).toEqual([200, 200]);
-    const fpOf = async (sid: string) => (await server.core.store.get<SessionRecord>('sessions', sid))!.fingerprint;
+    const fpOf = async (sid: string) => (await internals(server).store.get<SessionRecord>('sessions', sid))!.fingerprint;
     const guestFp = await fpOf(guest.body.sid);
     expect(await fpOf(a.body.sid)).not.toBe(guestFp);
 
     // Blocking the guest's device blocks the guest, not alice: her socket stays open and she logs in again.
     const aliceSocket = await TestClient.connect(server, a.body.accessToken);
     expect((await admin.ask('FingerprintStore', 'Block', { fingerprint: guestFp })).ok).toBe(true);
-    expect((await server.core.store.get<UserRecord>('users', guest.body.uid))!.blocked).toBe(true);
-    expect((await server.core.store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
+    expect((await internals(server).store.get<UserRecord>('users', guest.body.uid))!.blocked).toBe(true);
+    expect((await internals(server).store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
     expect((await aliceSocket.ask('UserStore', 'GetOwn')).ok).toBe(true);
     expect((await post(server, '/auth/login', { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(200);
 
@@ -234,11 +235,11 @@ describe('devices', () => {
     const b = await post(server, '/auth/login', { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, headers);
     const shared = await fpOf(b.body.sid);
     expect(shared).toBe(await fpOf(a.body.sid));
-    const rows = (await server.core.store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', shared)).map((r) => r.value.uid).sort();
+    const rows = (await internals(server).store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', shared)).map((r) => r.value.uid).sort();
     expect(rows).toEqual([alice.uid, b.body.uid].sort());
     expect(await admin.ask('FingerprintStore', 'Block', { fingerprint: shared })).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
     expect(await admin.ask('FingerprintStore', 'Block', { fingerprint: shared, uid: b.body.uid })).toMatchObject({ ok: true, result: { uid: b.body.uid, blocked: true } });
-    expect((await server.core.store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
+    expect((await internals(server).store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
     expect((await post(server, '/auth/login', { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(200);
     expect((await post(server, '/auth/login', { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(403);
     // No new guest identity from a device with a blocked row.
@@ -257,7 +258,7 @@ describe('a password change', () => {
     const adminSocket = await TestClient.connect(server, admin.accessToken);
 
     // The server side of the attacker's socket, read when the answer arrives.
-    const serverSide = [...server.connections].find((c) => c.caller.sid === victim.sid) as unknown as { ws: { readyState: number } };
+    const serverSide = [...internals(server).connections].find((c) => c.caller.sid === victim.sid) as unknown as { ws: { readyState: number } };
     const reply = await adminSocket.ask('UserStore', 'Update', { uid: victim.uid, password: 'a brand new password' });
     expect(reply.ok).toBe(true);
     expect(serverSide.ws.readyState).not.toBe(1); // closing or closed before the answer was sent
@@ -288,7 +289,7 @@ describe('tickets', () => {
     // The fourth outstanding ticket withdraws the oldest (t1 was spent above).
     const more = [];
     for (let i = 0; i < 4; i++) more.push((await post(server, '/auth/ticket', {}, bearer)).body.ticket as string);
-    expect(server.core.tickets.size).toBe(3);
+    expect(internals(server).tickets.size).toBe(3);
     expect((await refusedUpgrade(server, undefined, { query: `?ticket=${encodeURIComponent(more[0]!)}` })).status).toBe(401);
     const opened = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(more[3]!)}` });
     expect((await opened.ask('UserStore', 'GetOwn')).ok).toBe(true);
@@ -304,16 +305,16 @@ describe('guest sign-in', () => {
   it('is limited per client address (429 with Retry-After, nothing created) while another address signs in', async () => {
     const server = await fresh({ config: { guestMaxPerWindow: 5, guestWindowS: 60 } });
     for (let i = 0; i < 5; i++) expect((await post(server, '/auth/guest', {}, from('203.0.113.30'))).status).toBe(200);
-    const users = await server.core.store.count('users');
-    const sessions = await server.core.store.count('sessions');
+    const users = await internals(server).store.count('users');
+    const sessions = await internals(server).store.count('sessions');
     for (let i = 0; i < 20; i++) {
       const flood = await post(server, '/auth/guest', {}, from('203.0.113.30'));
       expect(flood.status).toBe(429);
       expect(flood.body.error.code).toBe('RATE_LIMITED');
       expect(Number(flood.retryAfter)).toBeGreaterThan(0);
     }
-    expect(await server.core.store.count('users')).toBe(users);
-    expect(await server.core.store.count('sessions')).toBe(sessions);
+    expect(await internals(server).store.count('users')).toBe(users);
+    expect(await internals(server).store.count('sessions')).toBe(sessions);
     expect((await post(server, '/auth/guest', {}, from('203.0.113.31'))).status).toBe(200);
   });
 });
@@ -349,18 +350,18 @@ describe('names people read', () => {
     ['an unassigned code point', 'Bob\u0378'],
     ['a Hangul filler', 'Bob\u3164'],
   ])('refuses a displayName with %s (BAD_PAYLOAD), over the wire, for Update and Create', async (_what, name) => {
-    const before = await server.core.store.get<UserRecord>('users', uid);
+    const before = await internals(server).store.get<UserRecord>('users', uid);
     expect(await client.ask('UserStore', 'Update', { uid, displayName: name })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
     expect(await client.ask('UserStore', 'Create', { username: `x${Date.now()}`, password: PASSWORD, displayName: name })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
     expect(await client.ask('UserStore', 'Create', { username: name, password: PASSWORD })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
-    expect(await server.core.store.get<UserRecord>('users', uid)).toEqual(before);
+    expect(await internals(server).store.get<UserRecord>('users', uid)).toEqual(before);
   });
 
   it('stores names NFC-normalized and bounded', async () => {
     const decomposed = 'Ame\u0301lie'; // e + combining acute
     const reply = await client.ask('UserStore', 'Update', { uid, displayName: decomposed });
     expect(reply).toMatchObject({ ok: true, result: { displayName: 'Am\u00e9lie' } });
-    expect((await server.core.store.get<UserRecord>('users', uid))!.displayName).toBe('Am\u00e9lie');
+    expect((await internals(server).store.get<UserRecord>('users', uid))!.displayName).toBe('Am\u00e9lie');
     expect(await client.ask('UserStore', 'Update', { uid, displayName: 'x'.repeat(101) })).toMatchObject({ ok: false, error: { code: 'BAD_PAYLOAD' } });
     // Emoji (surrogate pairs, joiners, tag sequences) and scripts that need a zero-width non-joiner are fine.
     for (const name of ['Team 👩\u200D💻', 'Flag \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}', 'می\u200Cخواهم']) {
@@ -373,17 +374,17 @@ describe('password hashes', () => {
   it('are scrypt N=2^17; an older, cheaper hash still logs in and is replaced at that login', async () => {
     const server = await fresh();
     const user = await server.ask(UserStore.Create, { username: 'erin', password: PASSWORD, role: 'user' });
-    expect((await server.core.store.get<UserRecord>('users', user.uid))!.passwordHash).toMatch(/^scrypt\$131072\$8\$1\$/);
+    expect((await internals(server).store.get<UserRecord>('users', user.uid))!.passwordHash).toMatch(/^scrypt\$131072\$8\$1\$/);
     // A hash from before (N=2^14), of the same password.
     const { scrypt } = await import('node:crypto');
     const salt = Buffer.from('0123456789abcdef');
     const key = await new Promise<Buffer>((resolve, reject) => scrypt(PASSWORD.normalize('NFKC'), salt, 32, { N: 16384, r: 8, p: 1 }, (e, k) => (e ? reject(e) : resolve(k))));
     const old = ['scrypt', 16384, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$');
-    const record = (await server.core.store.get<UserRecord>('users', user.uid))!;
-    await server.core.store.put('users', user.uid, { ...record, passwordHash: old });
+    const record = (await internals(server).store.get<UserRecord>('users', user.uid))!;
+    await internals(server).store.put('users', user.uid, { ...record, passwordHash: old });
 
     expect((await post(server, '/auth/login', { username: 'erin', password: PASSWORD })).status).toBe(200);
-    const upgraded = (await server.core.store.get<UserRecord>('users', user.uid))!.passwordHash!;
+    const upgraded = (await internals(server).store.get<UserRecord>('users', user.uid))!.passwordHash!;
     expect(upgraded).toMatch(/^scrypt\$131072\$8\$1\$/);
     expect((await post(server, '/auth/login', { username: 'erin', password: PASSWORD })).status).toBe(200);
     expect((await post(server, '/auth/login', { username: 'erin', password: 'not it' })).status).toBe(401);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { SessionRecord } from '../src/actors/records.js';
+import { internals } from '../src/server.js';
 import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -30,7 +31,7 @@ async function login(server: TestServer, username: string, deviceId: string): Pr
 }
 
 async function sessionsOf(server: TestServer, uid: string): Promise<Map<string, SessionRecord>> {
-  const rows = await server.core.store.findBy<SessionRecord>('sessions', 'uid', uid);
+  const rows = await internals(server).store.findBy<SessionRecord>('sessions', 'uid', uid);
   return new Map(rows.map((r) => [r.id, r.value]));
 }
 

@@ -15,6 +15,7 @@ import { SignJWT, UnsecuredJWT } from 'jose';
 import type { SessionRecord, UserRecord } from '../src/actors/records.js';
 import { deriveKeys } from '../src/auth/secret.js';
 import { AUDIENCE, ISSUER } from '../src/auth/tokens.js';
+import { internals } from '../src/server.js';
 import { issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
 import { storeContents, storeFileBytes } from './helpers.js';
 import { SessionStore } from '../src/actors/session-store.js';
@@ -212,8 +213,8 @@ const cases: Case[] = [
     code: 'SESSION_EXPIRED',
     prepare: async () => {
       const s = await issueSession(server);
-      const record = (await server.core.store.get<SessionRecord>('sessions', s.sid))!;
-      await server.core.store.put('sessions', s.sid, { ...record, expiresAt: Date.now() - 1000 });
+      const record = (await internals(server).store.get<SessionRecord>('sessions', s.sid))!;
+      await internals(server).store.put('sessions', s.sid, { ...record, expiresAt: Date.now() - 1000 });
       return { headers: bearer(s.accessToken) };
     },
   },
@@ -225,8 +226,8 @@ const cases: Case[] = [
     code: 'BLOCKED',
     prepare: async () => {
       const s = await issueSession(server);
-      const user = (await server.core.store.get<UserRecord>('users', s.uid))!;
-      await server.core.store.put('users', s.uid, { ...user, blocked: true });
+      const user = (await internals(server).store.get<UserRecord>('users', s.uid))!;
+      await internals(server).store.put('users', s.uid, { ...user, blocked: true });
       return { headers: bearer(s.accessToken) };
     },
   },

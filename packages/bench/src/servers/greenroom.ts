@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { defineActor, Greenroom, type LowdbStore } from '@greenroom/server';
 import { childOptions, emit, serve } from '../ipc.js';
 import { seed, type SeedRequest } from './seed.js';
+import { internals } from '../../../server/src/server.js';
 
 export interface GreenroomServerOptions {
   port: number;
@@ -60,13 +61,13 @@ serve({
       gc?.();
       await new Promise((r) => setTimeout(r, 50));
     }
-    return { ...process.memoryUsage(), connections: server.connections.size };
+    return { ...process.memoryUsage(), connections: internals(server).connections.size };
   },
   stats: () => ({
-    rotations: server.core.refresh.rotations,
-    flushes: (server.core.store as LowdbStore).flushCount,
-    connections: server.connections.size,
-    asks: server.connections.asks,
+    rotations: internals(server).refresh.rotations,
+    flushes: (internals(server).store as LowdbStore).flushCount,
+    connections: internals(server).connections.size,
+    asks: internals(server).connections.asks,
   }),
   /** The monotonic clock in µs, the one V8's CPU profiles use (for cutting a profile to a measured window). */
   mark: () => Number(process.hrtime.bigint() / 1000n),

@@ -11,6 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Greenroom } from '@greenroom/server';
 import type { WriteOp } from '@greenroom/server';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../../../server/src/actors/records.js';
+import { internals } from '../../../server/src/server.js';
 
 export interface SeedRequest {
   users: number;
@@ -32,7 +33,7 @@ export interface SeededSession {
 const BATCH = 5_000;
 
 export async function seed(server: Greenroom, req: SeedRequest): Promise<SeededSession[]> {
-  const { store, tokens, config } = server.core;
+  const { store, tokens, config } = internals(server);
   const t = Date.now();
   const run = randomBytes(4).toString('hex');
   const out: SeededSession[] = [];

@@ -15,7 +15,7 @@ import { FingerprintStore } from '../actors/fingerprint-store.js';
 import { UserStore } from '../actors/user-store.js';
 import type { UserView } from '../actors/records.js';
 import { createLogger } from '../log.js';
-import { Greenroom, type AttachOptions, type GreenroomOptions } from '../server.js';
+import { Greenroom, internals, type AttachOptions, type GreenroomOptions } from '../server.js';
 
 export interface TestServer extends Greenroom {
   /** The temp data dir (removed by `close`). */
@@ -77,7 +77,7 @@ export async function issueSession(
   }
   const fingerprint = options.fingerprint ?? `fp_${randomBytes(12).toString('base64url')}`;
   await server.ask(FingerprintStore.Seen, { fingerprint, uid });
-  const session = await server.core.login.open(uid, fingerprint);
+  const session = await internals(server).login.open(uid, fingerprint);
   return { ...session, fingerprint, username };
 }
 
