@@ -1,5 +1,5 @@
-/** Greenroom's public API. */
-export { createGreenroom, Greenroom, type AttachOptions, type GreenroomOptions } from './server.js';
+/** Greenroom's public API (docs/embedding.md, docs/extending.md). Internals are reached from server.ts, never from here. */
+export { Greenroom, type AttachOptions, type GreenroomOptions } from './server.js';
 export {
   defineActor,
   allows,
@@ -21,10 +21,10 @@ export { FingerprintStore } from './actors/fingerprint-store.js';
 // The type a client takes: `createClient<GreenroomApp<typeof actors>>(…)`.
 export type { BuiltInApp, GreenroomApp } from './app-types.js';
 export type { ActorCatalog } from './actors/catalog.js';
-export { loadConfig, type Config } from './config.js';
-export { GreenroomError } from './errors.js';
+export type { Config } from './config.js';
+export { ConfigError, GreenroomError } from './errors.js';
 export type { ExternalIdentity, IdentityOptions } from './auth/identity.js';
-// App actors answer lists and errors the way the built-ins do (SPEC §9).
+// App actors answer lists and errors the way the built-ins do (docs/protocol.md, Lists and Error codes).
 export { ErrorCode } from '@greenroom/protocol';
 export { page, pageRequest, cursorSchema, limitSchema, MAX_LIMIT } from './actors/paging.js';
 export type { Store, WriteOp, ScanOptions, ScanPage } from './store/store.js';

@@ -1,6 +1,6 @@
 /**
- * createGreenroom(): wires the store, the actor runtime, the built-in and app actors, the HTTP routes and the
- * WebSocket gateway, and owns start and stop.
+ * Greenroom.start and Greenroom.attach: wire the store, the actor runtime, the built-in and app actors, the HTTP
+ * routes and the WebSocket gateway, and own the stop.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -62,7 +62,7 @@ export interface GreenroomOptions {
   identity?: IdentityOptions;
 }
 
-/** The parts of the server, as wired by `createGreenroom`, before it listens. */
+/** The parts of the server, as `Greenroom.start` and `Greenroom.attach` wire them, before it listens. */
 export interface Core {
   config: Config;
   log: Logger;
@@ -425,8 +425,4 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
     throw new ConfigError(`invalid configuration:\n  GREENROOM_TLS_CERT / GREENROOM_TLS_KEY: not a usable PEM certificate and key (${(err as Error).message})`);
   }
   return tls;
-}
-
-export function createGreenroom(options: GreenroomOptions = {}): Promise<Greenroom> {
-  return Greenroom.start(options);
 }
