@@ -19,7 +19,7 @@ try {
 process.argv = [process.argv[0], 'greenroom', 'serve'];
 if (dev) {
   await import(pathToFileURL(join(root, 'packages/server/register.mjs')).href);
-  await import(pathToFileURL(join(root, 'packages/server/src/main.ts')).href);
+  await import(pathToFileURL(join(root, 'packages/server/src/cli/main.ts')).href);
 } else {
-  await import(pathToFileURL(join(root, 'packages/server/dist/main.js')).href);
+  await import(pathToFileURL(join(root, 'packages/server/dist/cli/main.js')).href);
 }

@@ -79,7 +79,7 @@ const BUILDS = [
   { name: '@greenroom/protocol', dir: 'packages/protocol', inputs: [] },
   { name: '@greenroom/client', dir: 'packages/client', inputs: ['packages/protocol/dist/.build-stamp'] },
   { name: '@greenroom/dashboard', dir: 'packages/dashboard', inputs: ['packages/client/src', 'packages/protocol/src'] },
-  { name: '@greenroom/server', dir: 'packages/server', inputs: ['packages/protocol/dist/.build-stamp', 'packages/dashboard/dist/.build-stamp', 'packages/server/scripts/copy-dashboard.mjs'] },
+  { name: '@greenroom/server', dir: 'packages/server', inputs: ['packages/protocol/dist/.build-stamp', 'packages/dashboard/dist/.build-stamp', 'packages/server/scripts/copy-dashboard.mjs', 'packages/server/scripts/clean-dist.mjs'] },
 ];
 
 /** Builds what is out of date (or everything, with `force`); a build that fails leaves its package out of date. */

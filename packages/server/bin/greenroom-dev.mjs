@@ -3,4 +3,4 @@
 // bin/greenroom.mjs, which runs the build.
 import '../register.mjs';
 
-await import('../src/main.ts');
+await import('../src/cli/main.ts');

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The `greenroom` command: runs the built server (`dist/`). From the sources, use bin/greenroom-dev.mjs.
-import '../dist/main.js';
+import '../dist/cli/main.js';

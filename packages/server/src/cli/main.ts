@@ -4,15 +4,15 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { UserView } from './actors/records.js';
-import { allPages } from './actors/paging.js';
-import { UserStore } from './actors/user-store.js';
+import type { UserView } from '../actors/records.js';
+import { allPages } from '../actors/paging.js';
+import { UserStore } from '../actors/user-store.js';
+import { loadConfig } from '../config.js';
+import { ConfigError, GreenroomError, StoreError } from '../errors.js';
+import { Greenroom, internals } from '../server.js';
+import { BackupError } from '../store/backup.js';
+import { LowdbStore } from '../store/lowdb-store.js';
 import { backupStore, openAdminChannel } from './admin-channel.js';
-import { loadConfig } from './config.js';
-import { ConfigError, GreenroomError, StoreError } from './errors.js';
-import { Greenroom, internals } from './server.js';
-import { BackupError } from './store/backup.js';
-import { LowdbStore } from './store/lowdb-store.js';
 
 const HELP = `greenroom — an actor-model backend for WebSocket sessions
 

@@ -13,24 +13,23 @@
  * trusted with anything.
  *
  * `greenroom backup` goes the first two ways only (`backupStore`): through the socket the running server writes the
- * backup (an operation line, see admin-socket.ts); with none running, the store is opened here under the lock. It
- * has no remote way: the WebSocket never writes files on the server's machine.
+ * backup (an operation line, see gateway/admin-socket.ts); with none running, the store is opened here under the
+ * lock. It has no remote way: the WebSocket never writes files on the server's machine.
  */
 import { stat } from 'node:fs/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseServerFrame } from '@greenroom/protocol';
-import type { Caller } from './actors/define.js';
-import type { Config } from './config.js';
-import { ConfigError, GreenroomError, StoreError } from './errors.js';
-import { adminSocketPath, type BackupOperation } from './gateway/admin-socket.js';
-import { createLogger } from './log.js';
-import { createCore } from './server.js';
-import { BackupError, isBackupErrorCode } from './store/backup.js';
-import { DEFAULT_STORE_FILE, LowdbStore } from './store/lowdb-store.js';
-import type { BackupResult } from './store/store.js';
-import type { MessageRef, PayloadArg } from './actors/define.js';
+import type { Caller, MessageRef, PayloadArg } from '../actors/define.js';
+import type { Config } from '../config.js';
+import { ConfigError, GreenroomError, StoreError } from '../errors.js';
+import { adminSocketPath, type BackupOperation } from '../gateway/admin-socket.js';
+import { createLogger } from '../log.js';
+import { createCore } from '../server.js';
+import { BackupError, isBackupErrorCode } from '../store/backup.js';
+import { DEFAULT_STORE_FILE, LowdbStore } from '../store/lowdb-store.js';
+import type { BackupResult } from '../store/store.js';
 
 export type AdminChannelMode = 'socket' | 'local' | 'remote';
 
