@@ -66,7 +66,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 /**
  * `GET /ws` (or HEAD) that is not a WebSocket upgrade — a browser tab, curl, a proxy that dropped the Upgrade
- * header: 426, saying what to send instead (SPEC §12). Upgrades never reach the routes; the gateway takes them.
+ * header: 426, saying what to send instead (docs/protocol.md, Connecting). Upgrades never reach the routes; the gateway
+ * takes them.
  */
 export function upgradeRequiredRoute(path: string): Route {
   return {
