@@ -122,7 +122,7 @@ export type CloseSpec = {
 } & ({ readonly reconnect: 'yes' | 'after-delay' } | { readonly reconnect: 'after-refresh' | 'no'; readonly endsIn: ClientEnd });
 
 /**
- * Every close a client can see (SPEC §5, §9): the server's, those ws sends by itself (1007; 1009 with an empty
+ * Every close a client can see (docs/protocol.md, Close codes): the server's, those ws sends by itself (1007; 1009 with an empty
  * reason) and a proxy's 1013. Only 1008 is told apart by its reason; any other code decides alone (see closeSpecOf).
  */
 export const Close = {

@@ -30,7 +30,7 @@ export interface PushFrame {
 
 export type ServerFrame = ReplyFrame | PushFrame;
 
-/** Every list answer has this shape; `nextCursor` is null on the last page (SPEC §9). */
+/** Every list answer has this shape; `nextCursor` is null on the last page (docs/protocol.md, Lists). */
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;

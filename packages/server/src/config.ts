@@ -135,7 +135,7 @@ export interface Config {
   sendBufferBytes: number;
   loginMaxFailures: number;
   loginWindowS: number;
-  /** The trusted proxies in front of the server (SPEC §13): none, a hop count, or addresses and CIDR ranges. */
+  /** The trusted proxies in front of the server (docs/embedding.md, Behind proxies): none, a hop count, or addresses and CIDR ranges. */
   trustProxy: TrustProxy;
   guests: boolean;
   /** Guest sign-ins from one client address per window, at most: past it 429. */

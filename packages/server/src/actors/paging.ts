@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Page } from '@greenroom/protocol';
 
-/** `limit` defaults to 100 and is capped at 500 (SPEC §9). */
+/** `limit` defaults to 100 and is capped at 500 (docs/protocol.md, Lists). */
 export const MAX_LIMIT = 500;
 export const limitSchema = z.number().int().min(1).default(100).transform((n) => Math.min(n, MAX_LIMIT));
 export const cursorSchema = z.string().max(256).nullable().default(null);

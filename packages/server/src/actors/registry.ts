@@ -1,11 +1,11 @@
 /**
  * The actor registry: starts each defined actor behind its own mailbox and routes asks to it.
  *
- * Checks from the wire run in the order SPEC §9 fixes — UNKNOWN_ACTOR → UNKNOWN_MESSAGE → FORBIDDEN →
+ * Checks from the wire run in the order docs/protocol.md gives — UNKNOWN_ACTOR → UNKNOWN_MESSAGE → FORBIDDEN →
  * BAD_PAYLOAD → handler — so a caller never learns the schema of a message it may not send. They run before the
  * message is queued; the handler then runs inside the actor's mailbox, one message at a time.
  *
- * Quotas (SPEC §9): an ask from a connection is queued in its user's lane of a bounded mailbox (full: UNAVAILABLE),
+ * Quotas (docs/security.md): an ask from a connection is queued in its user's lane of a bounded mailbox (full: UNAVAILABLE),
  * and if its deadline has passed before its handler starts — its caller has had TIMEOUT already — it is dropped, never
  * run. Nobody can make an actor's queue grow without bound, or keep it busy with work nobody waits for.
  */
@@ -97,7 +97,7 @@ export class ActorRegistry {
     return catalog([...this.hosts.values()].map((h) => h.definition), caller);
   }
 
-  /** An ask from a client frame: every check of SPEC §9, then the handler. Always answers through `reply`. */
+  /** An ask from a client frame: every check, in order, then the handler. Always answers through `reply`. */
   dispatchFromClient(caller: Caller, origin: Subscriber, to: string, type: string, payload: unknown, reply: Reply): void {
     const host = this.hosts.get(to);
     if (!host) return reply(new GreenroomError(ErrorCode.UNKNOWN_ACTOR, `no actor named ${to}`));

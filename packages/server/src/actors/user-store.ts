@@ -152,7 +152,7 @@ export const UserStore = defineActor({
         },
       }),
 
-      /** Admins change anything; a user changes only their own displayName (SPEC §9). */
+      /** Admins change anything; a user changes only their own displayName (docs/protocol.md, Built-in actors). */
       Update: message({
         allow: 'any',
         payload: z.object({

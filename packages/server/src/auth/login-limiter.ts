@@ -1,5 +1,5 @@
 /**
- * The login limiter (SPEC §9). Attempts are counted per client address, per (username, address) and per username
+ * The login limiter (docs/security.md). Attempts are counted per client address, per (username, address) and per username
  * across all addresses, before the password is checked; a login that succeeds takes its attempt back. Past the limit,
  * the address (or that username from that address) gets 429 — the correct password included. A username past the
  * limit across all addresses is locked for new devices only: a device that has logged in as that user before (a

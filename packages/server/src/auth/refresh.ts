@@ -2,7 +2,7 @@
  * Refresh-token rotation, serialized per session: one session's refreshes queue in its own mailbox (a KeyedQueue
  * keyed by sid, shared with SessionStore's writes of that session); different sessions never wait on each other.
  *
- * Decision order (SPEC §9): unknown token → INVALID_TOKEN (nothing revoked); session revoked → SESSION_REVOKED;
+ * Decision order (docs/security.md, Tokens): unknown token → INVALID_TOKEN (nothing revoked); session revoked → SESSION_REVOKED;
  * expired → SESSION_EXPIRED; user blocked → BLOCKED; the current token → rotate; the token just replaced, within
  * the grace period → the same pair that replaced it; anything else → REFRESH_REUSED, and the session is revoked.
  *
