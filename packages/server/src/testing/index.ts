@@ -1,7 +1,8 @@
 /**
  * A harness for testing Greenroom and the actors apps add to it: a real server on an ephemeral loopback port with
- * its store in a temp dir, sessions issued directly (no password hashing, for tests at scale), and a small
- * WebSocket client that asks and records pushes and closes.
+ * its store in a temp dir, sessions issued directly (no password hashing, for tests at scale), a small WebSocket
+ * client that asks and records pushes and closes, HTTP and raw upgrade requests, and waits and assertions with
+ * deadlines. Nothing here needs a test framework.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,13 @@ import { UserStore } from '../actors/user-store.js';
 import type { UserView } from '../actors/records.js';
 import { createLogger } from '../log.js';
 import { Greenroom, internals, type AttachOptions, type GreenroomOptions } from '../server.js';
+import { DEFAULT_WAIT_MS } from './assert.js';
+import { baseUrl, type Target } from './http.js';
+
+export { DEFAULT_WAIT_MS, eventually, expectError, expectOk, type CodedError, type EventuallyOptions } from './assert.js';
+export { httpRequest, loginWithPassword, post, signInAsGuest, type HttpAnswer, type HttpRequestOptions, type Target } from './http.js';
+export { rawUpgrade, refusedUpgrade, type UpgradeAnswer, type UpgradeOptions } from './upgrade.js';
+export { seedSessions, type SeedOptions, type SeededSession } from './seed.js';
 
 export interface TestServer extends Greenroom {
   /** The temp data dir (removed by `close`). */
@@ -98,6 +106,21 @@ export interface Closed {
 
 export type Reply = { id: string | number | null; ok: true; result: any } | { id: string | number | null; ok: false; error: ErrorBody };
 
+/** The WebSocket URL of a target's `/ws` (with `query`, e.g. `?ticket=…`). */
+export function wsUrl(target: Target, query = ''): string {
+  return `${baseUrl(target).replace(/^http/, 'ws')}/ws${query}`;
+}
+
+export interface ConnectOptions {
+  headers?: Record<string, string>;
+  /** Appended to `/ws`, e.g. `?ticket=…`. */
+  query?: string;
+  /** Trusts a test certificate, for wss. */
+  ca?: string | Buffer;
+  /** More options for the `ws` client (e.g. `autoPong: false`, `perMessageDeflate: false`). */
+  ws?: WebSocket.ClientOptions;
+}
+
 /** A bare WebSocket client for tests: `ask` resolves with the whole reply frame (ok or not). */
 export class TestClient {
   readonly pushes: PushFrame[] = [];
@@ -105,9 +128,16 @@ export class TestClient {
   private readonly pending = new Map<string | number, (reply: Reply) => void>();
   private next = 0;
   private pushWaiters: Array<() => void> = [];
+  private closedWith: Closed | null = null;
 
   constructor(readonly ws: WebSocket) {
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => {
+        this.closedWith = { code, reason: reason.toString() };
+        resolve(this.closedWith);
+        for (const w of this.pushWaiters.splice(0)) w();
+      }),
+    );
     ws.on('message', (data) => {
       const frame = parseServerFrame(data.toString());
       if (!frame) return;
@@ -127,11 +157,10 @@ export class TestClient {
    * Opens a socket to `${server.url}/ws` (bearer token if given; `ca` trusts a test certificate for wss); rejects
    * with the HTTP status on a refused upgrade.
    */
-  static connect(server: { url: string }, token?: string, options: { headers?: Record<string, string>; query?: string; ca?: string | Buffer } = {}): Promise<TestClient> {
-    const url = `${server.url.replace(/^http/, 'ws')}/ws${options.query ?? ''}`;
+  static connect(server: Target, token?: string, options: ConnectOptions = {}): Promise<TestClient> {
     const headers = { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...options.headers };
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers, ...(options.ca ? { ca: options.ca } : {}) });
+      const ws = new WebSocket(wsUrl(server, options.query), { ...options.ws, headers, ...(options.ca ? { ca: options.ca } : {}) });
       const client = new TestClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('unexpected-response', (_req, res) => {
@@ -156,12 +185,32 @@ export class TestClient {
     });
   }
 
-  /** Waits until a push with this event name has arrived (counting those already received). */
-  async waitForPush(event: string, count = 1): Promise<PushFrame[]> {
+  /**
+   * Waits until `count` pushes with this event name have arrived (counting those already received) and resolves
+   * with them; rejects after `timeoutMs` (default 5 s), or once the socket has closed, without them.
+   */
+  async waitForPush(event: string, count = 1, options: { timeoutMs?: number } = {}): Promise<PushFrame[]> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const got = this.pushes.filter((p) => p.event === event);
       if (got.length >= count) return got;
-      await new Promise<void>((r) => this.pushWaiters.push(r));
+      const missing = `${got.length} of ${count} ${event} push(es)`;
+      if (this.closedWith) throw new Error(`waitForPush: the socket closed (${this.closedWith.code} ${this.closedWith.reason}) with ${missing}`);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const seen = [...new Set(this.pushes.map((p) => p.event))].join(', ') || 'none';
+        throw new Error(`waitForPush: ${missing} within ${timeoutMs} ms (events received: ${seen})`);
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.pushWaiters = this.pushWaiters.filter((w) => w !== wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        this.pushWaiters.push(wake);
+      });
     }
   }
 
