@@ -7,8 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
-import { refusedUpgrade } from './helpers.js';
+import { issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
@@ -16,15 +15,6 @@ type Doc = Record<string, Record<string, any>>;
 /** The store file as it is on disk at this instant (read synchronously, so nothing can run in between). */
 function diskNow(server: TestServer): Doc {
   return JSON.parse(readFileSync(join(server.dataDir, 'greenroom.json'), 'utf8')) as Doc;
-}
-
-async function login(server: TestServer, username: string, password: string, deviceId?: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password, ...(deviceId ? { deviceId } : {}) }),
-  });
-  return { status: res.status, body: await res.json() };
 }
 
 let askCounter = 0;
@@ -78,7 +68,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
   it('blocks the owner durably before answering, closes its socket 4003, refuses login and upgrade; unblock lets it log in again and keeps old sessions revoked', async () => {
     const password = 'bob has a long password';
     const bob = await server.ask(UserStore.Create, { username: 'bob', password, role: 'user' });
-    const first = await login(server, 'bob', password);
+    const first = await loginWithPassword(server, { username: 'bob', password });
     expect(first.status).toBe(200);
     // The device id the server issued to bob's laptop, sent with its later logins.
     const laptop: string = first.body.deviceId;
@@ -116,7 +106,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
 
     // Login is refused with 403 BLOCKED (the right password, the same device or another).
     for (const device of [laptop, 'bob-phone', undefined]) {
-      const res = await login(server, 'bob', password, device);
+      const res = await loginWithPassword(server, { username: 'bob', password, deviceId: device });
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ error: { code: 'BLOCKED', message: expect.any(String) } });
     }
@@ -145,7 +135,7 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     // Sessions revoked by the block stay revoked.
     expect(unblock.at.sessions![first.body.sid]).toMatchObject({ revokedAt: at.sessions![first.body.sid].revokedAt, revokeReason: 'blocked' });
 
-    const again = await login(server, 'bob', password, laptop);
+    const again = await loginWithPassword(server, { username: 'bob', password, deviceId: laptop });
     expect(again.status).toBe(200);
     expect(again.body.sid).not.toBe(first.body.sid);
     expect(row(diskNow(server), fp)).toMatchObject({ blocked: false, count: 2 });
@@ -162,14 +152,14 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     expect(row(reblock.at, fp).blocked).toBe(true);
     expect(reblock.at.sessions![again.body.sid].revokeReason).toBe('blocked');
     expect(await fresh.closed).toEqual({ code: 4003, reason: 'blocked' });
-    expect((await login(server, 'bob', password, laptop)).status).toBe(403);
+    expect((await loginWithPassword(server, { username: 'bob', password, deviceId: laptop })).status).toBe(403);
 
     const byUid = await askWithSnapshot(admin, 'UserStore', 'Unblock', { uid: bob.uid }, () => diskNow(server));
     expect(byUid.reply.ok).toBe(true);
     expect(byUid.at.users![bob.uid].blocked).toBe(false);
     expect(row(byUid.at, fp).blocked).toBe(false);
     for (const sid of [first.body.sid, again.body.sid]) expect(byUid.at.sessions![sid].revokedAt).toEqual(expect.any(Number));
-    const third = await login(server, 'bob', password, laptop);
+    const third = await loginWithPassword(server, { username: 'bob', password, deviceId: laptop });
     expect(third.status).toBe(200);
     expect((await refusedUpgrade(server, again.body.accessToken)).status).toBe(401);
   });

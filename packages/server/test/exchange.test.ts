@@ -20,17 +20,14 @@ import type { UserView } from '../src/actors/records.js';
 import { UserStore } from '../src/actors/user-store.js';
 import type { ExternalIdentity } from '../src/auth/identity.js';
 import { internals } from '../src/server.js';
-import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { greenroom, httpRequester, storeContents, type HttpAnswer } from './helpers.js';
+import { expectError, loginWithPassword, post, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import { greenroom, storeContents } from './helpers.js';
 
 const ISSUER = 'https://id.example.test/';
 const OTHER_ISSUER = 'https://other-id.example.test/';
 const AUDIENCE = 'greenroom-app';
 /** What an exchange may write; compared before and after each refusal. */
 const WRITTEN = ['users', 'sessions', 'fingerprints', 'identities'];
-
-const agent = new http.Agent({ keepAlive: false });
-const request = httpRequester(agent);
 
 interface Jwks {
   url: string;
@@ -99,7 +96,7 @@ async function sign(key: Key, o: TokenOptions = {}): Promise<string> {
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
-const exchange = (server: TestServer, token: string, headers: Record<string, string> = {}) => request(server, '/auth/exchange', { body: { token }, headers });
+const exchange = (server: TestServer, token: string, headers: Record<string, string> = {}) => post(server, '/auth/exchange', { token }, { headers });
 
 function expectPair(a: HttpAnswer): void {
   expect(a.status).toBe(200);
@@ -113,10 +110,6 @@ function expectPair(a: HttpAnswer): void {
     refreshExpiresAt: expect.any(Number),
     deviceId: expect.stringMatching(/^dv_/),
   });
-}
-
-function expectError(a: HttpAnswer, status: number, code: string): void {
-  expect({ status: a.status, body: a.body }).toEqual({ status, body: { error: { code, message: expect.any(String) } } });
 }
 
 let jwks: Jwks;
@@ -146,7 +139,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await jwks?.close();
-  agent.destroy();
 });
 
 describe('POST /auth/exchange with a JWKS', () => {
@@ -219,7 +211,7 @@ describe('POST /auth/exchange with a JWKS', () => {
   it('picks up a rotated key: a new kid served by the key set verifies after one more fetch', async () => {
     const k3 = await makeKey('k3', 'EdDSA');
     const early = await exchange(server, await sign(k3));
-    expectError(early, 401, 'INVALID_TOKEN');
+    await expectError(early, 'INVALID_TOKEN', { status: 401 });
     jwks.keys = [k1.jwk, k2.jwk, k3.jwk];
     const fetched = jwks.fetches;
     const rotated = await exchange(server, await sign(k3));
@@ -248,7 +240,7 @@ describe('POST /auth/exchange with a JWKS', () => {
       expect({ role, status: a.status, code: a.body?.error?.code }).toEqual({ role, status: 403, code: 'FORBIDDEN' });
     }
     // An admin claim for a known user changes nothing either.
-    expectError(await exchange(server, await sign(k1, { sub, claims: { app: { role: 'admin' } } })), 403, 'FORBIDDEN');
+    await expectError(exchange(server, await sign(k1, { sub, claims: { app: { role: 'admin' } } })), 'FORBIDDEN', { status: 403 });
     expect(await storeContents(server, WRITTEN)).toEqual(before);
   });
 
@@ -264,8 +256,8 @@ describe('POST /auth/exchange with a JWKS', () => {
     });
     try {
       const before = await storeContents(other, WRITTEN);
-      expectError(await exchange(other, await sign(k1, { typ: 'JWT' })), 401, 'INVALID_TOKEN');
-      expectError(await exchange(other, await sign(k1, { typ: 'at+jwt', iatAgo: 600, expIn: 300 })), 401, 'INVALID_TOKEN');
+      await expectError(exchange(other, await sign(k1, { typ: 'JWT' })), 'INVALID_TOKEN', { status: 401 });
+      await expectError(exchange(other, await sign(k1, { typ: 'at+jwt', iatAgo: 600, expIn: 300 })), 'INVALID_TOKEN', { status: 401 });
       expect(await storeContents(other, WRITTEN)).toEqual(before);
       expectPair(await exchange(other, await sign(k1, { typ: 'at+jwt' })));
     } finally {
@@ -322,9 +314,9 @@ describe('POST /auth/exchange with a JWKS', () => {
     await server.ask(UserStore.Block, { uid: a.body.uid });
     expect(await client.closed).toEqual({ code: 4003, reason: 'blocked' });
     const before = await storeContents(server, WRITTEN);
-    expectError(await exchange(server, await sign(k1, { sub })), 403, 'BLOCKED');
+    await expectError(exchange(server, await sign(k1, { sub })), 'BLOCKED', { status: 403 });
     expect(await storeContents(server, WRITTEN)).toEqual(before);
-    expectError(await request(server, '/auth/refresh', { body: { refreshToken: a.body.refreshToken } }), 401, 'SESSION_REVOKED');
+    await expectError(post(server, '/auth/refresh', { refreshToken: a.body.refreshToken }), 'SESSION_REVOKED', { status: 401 });
     // Unblocked, the same identity signs in again as the same uid.
     await server.ask(UserStore.Unblock, { uid: a.body.uid });
     const back = await exchange(server, await sign(k1, { sub }));
@@ -334,20 +326,20 @@ describe('POST /auth/exchange with a JWKS', () => {
   it('refresh rotates and logout revokes an exchanged session; its socket closes 4001 logout', async () => {
     const a = await exchange(server, await sign(k1));
     expectPair(a);
-    const refreshed = await request(server, '/auth/refresh', { body: { refreshToken: a.body.refreshToken } });
+    const refreshed = await post(server, '/auth/refresh', { refreshToken: a.body.refreshToken });
     expectPair({ ...refreshed, body: { ...refreshed.body, deviceId: 'dv_' } });
     expect(refreshed.body.sid).toBe(a.body.sid);
     expect(refreshed.body.refreshToken).not.toBe(a.body.refreshToken);
     const client = await TestClient.connect(server, refreshed.body.accessToken);
-    const out = await request(server, '/auth/logout', { headers: { Authorization: `Bearer ${refreshed.body.accessToken}` } });
+    const out = await post(server, '/auth/logout', undefined, { headers: { Authorization: `Bearer ${refreshed.body.accessToken}` } });
     expect(out.status).toBe(204);
     expect(await client.closed).toEqual({ code: 4001, reason: 'logout' });
-    expectError(await request(server, '/auth/refresh', { body: { refreshToken: refreshed.body.refreshToken } }), 401, 'SESSION_REVOKED');
+    await expectError(post(server, '/auth/refresh', { refreshToken: refreshed.body.refreshToken }), 'SESSION_REVOKED', { status: 401 });
   });
 
   it('refuses a body without a token, and a token too long to be real, before verifying', async () => {
     const fetched = jwks.fetches;
-    expect((await request(server, '/auth/exchange', { body: {} })).status).toBe(400);
+    expect((await post(server, '/auth/exchange', {})).status).toBe(400);
     expect((await exchange(server, 'x'.repeat(9000))).status).toBe(400);
     expect(jwks.fetches).toBe(fetched);
   });
@@ -369,11 +361,11 @@ describe('the key set cooldown and the per-address limit', () => {
     expectPair(await exchange(cool, await sign(k1)));
     expect(set.fetches).toBe(1);
     for (let i = 0; i < 5; i++) {
-      expectError(await exchange(cool, await sign(stranger, { kid: `random-${randomUUID()}` })), 401, 'INVALID_TOKEN');
+      await expectError(exchange(cool, await sign(stranger, { kid: `random-${randomUUID()}` })), 'INVALID_TOKEN', { status: 401 });
     }
     expect(set.fetches).toBe(1);
     const limited = await exchange(cool, await sign(k1));
-    expectError(limited, 429, 'RATE_LIMITED');
+    await expectError(limited, 'RATE_LIMITED', { status: 429 });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
   });
 });
@@ -412,8 +404,8 @@ describe('POST /auth/exchange with an app-supplied verify function', () => {
     await client.close();
 
     const before = await storeContents(hooked, WRITTEN);
-    expectError(await exchange(hooked, 'something else'), 401, 'INVALID_TOKEN');
-    expectError(await exchange(hooked, 'app:alpha:u-3:guest'), 403, 'FORBIDDEN');
+    await expectError(exchange(hooked, 'something else'), 'INVALID_TOKEN', { status: 401 });
+    await expectError(exchange(hooked, 'app:alpha:u-3:guest'), 'FORBIDDEN', { status: 403 });
     expect(await storeContents(hooked, WRITTEN)).toEqual(before);
     expect(seen).toContain('something else');
   });
@@ -432,7 +424,7 @@ describe('an app verify function that hangs or answers nonsense', () => {
       },
     });
     try {
-      expectError(await exchange(app, 'hang'), 503, 'UNAVAILABLE');
+      await expectError(exchange(app, 'hang'), 'UNAVAILABLE', { status: 503 });
       expect((await exchange(app, 'nobody')).status).toBe(500);
       // With one failure allowed per window, a counted fault would have made this a 429.
       expectPair(await exchange(app, 'someone'));
@@ -467,11 +459,11 @@ describe('GREENROOM_PASSWORDS=false', () => {
   });
 
   it('refuses /auth/login with 403 FORBIDDEN, and a password in UserStore.Create and Update', async () => {
-    const login = await request(closed, '/auth/login', { body: { username: 'anyone', password: 'whatever-password' } });
-    expectError(login, 403, 'FORBIDDEN');
+    const login = await loginWithPassword(closed, { username: 'anyone', password: 'whatever-password' });
+    await expectError(login, 'FORBIDDEN', { status: 403 });
     expect(login.body.error.message).toMatch(/exchange/);
     // Exchange is not configured here: it says so.
-    expectError(await exchange(closed, 'anything'), 403, 'FORBIDDEN');
+    await expectError(exchange(closed, 'anything'), 'FORBIDDEN', { status: 403 });
     await expect(closed.ask(UserStore.Create, { username: 'dora', password: 'dora-password-1', role: 'user' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
     const u = await closed.ask(UserStore.Provision, { username: 'erin', role: 'user' });
     await expect(closed.ask(UserStore.Update, { uid: u.uid, password: 'erin-password-1' })).rejects.toMatchObject({ code: 'FORBIDDEN' });

@@ -7,22 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { issueSession, post, signInAsGuest, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { storeContents } from './helpers.js';
 
 /** The headers that, with the device id, make up a fingerprint. */
 const DEVICE_HEADERS = { 'User-Agent': 'GuestTest/1.0 (X11; Linux x86_64)', 'Accept-Language': 'en-GB,en;q=0.8' };
 
-interface Answer {
-  status: number;
-  body: any;
-  setCookie: string[];
-}
-
-async function guest(server: TestServer, body: unknown, headers: Record<string, string> = DEVICE_HEADERS): Promise<Answer> {
-  const res = await fetch(`${server.url}/auth/guest`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json(), setCookie: res.headers.getSetCookie() };
-}
+/** Sent from the one device of these tests. */
+const fromDevice = { headers: DEVICE_HEADERS };
 
 /** Every record of the three collections, and their counts. */
 const snapshot = (server: TestServer) => storeContents(server, ['users', 'sessions', 'fingerprints']);
@@ -47,7 +39,7 @@ describe('POST /auth/guest', () => {
   it('opens a session for a new user with role guest, and records a fingerprint pointing at that user', async () => {
     const usersBefore = await internals(server).store.count('users');
     // A device id the server did not issue is ignored: the answer carries a fresh, server-issued one.
-    const res = await guest(server, { deviceId: 'device-guest-1' });
+    const res = await signInAsGuest(server, { deviceId: 'device-guest-1' }, fromDevice);
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'deviceId', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
     expect(res.body.deviceId).toMatch(/^dv_/);
@@ -67,12 +59,12 @@ describe('POST /auth/guest', () => {
     // The raw device id is never stored.
     expect(JSON.stringify(devices[0])).not.toContain(res.body.deviceId);
     // Not a browser page (no Origin): no cookies.
-    expect(res.setCookie).toEqual([]);
+    expect(res.cookies).toEqual([]);
     first = { ...res.body, fingerprint: devices[0]!.fingerprint };
   });
 
   it('every guest sign-in is a new user, even from the same device', async () => {
-    const again = await guest(server, { deviceId: first.deviceId });
+    const again = await signInAsGuest(server, { deviceId: first.deviceId }, fromDevice);
     expect(again.status).toBe(200);
     expect(again.body.uid).not.toBe(first.uid);
     expect(again.body.role).toBe('guest');
@@ -104,20 +96,20 @@ describe('POST /auth/guest', () => {
 
     const before = await snapshot(server);
     for (const deviceId of [first.deviceId, first.deviceId]) {
-      const res = await guest(server, { deviceId });
+      const res = await signInAsGuest(server, { deviceId }, fromDevice);
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ error: { code: 'BLOCKED', message: expect.any(String) } });
-      expect(res.setCookie).toEqual([]);
+      expect(res.cookies).toEqual([]);
     }
     expect(await snapshot(server)).toEqual(before);
   });
 
   it('the block is per device: another device id (or other headers) still gets a guest session', async () => {
-    const other = await guest(server, {});
+    const other = await signInAsGuest(server, {}, fromDevice);
     expect(other.status).toBe(200);
     expect(other.body.role).toBe('guest');
     expect(other.body.deviceId).not.toBe(first.deviceId);
-    const otherHeaders = await guest(server, { deviceId: first.deviceId }, { ...DEVICE_HEADERS, 'User-Agent': 'SomethingElse/2.0' });
+    const otherHeaders = await signInAsGuest(server, { deviceId: first.deviceId }, { headers: { ...DEVICE_HEADERS, 'User-Agent': 'SomethingElse/2.0' } });
     expect(otherHeaders.status).toBe(200);
     const socket = await TestClient.connect(server, other.body.accessToken);
     clients.push(socket);
@@ -126,8 +118,8 @@ describe('POST /auth/guest', () => {
   });
 
   it('without a deviceId each sign-in gets a device of its own: same headers, different fingerprints', async () => {
-    const a = await guest(server, {});
-    const b = await guest(server, {});
+    const a = await signInAsGuest(server, {}, fromDevice);
+    const b = await signInAsGuest(server, {}, fromDevice);
     expect([a.status, b.status]).toEqual([200, 200]);
     expect(a.body.deviceId).not.toBe(b.body.deviceId);
     const fa = (await internals(server).store.get<SessionRecord>('sessions', a.body.sid))!.fingerprint;
@@ -139,7 +131,7 @@ describe('POST /auth/guest', () => {
   it('a bad body is 400 and creates nothing', async () => {
     const before = await snapshot(server);
     for (const body of [{ deviceId: '' }, { deviceId: 'x'.repeat(129) }, { deviceId: 7 }]) {
-      const res = await guest(server, body);
+      const res = await post(server, '/auth/guest', body, fromDevice);
       expect(res.status).toBe(400);
     }
     expect(await snapshot(server)).toEqual(before);
@@ -159,10 +151,10 @@ describe('POST /auth/guest with guests disabled (guests: false)', () => {
   it('is 403 and creates nothing', async () => {
     const before = await snapshot(server);
     for (const body of [{ deviceId: 'device-1' }, {}]) {
-      const res = await guest(server, body);
+      const res = await post(server, '/auth/guest', body, fromDevice);
       expect(res.status).toBe(403);
       expect(res.body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
-      expect(res.setCookie).toEqual([]);
+      expect(res.cookies).toEqual([]);
     }
     expect(await snapshot(server)).toEqual(before);
   });

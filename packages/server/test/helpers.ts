@@ -1,16 +1,16 @@
 /**
- * Helpers shared by the server's test files (test-only; not part of the exported harness).
+ * Helpers shared by the server's test files that only they need: the store's contents, the `greenroom` command run
+ * from the sources, and temp dirs. Everything else comes from the harness, `src/testing` (@greenroom/server/testing).
  */
 import { spawn } from 'node:child_process';
 import { afterAll } from '@jest/globals';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { internals } from '../src/server.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
-import { TestClient, type TestServer } from '../src/testing/index.js';
+import type { TestServer } from '../src/testing/index.js';
 
 /** Every collection the server's store holds. */
 export const STORE_COLLECTIONS = ['users', 'sessions', 'fingerprints', 'meta'] as const;
@@ -38,70 +38,6 @@ export async function storeContents(
 /** The store file's bytes on disk at this moment. */
 export function storeFileBytes(server: TestServer): Promise<Buffer> {
   return readFile(join(server.dataDir, DEFAULT_STORE_FILE));
-}
-
-/** An HTTP answer read whole: the JSON body (undefined if empty) and the Set-Cookie headers. */
-export interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-  cookies: string[];
-}
-
-/**
- * A raw node:http request function over `agent` (POST unless `method` says otherwise), so every header (Origin,
- * Cookie) is exactly what the test says; `body` is sent as JSON.
- */
-export function httpRequester(agent: http.Agent) {
-  return function request(
-    server: TestServer,
-    path: string,
-    options: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<HttpAnswer> {
-    const text = options.body === undefined ? '' : JSON.stringify(options.body);
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        `${server.url}${path}`,
-        {
-          method: options.method ?? 'POST',
-          agent,
-          headers: {
-            ...(text ? { 'Content-Type': 'application/json' } : {}),
-            'Content-Length': String(Buffer.byteLength(text)),
-            ...options.headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const raw = Buffer.concat(chunks).toString('utf8');
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw ? JSON.parse(raw) : undefined, cookies: res.headers['set-cookie'] ?? [] });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(text);
-    });
-  };
-}
-
-/** A WebSocket connect through TestClient that must be refused: its HTTP status and JSON body (throws if the socket opens). */
-export async function refusedUpgrade(
-  server: TestServer,
-  token: string | undefined,
-  options: { headers?: Record<string, string>; query?: string } = {},
-): Promise<{ status: number; body: any }> {
-  const outcome = await TestClient.connect(server, token, options).then(
-    async (c) => {
-      await c.close();
-      return null;
-    },
-    (err: { status?: number; body?: string }) => err,
-  );
-  if (outcome === null) throw new Error('the upgrade was accepted');
-  return { status: outcome.status ?? 0, body: outcome.body ? JSON.parse(outcome.body) : undefined };
 }
 
 /** What a run of the `greenroom` command printed, and how it exited. */

@@ -10,10 +10,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,16 +25,12 @@ import { SessionStore } from '../src/actors/session-store.js';
 import { internals } from '../src/server.js';
 import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
-import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
+import { deferred, eventually, expectError, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
 
-/** Polls until `check` holds (no deadline of its own: jest's test timeout is the bound). */
-async function waitFor(check: () => boolean | Promise<boolean>, everyMs = 20): Promise<void> {
-  while (!(await check())) await delay(everyMs);
-}
-
+/** The error code of a reply (undefined for a success). */
 function errorCode(reply: Reply): string | undefined {
   return reply.ok ? undefined : reply.error.code;
 }
@@ -46,54 +40,13 @@ async function statsConnections(server: TestServer): Promise<number> {
   return (await server.ask(SessionStore.Stats)).connections;
 }
 
-interface UpgradeAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A WebSocket upgrade sent with node:http, so the refusal's status, headers and body are seen as sent. */
-function rawUpgrade(url: string, token: string): Promise<UpgradeAnswer & { socket?: import('node:stream').Duplex }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/ws`, {
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-        Authorization: `Bearer ${token}`,
-      },
-    });
-    req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', socket }));
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Opens sessions and sockets on one server and closes whatever is still open at the end. */
 function sockets(server: () => TestServer) {
   const open: TestClient[] = [];
   return {
     async connect(role = 'user', options: { autoPong?: boolean } = {}): Promise<TestClient> {
       const session = await issueSession(server(), { role });
-      let client: TestClient;
-      if (options.autoPong === false) {
-        const ws = new WebSocket(`${server().url.replace(/^http/, 'ws')}/ws`, { headers: { Authorization: `Bearer ${session.accessToken}` }, autoPong: false });
-        client = new TestClient(ws);
-        await new Promise<void>((resolve, reject) => {
-          ws.once('open', () => resolve());
-          ws.once('error', reject);
-        });
-      } else {
-        client = await TestClient.connect(server(), session.accessToken);
-      }
+      const client = await TestClient.connect(server(), session.accessToken, { ws: { autoPong: options.autoPong ?? true } });
       // A socket the server tears down may report ECONNRESET: that is an outcome here, not a test failure.
       client.ws.on('error', () => undefined);
       open.push(client);
@@ -130,10 +83,10 @@ describe('maxConnections', () => {
     expect(internals(server).connections.size).toBe(2);
 
     const third = await issueSession(server);
-    const refused = await rawUpgrade(server.url, third.accessToken);
+    const refused = await refusedUpgrade(server, third.accessToken);
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toMatch(/^\d+$/);
-    expect(JSON.parse(refused.body)).toEqual({ error: { code: ErrorCode.UNAVAILABLE, message: expect.any(String) } });
+    expect(refused.body).toEqual({ error: { code: ErrorCode.UNAVAILABLE, message: expect.any(String) } });
     // Nothing was registered for it.
     expect(internals(server).connections.size).toBe(2);
     expect(await statsConnections(server)).toBe(2);
@@ -142,7 +95,7 @@ describe('maxConnections', () => {
     await expect(TestClient.connect(server, third.accessToken)).rejects.toMatchObject({ status: 503 });
 
     await first.close();
-    await waitFor(() => internals(server).connections.size < 2);
+    await eventually(() => internals(server).connections.size < 2);
     const again = await TestClient.connect(server, third.accessToken);
     again.ws.on('error', () => undefined);
     expect((await again.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
@@ -245,12 +198,12 @@ describe('heartbeat', () => {
     const closed = await silent.closed;
     expect(closed.code).toBe(1006);
     expect(silentPings).toBeGreaterThanOrEqual(1);
-    await waitFor(() => internals(server).connections.size === 1);
-    await waitFor(async () => (await statsConnections(server)) === 1);
+    await eventually(() => internals(server).connections.size === 1);
+    await eventually(async () => (await statsConnections(server)) === 1);
 
     // The healthy client stays through several more intervals and keeps answering.
     const seen = healthyPings;
-    await waitFor(() => healthyPings >= seen + 5);
+    await eventually(() => healthyPings >= seen + 5, { timeoutMs: 10_000 });
     expect(healthy.ws.readyState).toBe(WebSocket.OPEN);
     expect((await healthy.ask(SessionStore.name, 'GetOwn')).ok).toBe(true);
     expect(internals(server).connections.size).toBe(1);
@@ -334,7 +287,7 @@ describe('slow consumer', () => {
     await flood;
     expect(normalAnswers).toBeGreaterThan(0);
     expect(gone()).toBe(true);
-    await waitFor(async () => (await statsConnections(server)) === 1);
+    await eventually(async () => (await statsConnections(server)) === 1, { timeoutMs: 10_000 });
 
     // The server closed it as a slow consumer.
     expect(serverClose).toMatchObject({ code: 1008, reason: 'slow-consumer' });
@@ -451,7 +404,7 @@ describe('graceful stop', () => {
     await expect(TestClient.connect({ url }, late.accessToken)).rejects.toBeDefined();
     // A new ask on the open socket gets UNAVAILABLE.
     const refused = await client.ask(SessionStore.name, 'GetOwn');
-    expect(errorCode(refused)).toBe(ErrorCode.UNAVAILABLE);
+    await expectError(refused, ErrorCode.UNAVAILABLE);
     // Still waiting on the ask in flight: nothing closed yet.
     expect(events).toEqual([]);
     expect(stopDone).toBe(false);
@@ -529,10 +482,9 @@ describe('greenroom serve under signals', () => {
   }
 
   async function adminSocket(url: string): Promise<TestClient> {
-    const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(admin) });
-    expect(res.status).toBe(200);
-    const session = (await res.json()) as { accessToken: string };
-    const client = await TestClient.connect({ url }, session.accessToken);
+    const login = await loginWithPassword(url, admin);
+    expect(login.status).toBe(200);
+    const client = await TestClient.connect(url, login.body.accessToken);
     client.ws.on('error', () => undefined);
     expect((await client.ask(SessionStore.name, 'Stats')).ok).toBe(true);
     return client;
@@ -583,7 +535,8 @@ describe('greenroom serve under signals', () => {
       });
       children.push(child);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      while (!existsSync(join(dataDir, LOCK_FILE))) await delay(1);
+      // Start-up compiles the sources first: bounded generously.
+      await eventually(() => existsSync(join(dataDir, LOCK_FILE)), { intervalMs: 1, timeoutMs: 30_000 });
       child.kill('SIGTERM');
       expect({ round, code: await exited }).toEqual({ round, code: 0 });
       expect(existsSync(join(dataDir, LOCK_FILE))).toBe(false);

@@ -15,16 +15,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/log.js';
-import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { httpRequester, storeContents, type HttpAnswer } from './helpers.js';
-
-const agent = new http.Agent({ keepAlive: true });
-const request = httpRequester(agent);
+import { loginWithPassword, post, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import { storeContents } from './helpers.js';
 
 const ADMIN_AT = '198.51.100.10';
 const ALICE_AT = '198.51.100.20';
@@ -77,16 +73,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  agent.destroy();
   await server?.close();
 });
 
 async function login(username: string, pw: string, address: string, extra: { deviceId?: string; origin?: boolean } = {}): Promise<HttpAnswer> {
   secret('password', pw);
-  const answer = await request(server, '/auth/login', {
-    body: { username, password: pw, ...(extra.deviceId ? { deviceId: extra.deviceId } : {}) },
-    headers: { ...from(address), ...(extra.origin ? { Origin: server.url } : {}) },
-  });
+  const answer = await loginWithPassword(
+    server,
+    { username, password: pw, ...(extra.deviceId ? { deviceId: extra.deviceId } : {}) },
+    { headers: { ...from(address), ...(extra.origin ? { Origin: server.url } : {}) } },
+  );
   collect(answer);
   return answer;
 }
@@ -157,19 +153,19 @@ describe('the log of a full run', () => {
     const aliceDevice = alice.body.deviceId as string;
 
     // Refresh with the token in the body, then with the cookie.
-    const refreshed = await request(server, '/auth/refresh', { body: { refreshToken: alice.body.refreshToken }, headers: from(ALICE_AT) });
+    const refreshed = await post(server, '/auth/refresh', { refreshToken: alice.body.refreshToken }, { headers: from(ALICE_AT) });
     collect(refreshed);
     expect(refreshed.status).toBe(200);
     await collectStoreSecrets();
     const refreshCookie = alice.cookies.find((c) => c.startsWith('gr_refresh='))!.split(';', 1)[0]!;
-    const byCookie = await request(server, '/auth/refresh', { headers: { ...from(ALICE_AT), Origin: server.url, Cookie: refreshCookie } });
+    const byCookie = await post(server, '/auth/refresh', undefined, { headers: { ...from(ALICE_AT), Origin: server.url, Cookie: refreshCookie } });
     collect(byCookie);
     // The cookie held the token the body refresh just replaced: within the grace period, the same pair again.
     expect(byCookie.status).toBe(200);
     await collectStoreSecrets();
 
     // A ticket, and a socket opened with it; a socket by cookie; asks on both.
-    const ticket = await request(server, '/auth/ticket', { headers: { ...from(ALICE_AT), ...bearer(refreshed.body.accessToken) } });
+    const ticket = await post(server, '/auth/ticket', undefined, { headers: { ...from(ALICE_AT), ...bearer(refreshed.body.accessToken) } });
     collect(ticket);
     expect(ticket.status).toBe(200);
     const byTicket = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(ticket.body.ticket)}`, headers: from(ALICE_AT) });
@@ -179,10 +175,10 @@ describe('the log of a full run', () => {
     ok(await byCookieSocket.ask('SessionStore', 'GetOwn'));
 
     // A guest, without a device id and then with the one it was given.
-    const guest = await request(server, '/auth/guest', { body: {}, headers: from(GUEST_AT) });
+    const guest = await signInAsGuest(server, {}, { headers: from(GUEST_AT) });
     collect(guest);
     expect(guest.status).toBe(200);
-    const guestAgain = await request(server, '/auth/guest', { body: { deviceId: guest.body.deviceId }, headers: from(GUEST_AT) });
+    const guestAgain = await signInAsGuest(server, { deviceId: guest.body.deviceId }, { headers: from(GUEST_AT) });
     collect(guestAgain);
     expect(guestAgain.status).toBe(200);
 
@@ -224,8 +220,8 @@ describe('the log of a full run', () => {
     // The guest logs out with its refresh token; the same logout again changes nothing.
     ids.guest = guest.body.uid;
     ids.guestSid = guest.body.sid;
-    expect((await request(server, '/auth/logout', { body: { refreshToken: guest.body.refreshToken }, headers: from(GUEST_AT) })).status).toBe(204);
-    expect((await request(server, '/auth/logout', { body: { refreshToken: guest.body.refreshToken }, headers: from(GUEST_AT) })).status).toBe(204);
+    expect((await post(server, '/auth/logout', { refreshToken: guest.body.refreshToken }, { headers: from(GUEST_AT) })).status).toBe(204);
+    expect((await post(server, '/auth/logout', { refreshToken: guest.body.refreshToken }, { headers: from(GUEST_AT) })).status).toBe(204);
 
     await collectStoreSecrets();
     await adminSocket.close();

@@ -9,21 +9,18 @@
  * Every test connects from 127.0.0.1; X-Forwarded-* carry documentation addresses (RFC 5737, 3849) and hosts.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { limiterKey, parseTrustProxy, ProxyTrust, type TrustProxy } from '../src/auth/client-address.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { httpRequester } from './helpers.js';
+import { httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 const PASSWORD = 'correct horse battery';
 const PROXY_HOST = 'app.example.test';
 const HTTPS_ORIGIN = `https://${PROXY_HOST}`;
 const THROUGH_TLS_PROXY = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': PROXY_HOST, 'X-Forwarded-For': '203.0.113.10' };
-
-const request = httpRequester(new http.Agent({ keepAlive: false }));
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -101,9 +98,6 @@ describe('GREENROOM_TRUST_PROXY', () => {
   });
 });
 
-const login = (server: TestServer, username: string, password: string, headers: Record<string, string> = {}) =>
-  request(server, '/auth/login', { body: { username, password }, headers });
-
 describe('the login limiter behind a trusted proxy', () => {
   it.each<[string, TrustProxy]>([
     ['one hop', 1],
@@ -112,21 +106,26 @@ describe('the login limiter behind a trusted proxy', () => {
   ])('with %s, forged leftmost X-Forwarded-For values do not reset it', async (_name, trustProxy) => {
     const server = await fresh({ trustProxy, loginMaxFailures: 3 });
     await server.ask(UserStore.Create, { username: 'carol', password: PASSWORD, role: 'user' });
-    for (let i = 0; i < 3; i++) expect((await login(server, 'carol', 'nope', { 'X-Forwarded-For': `192.0.2.${i}, 203.0.113.50` })).status).toBe(401);
-    const refused = await login(server, 'carol', PASSWORD, { 'X-Forwarded-For': '192.0.2.99, 203.0.113.50' });
+    for (let i = 0; i < 3; i++) {
+      const wrong = await loginWithPassword(server, { username: 'carol', password: 'nope' }, { headers: { 'X-Forwarded-For': `192.0.2.${i}, 203.0.113.50` } });
+      expect(wrong.status).toBe(401);
+    }
+    const refused = await loginWithPassword(server, { username: 'carol', password: PASSWORD }, { headers: { 'X-Forwarded-For': '192.0.2.99, 203.0.113.50' } });
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('RATE_LIMITED');
     // Another client behind the same proxy is someone else (another user: the username itself is now locked for new devices).
     await server.ask(UserStore.Create, { username: 'carl', password: PASSWORD, role: 'user' });
-    expect((await login(server, 'carl', PASSWORD, { 'X-Forwarded-For': '203.0.113.51' })).status).toBe(200);
-    expect((await login(server, 'carl', PASSWORD, { 'X-Forwarded-For': '203.0.113.50' })).status).toBe(429);
+    expect((await loginWithPassword(server, { username: 'carl', password: PASSWORD }, { headers: { 'X-Forwarded-For': '203.0.113.51' } })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'carl', password: PASSWORD }, { headers: { 'X-Forwarded-For': '203.0.113.50' } })).status).toBe(429);
   });
 
   it('from an untrusted peer, X-Forwarded-For changes nothing: every attempt is the socket peer', async () => {
     const server = await fresh({ trustProxy: ['10.0.0.0/8'], loginMaxFailures: 3 });
     await server.ask(UserStore.Create, { username: 'dave', password: PASSWORD, role: 'user' });
-    for (let i = 0; i < 3; i++) expect((await login(server, 'dave', 'nope', { 'X-Forwarded-For': `203.0.113.${i}` })).status).toBe(401);
-    expect((await login(server, 'dave', PASSWORD, { 'X-Forwarded-For': '203.0.113.200' })).status).toBe(429);
+    for (let i = 0; i < 3; i++) {
+      expect((await loginWithPassword(server, { username: 'dave', password: 'nope' }, { headers: { 'X-Forwarded-For': `203.0.113.${i}` } })).status).toBe(401);
+    }
+    expect((await loginWithPassword(server, { username: 'dave', password: PASSWORD }, { headers: { 'X-Forwarded-For': '203.0.113.200' } })).status).toBe(429);
   });
 });
 
@@ -134,18 +133,22 @@ describe('a browser behind a TLS proxy', () => {
   it('gets Secure cookies, and its https Origin is the own origin for cookie auth (HTTP and WebSocket)', async () => {
     const server = await fresh({ trustProxy: ['loopback'] });
     await server.ask(UserStore.Create, { username: 'erin', password: PASSWORD, role: 'user' });
-    const answer = await login(server, 'erin', PASSWORD, { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN });
+    const answer = await loginWithPassword(server, { username: 'erin', password: PASSWORD }, { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN } });
     expect(answer.status).toBe(200);
     expect(answer.cookies).toHaveLength(2);
     for (const c of answer.cookies) expect(c.split('; ')).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Strict', 'Secure']));
     const cookie = answer.cookies.map((c) => c.split(';', 1)[0]).join('; ');
-    const ticket = await request(server, '/auth/ticket', { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN, Cookie: cookie } });
+    const ticket = await post(server, '/auth/ticket', undefined, { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN, Cookie: cookie } });
     expect(ticket.status).toBe(200);
     const client = await TestClient.connect(server, undefined, { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN, Cookie: cookie } });
     expect((await client.ask('UserStore', 'GetOwn')).ok).toBe(true);
     await client.close();
     // The same proxy over plain http: no Secure.
-    const plain = await login(server, 'erin', PASSWORD, { 'X-Forwarded-Proto': 'http', 'X-Forwarded-Host': PROXY_HOST, Origin: `http://${PROXY_HOST}` });
+    const plain = await loginWithPassword(
+      server,
+      { username: 'erin', password: PASSWORD },
+      { headers: { 'X-Forwarded-Proto': 'http', 'X-Forwarded-Host': PROXY_HOST, Origin: `http://${PROXY_HOST}` } },
+    );
     expect(plain.cookies.length).toBe(2);
     for (const c of plain.cookies) expect(c.split('; ')).not.toContain('Secure');
   });
@@ -157,15 +160,15 @@ describe('a browser behind a TLS proxy', () => {
     const server = await fresh({ trustProxy });
     await server.ask(UserStore.Create, { username: 'frank', password: PASSWORD, role: 'user' });
     // The forged https Origin is not the own origin (http://127.0.0.1:port): no cookies are set for it.
-    const answer = await login(server, 'frank', PASSWORD, { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN });
+    const answer = await loginWithPassword(server, { username: 'frank', password: PASSWORD }, { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN } });
     expect(answer.status).toBe(200);
     expect(answer.cookies).toEqual([]);
     // A request from the own origin gets cookies, never Secure (this is plain http).
-    const own = await login(server, 'frank', PASSWORD, { ...THROUGH_TLS_PROXY, Origin: new URL(server.url).origin });
+    const own = await loginWithPassword(server, { username: 'frank', password: PASSWORD }, { headers: { ...THROUGH_TLS_PROXY, Origin: new URL(server.url).origin } });
     expect(own.cookies).toHaveLength(2);
     for (const c of own.cookies) expect(c.split('; ')).not.toContain('Secure');
     const cookie = own.cookies.map((c) => c.split(';', 1)[0]).join('; ');
-    const refused = await request(server, '/auth/ticket', { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN, Cookie: cookie } });
+    const refused = await post(server, '/auth/ticket', undefined, { headers: { ...THROUGH_TLS_PROXY, Origin: HTTPS_ORIGIN, Cookie: cookie } });
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('BAD_ORIGIN');
   });
@@ -173,13 +176,13 @@ describe('a browser behind a TLS proxy', () => {
 
 const ALLOWED = 'http://app.example.test:5173';
 const FOREIGN = 'http://evil.example.test';
-const accessControl = (headers: http.IncomingHttpHeaders) => Object.keys(headers).filter((h) => h.startsWith('access-control-'));
+const accessControl = (headers: IncomingHttpHeaders) => Object.keys(headers).filter((h) => h.startsWith('access-control-'));
 
 describe('CORS', () => {
   it('answers a preflight from an allowed origin with the grant, and from any other origin with none', async () => {
     const server = await fresh({ allowedOrigins: [ALLOWED] });
     for (const path of ['/auth/login', '/auth/refresh', '/auth/ticket', '/auth/logout', '/readyz']) {
-      const preflight = await request(server, path, {
+      const preflight = await httpRequest(server, path, {
         method: 'OPTIONS',
         headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type, authorization' },
       });
@@ -192,7 +195,7 @@ describe('CORS', () => {
       expect(preflight.headers['access-control-allow-methods']).toMatch(path === '/readyz' ? /GET/ : /POST/);
       expect(Number(preflight.headers['access-control-max-age'])).toBeGreaterThan(0);
 
-      const foreign = await request(server, path, {
+      const foreign = await httpRequest(server, path, {
         method: 'OPTIONS',
         headers: { Origin: FOREIGN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },
       });
@@ -203,31 +206,31 @@ describe('CORS', () => {
   it('grants actual answers (errors included) to an allowed origin and to the own origin, and nothing to another', async () => {
     const server = await fresh({ allowedOrigins: [ALLOWED] });
     await server.ask(UserStore.Create, { username: 'gina', password: PASSWORD, role: 'user' });
-    const ok = await login(server, 'gina', PASSWORD, { Origin: ALLOWED });
+    const ok = await loginWithPassword(server, { username: 'gina', password: PASSWORD }, { headers: { Origin: ALLOWED } });
     expect(ok.status).toBe(200);
     expect(ok.headers['access-control-allow-origin']).toBe(ALLOWED);
     expect(ok.headers['access-control-allow-credentials']).toBe('true');
-    const wrong = await login(server, 'gina', 'nope', { Origin: ALLOWED });
+    const wrong = await loginWithPassword(server, { username: 'gina', password: 'nope' }, { headers: { Origin: ALLOWED } });
     expect(wrong.status).toBe(401);
     expect(wrong.headers['access-control-allow-origin']).toBe(ALLOWED);
-    const ready = await request(server, '/readyz', { method: 'GET', headers: { Origin: ALLOWED } });
+    const ready = await httpRequest(server, '/readyz', { headers: { Origin: ALLOWED } });
     expect(ready.status).toBe(200);
     expect(ready.headers['access-control-allow-origin']).toBe(ALLOWED);
     const own = new URL(server.url).origin;
-    expect((await request(server, '/readyz', { method: 'GET', headers: { Origin: own } })).headers['access-control-allow-origin']).toBe(own);
+    expect((await httpRequest(server, '/readyz', { headers: { Origin: own } })).headers['access-control-allow-origin']).toBe(own);
 
-    const foreign = await login(server, 'gina', PASSWORD, { Origin: FOREIGN });
+    const foreign = await loginWithPassword(server, { username: 'gina', password: PASSWORD }, { headers: { Origin: FOREIGN } });
     expect(accessControl(foreign.headers)).toEqual([]);
     expect(foreign.cookies).toEqual([]);
-    expect(accessControl((await request(server, '/readyz', { method: 'GET', headers: { Origin: FOREIGN } })).headers)).toEqual([]);
+    expect(accessControl((await httpRequest(server, '/readyz', { headers: { Origin: FOREIGN } })).headers)).toEqual([]);
     // No Origin (not a browser's cross-origin call): no grant either.
-    expect(accessControl((await request(server, '/readyz', { method: 'GET' })).headers)).toEqual([]);
+    expect(accessControl((await httpRequest(server, '/readyz')).headers)).toEqual([]);
   });
 
   it('a page of an allowed origin holding tokens gets a ticket (bearer, no cookie)', async () => {
     const server = await fresh({ allowedOrigins: [ALLOWED] });
     const session = await issueSession(server);
-    const ticket = await request(server, '/auth/ticket', { headers: { Origin: ALLOWED, Authorization: `Bearer ${session.accessToken}` } });
+    const ticket = await post(server, '/auth/ticket', undefined, { headers: { Origin: ALLOWED, Authorization: `Bearer ${session.accessToken}` } });
     expect(ticket.status).toBe(200);
     expect(ticket.headers['access-control-allow-origin']).toBe(ALLOWED);
   });

@@ -11,8 +11,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { z } from 'zod';
 import { defineActor } from '../src/actors/define.js';
 import { internals } from '../src/server.js';
-import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
-import { refusedUpgrade } from './helpers.js';
+import {
+  deferred,
+  eventually,
+  expectError,
+  issueSession,
+  loginWithPassword,
+  refusedUpgrade,
+  startTestServer,
+  TestClient,
+  type Reply,
+  type TestServer,
+} from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 const ADMIN_PASSWORD = 'the admin has a long password';
@@ -63,14 +73,14 @@ describe('a guest flooding UserStore.Update from 20 sockets', () => {
       await Promise.all(sent);
     });
     // Let the backlog build up.
-    while (userStoreQueue() < 100) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => userStoreQueue() >= 100, { intervalMs: 20, timeoutMs: 30_000 });
 
     // An admin logs in with a password (UserStore twice) and a second user asks UserStore, during the flood.
-    const login = fetch(`${server.url}/auth/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'root', password: ADMIN_PASSWORD }),
-    }).then(async (res) => ({ status: res.status, queuedThen: userStoreQueue(), floodPending: pending }));
+    const login = loginWithPassword(server, { username: 'root', password: ADMIN_PASSWORD }).then((res) => ({
+      status: res.status,
+      queuedThen: userStoreQueue(),
+      floodPending: pending,
+    }));
     const asks: Reply[] = [];
     for (let i = 0; i < 5; i++) asks.push(await second.ask('UserStore', 'GetOwn'));
     const queuedAfterAsks = userStoreQueue();
@@ -170,8 +180,7 @@ describe('connection and in-flight quotas', () => {
   it('refuses an upgrade past the sessions’s quota with 429, and takes one again once a socket closes', async () => {
     const s = await issueSession(server);
     const open = [await connect(s.accessToken), await connect(s.accessToken), await connect(s.accessToken)];
-    const refused = await refusedUpgrade(server, s.accessToken);
-    expect(refused).toEqual({ status: 429, body: { error: { code: 'RATE_LIMITED', message: expect.any(String) } } });
+    await expectError(refusedUpgrade(server, s.accessToken), 'RATE_LIMITED', { status: 429 });
     // Another user is not affected.
     await connect((await issueSession(server)).accessToken);
     await open[0]!.close();
@@ -230,7 +239,7 @@ describe('a Subscribe still queued when its connection closes', () => {
       leaving.ws.send(JSON.stringify({ id: 1, to: 'Busy', type: 'Subscribe' }));
       await leaving.close();
       // Its close is handled (subscriptions removed) before the queued Subscribe gets its turn.
-      while ([...internals(server).connections].length > 1) await new Promise((r) => setTimeout(r, 5));
+      await eventually(() => internals(server).connections.size <= 1, { intervalMs: 5 });
       gate.open.resolve();
       await held;
       expect((await holder.ask('Busy', 'Hold')).ok).toBe(true); // runs after the queued Subscribe

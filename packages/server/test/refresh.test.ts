@@ -15,20 +15,16 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { internals } from '../src/server.js';
 import type { WriteOp } from '../src/store/store.js';
-import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
-import { httpRequester } from './helpers.js';
+import { httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
 
-// Enough sockets that 200 requests are in flight at once (fetch's default pool would also do, but this is explicit).
+// Enough keep-alive sockets that 200 requests are in flight at once.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-/** One HTTP request over node:http, so every header (Origin, Cookie) is exactly what the test says. */
-const request = httpRequester(agent);
-
-const refresh = (server: TestServer, refreshToken: string) => request(server, '/auth/refresh', { body: { refreshToken } });
+const refresh = (server: TestServer, refreshToken: string) => post(server, '/auth/refresh', { refreshToken }, { agent });
 
 /** The store file as it is on disk at this instant. */
 function diskText(server: TestServer): string {
@@ -55,7 +51,7 @@ const graceForgotten = (server: TestServer) => eventually('the grace pairs to be
 
 /** Opens `count` keep-alive sockets in the agent's pool, so a burst of requests does not wait on TCP handshakes. */
 async function warmUp(server: TestServer, count: number): Promise<void> {
-  await Promise.all(Array.from({ length: count }, () => request(server, '/healthz', { method: 'GET' })));
+  await Promise.all(Array.from({ length: count }, () => httpRequest(server, '/healthz', { agent })));
 }
 
 async function okAsk(client: TestClient, to: string, type: string, payload: unknown = {}): Promise<any> {
@@ -574,7 +570,7 @@ describe('cookie refresh (browser)', () => {
 
   it('login from the own origin sets gr_access (Path=/) and gr_refresh (Path=/auth), HttpOnly, SameSite=Strict; the refresh cookie alone with that Origin rotates and sets new cookies; a foreign or missing Origin → 403 BAD_ORIGIN and no rotation', async () => {
     const origin = server.url; // the server's own scheme://host:port
-    const login = await request(server, '/auth/login', { body: { username, password }, headers: { Origin: origin } });
+    const login = await loginWithPassword(server, { username, password }, { headers: { Origin: origin }, agent });
     expect(login.status).toBe(200);
     expectSessionCookies(login.cookies, login.body);
     const sid: string = login.body.sid;
@@ -585,7 +581,7 @@ describe('cookie refresh (browser)', () => {
     const before = sessionOnDisk(server, sid);
     const refusals: Array<Record<string, string>> = [{ Cookie: refreshCookie, Origin: 'http://evil.example' }, { Cookie: refreshCookie }, { Cookie: refreshCookie, Origin: 'null' }];
     for (const headers of refusals) {
-      const refused = await request(server, '/auth/refresh', { headers });
+      const refused = await post(server, '/auth/refresh', undefined, { headers, agent });
       expect(refused.status).toBe(403);
       expect(refused.body.error.code).toBe('BAD_ORIGIN');
       expect(refused.cookies).toEqual([]);
@@ -594,7 +590,7 @@ describe('cookie refresh (browser)', () => {
     expect(sessionOnDisk(server, sid)).toEqual(before);
 
     // The own Origin: rotates, answers the new pair and sets it as cookies.
-    const rotated = await request(server, '/auth/refresh', { headers: { Cookie: refreshCookie, Origin: origin } });
+    const rotated = await post(server, '/auth/refresh', undefined, { headers: { Cookie: refreshCookie, Origin: origin }, agent });
     expect(rotated.status).toBe(200);
     expect(rotated.body.sid).toBe(sid);
     expect(rotated.body.refreshToken).not.toBe(login.body.refreshToken);
@@ -603,14 +599,14 @@ describe('cookie refresh (browser)', () => {
     expect(sessionOnDisk(server, sid).generation).toBe(1);
 
     // The new cookie works for the next rotation.
-    const next = await request(server, '/auth/refresh', { headers: { Cookie: `gr_refresh=${rotated.body.refreshToken}`, Origin: origin } });
+    const next = await post(server, '/auth/refresh', undefined, { headers: { Cookie: `gr_refresh=${rotated.body.refreshToken}`, Origin: origin }, agent });
     expect(next.status).toBe(200);
     expectSessionCookies(next.cookies, next.body);
     expect(sessionOnDisk(server, sid).generation).toBe(2);
   });
 
   it('a login without an Origin (not a browser) gets no cookies', async () => {
-    const login = await request(server, '/auth/login', { body: { username, password } });
+    const login = await loginWithPassword(server, { username, password }, { agent });
     expect(login.status).toBe(200);
     expect(login.cookies).toEqual([]);
   });

@@ -10,30 +10,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { httpRequest, issueSession, loginWithPassword, post, refusedUpgrade, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
 import { limiterKey } from '../src/auth/client-address.js';
-import { refusedUpgrade } from './helpers.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 import { SYSTEM_CALLER } from '../src/actors/define.js';
 
 const PASSWORD = 'the right password';
 
-interface Answer {
-  status: number;
-  retryAfter: string | null;
-  body: any;
-}
-
-async function post(server: TestServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? JSON.parse(text) : undefined };
-}
-
 const from = (address: string) => ({ 'X-Forwarded-For': address });
-const login = (server: TestServer, username: string, password: string, address: string, deviceId?: string) =>
-  post(server, '/auth/login', { username, password, ...(deviceId ? { deviceId } : {}) }, from(address));
+/** A password login sent through a proxy that says it came from `address`. */
+const loginFrom = (server: TestServer, username: string, password: string, address: string, deviceId?: string) =>
+  loginWithPassword(server, { username, password, ...(deviceId ? { deviceId } : {}) }, { headers: from(address) });
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -52,7 +40,7 @@ describe('the login limiter', () => {
       const name = `victim${round}`;
       await server.ask(UserStore.Create, { username: name, password: PASSWORD, role: 'user' });
       const guesses = Array.from({ length: 40 }, (_, i) => (i === 35 ? PASSWORD : `wrong guess ${i}`));
-      const answers = await Promise.all(guesses.map((g) => login(server, name, g, `203.0.113.${round + 1}`)));
+      const answers = await Promise.all(guesses.map((g) => loginFrom(server, name, g, `203.0.113.${round + 1}`)));
       const checked = answers.filter((a) => a.status !== 429);
       expect(checked.length).toBeLessThanOrEqual(10);
       expect(checked.every((a) => a.status === 401)).toBe(true);
@@ -65,8 +53,8 @@ describe('the login limiter', () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
     await server.ask(UserStore.Create, { username: 'carol', password: PASSWORD, role: 'user' });
     // A different made-up first hop each time: all of them are the one client 203.0.113.50.
-    for (let i = 0; i < 3; i++) expect((await login(server, 'carol', 'nope', `198.51.100.${i}, 203.0.113.50`)).status).toBe(401);
-    expect((await login(server, 'carol', PASSWORD, `198.51.100.99, 203.0.113.50`)).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await loginFrom(server, 'carol', 'nope', `198.51.100.${i}, 203.0.113.50`)).status).toBe(401);
+    expect((await loginFrom(server, 'carol', PASSWORD, `198.51.100.99, 203.0.113.50`)).status).toBe(429);
   });
 
   it('counts an IPv6 client by its /64 and an IPv4-mapped address as its IPv4', async () => {
@@ -80,9 +68,9 @@ describe('the login limiter', () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
     await server.ask(UserStore.Create, { username: 'ivy', password: PASSWORD, role: 'user' });
     // A new address of the same /64 for every guess: still one client.
-    for (let i = 1; i <= 3; i++) expect((await login(server, `nobody${i}`, 'nope', `2001:db8:7:7::${i}`)).status).toBe(401);
-    expect((await login(server, 'ivy', PASSWORD, '2001:db8:7:7:ffff::99')).status).toBe(429);
-    expect((await login(server, 'ivy', PASSWORD, '2001:db8:7:8::1')).status).toBe(200);
+    for (let i = 1; i <= 3; i++) expect((await loginFrom(server, `nobody${i}`, 'nope', `2001:db8:7:7::${i}`)).status).toBe(401);
+    expect((await loginFrom(server, 'ivy', PASSWORD, '2001:db8:7:7:ffff::99')).status).toBe(429);
+    expect((await loginFrom(server, 'ivy', PASSWORD, '2001:db8:7:8::1')).status).toBe(200);
   });
 
   it('never locks a user (an admin) out of a device they logged in from before; new devices and the attacker stay locked', async () => {
@@ -90,28 +78,28 @@ describe('the login limiter', () => {
     const admin = await server.ask(UserStore.Create, { username: 'admin', password: PASSWORD, role: 'admin' });
     await server.ask(UserStore.Create, { username: 'alice', password: PASSWORD, role: 'user' });
     // The admin's browser and alice's laptop each got a device id at an earlier login.
-    const browser = (await login(server, 'admin', PASSWORD, '203.0.113.10')).body.deviceId as string;
-    const alicesLaptop = (await login(server, 'alice', PASSWORD, '203.0.113.11')).body.deviceId as string;
+    const browser = (await loginFrom(server, 'admin', PASSWORD, '203.0.113.10')).body.deviceId as string;
+    const alicesLaptop = (await loginFrom(server, 'alice', PASSWORD, '203.0.113.11')).body.deviceId as string;
     expect(browser).toMatch(/^dv_/);
 
     // Five guesses for `admin` from three addresses: no address reaches its own limit, the username does.
-    for (let i = 0; i < 5; i++) expect((await login(server, 'admin', `guess ${i}`, `203.0.113.${100 + (i >> 1)}`)).status).toBe(401);
-    const attacker = await login(server, 'admin', PASSWORD, '203.0.113.200');
+    for (let i = 0; i < 5; i++) expect((await loginFrom(server, 'admin', `guess ${i}`, `203.0.113.${100 + (i >> 1)}`)).status).toBe(401);
+    const attacker = await loginFrom(server, 'admin', PASSWORD, '203.0.113.200');
     expect(attacker.status).toBe(429);
-    expect(attacker.retryAfter).toMatch(/^[1-9]\d*$/);
+    expect(attacker.headers['retry-after']).toMatch(/^[1-9]\d*$/);
 
     // The real admin, on the browser it used before, with the right password: in.
-    const fromBrowser = await login(server, 'admin', PASSWORD, '203.0.113.10', browser);
+    const fromBrowser = await loginFrom(server, 'admin', PASSWORD, '203.0.113.10', browser);
     expect(fromBrowser.status).toBe(200);
     expect(fromBrowser.body.uid).toBe(admin.uid);
     expect(fromBrowser.body.deviceId).toBe(browser);
     // A new device (no id, a made-up id, a tampered id, or another user's device id) stays locked.
     for (const deviceId of [undefined, 'dv_made-up', `${browser.slice(0, -1)}${browser.endsWith('A') ? 'B' : 'A'}`, alicesLaptop]) {
-      const answer = await login(server, 'admin', PASSWORD, '203.0.113.10', deviceId);
+      const answer = await loginFrom(server, 'admin', PASSWORD, '203.0.113.10', deviceId);
       expect({ deviceId, status: answer.status }).toEqual({ deviceId, status: 429 });
     }
     // The known device still pays for wrong passwords: they are refused, and counted for its address.
-    expect((await login(server, 'admin', 'wrong', '203.0.113.10', browser)).status).toBe(401);
+    expect((await loginFrom(server, 'admin', 'wrong', '203.0.113.10', browser)).status).toBe(401);
   });
 
   it('locks known and unknown usernames on the same attempt with the same body', async () => {
@@ -120,9 +108,9 @@ describe('the login limiter', () => {
     const runs = await Promise.all(
       ['dave', 'nobody'].map(async (name, k) => {
         const statuses: number[] = [];
-        let last: Answer | undefined;
+        let last: HttpAnswer | undefined;
         for (let i = 0; i < 5; i++) {
-          last = await login(server, name, 'wrong', `203.0.113.${20 + k}`);
+          last = await loginFrom(server, name, 'wrong', `203.0.113.${20 + k}`);
           statuses.push(last.status);
         }
         return { statuses, body: last!.body };
@@ -137,13 +125,13 @@ describe('the login limiter, continued', () => {
   it('limits a known device too: its id stops buying password checks for the locked username after the limit, from any address', async () => {
     const server = await fresh({ config: { loginMaxFailures: 3 } });
     await server.ask(UserStore.Create, { username: 'frank', password: PASSWORD, role: 'user' });
-    const laptop = (await login(server, 'frank', PASSWORD, '203.0.113.40')).body.deviceId as string;
+    const laptop = (await loginFrom(server, 'frank', PASSWORD, '203.0.113.40')).body.deviceId as string;
     // The username is locked from elsewhere …
-    for (let i = 0; i < 3; i++) expect((await login(server, 'frank', `guess ${i}`, `203.0.113.${41 + i}`)).status).toBe(401);
-    expect((await login(server, 'frank', PASSWORD, '203.0.113.50')).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await loginFrom(server, 'frank', `guess ${i}`, `203.0.113.${41 + i}`)).status).toBe(401);
+    expect((await loginFrom(server, 'frank', PASSWORD, '203.0.113.50')).status).toBe(429);
     // … the laptop still gets its checks, but only up to the limit, whichever address it comes from.
-    for (let i = 0; i < 3; i++) expect((await login(server, 'frank', `wrong ${i}`, `203.0.113.${60 + i}`, laptop)).status).toBe(401);
-    expect((await login(server, 'frank', PASSWORD, '203.0.113.70', laptop)).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await loginFrom(server, 'frank', `wrong ${i}`, `203.0.113.${60 + i}`, laptop)).status).toBe(401);
+    expect((await loginFrom(server, 'frank', PASSWORD, '203.0.113.70', laptop)).status).toBe(429);
   });
 
   it('does not hold an attempt that failed for another reason than the password (a timeout) against the caller', async () => {
@@ -153,13 +141,13 @@ describe('the login limiter, continued', () => {
     // UserStore hashes a new user's password in its mailbox (a few hundred ms): a login behind it times out.
     const busy = slowAsk('busy');
     await new Promise((r) => setImmediate(r));
-    const timedOut = await login(server, 'gina', PASSWORD, '203.0.113.80');
+    const timedOut = await loginFrom(server, 'gina', PASSWORD, '203.0.113.80');
     expect(timedOut.status).toBe(504);
     await busy;
     // Refunded: the next login is checked (200), not refused (429). On a loaded machine it may time out again
     // (504, refunded too), so it is tried until it is not a timeout.
-    let next = await login(server, 'gina', PASSWORD, '203.0.113.80');
-    for (let i = 0; i < 5 && next.status === 504; i++) next = await login(server, 'gina', PASSWORD, '203.0.113.80');
+    let next = await loginFrom(server, 'gina', PASSWORD, '203.0.113.80');
+    for (let i = 0; i < 5 && next.status === 504; i++) next = await loginFrom(server, 'gina', PASSWORD, '203.0.113.80');
     expect(next.status).toBe(200);
   });
 
@@ -170,7 +158,7 @@ describe('the login limiter, continued', () => {
       const name = `hank${round}`;
       const user = await server.ask(UserStore.Create, { username: name, password: PASSWORD, role: 'user' });
       // The login reads the old hash first; the change is queued right behind it and lands while it verifies.
-      const attempt = login(server, name, PASSWORD, '203.0.113.90');
+      const attempt = loginFrom(server, name, PASSWORD, '203.0.113.90');
       // 30 ms: the login has read the old hash and is verifying it when the change is queued. (Whatever the timing,
       // no session of the old password may be live once both have answered.)
       await new Promise((r) => setTimeout(r, 30));
@@ -192,7 +180,7 @@ describe('a flood of password checks', () => {
     const session = await issueSession(server);
     let lastLogin = 0;
     const flood = Array.from({ length: 60 }, (_, i) =>
-      login(server, `nobody-${i}`, 'wrong', `203.0.113.${i % 200}`).then((a) => ((lastLogin = Date.now()), a)),
+      loginFrom(server, `nobody-${i}`, 'wrong', `203.0.113.${i % 200}`).then((a) => ((lastLogin = Date.now()), a)),
     );
     await new Promise((r) => setTimeout(r, 50));
     const refresh = await post(server, '/auth/refresh', { refreshToken: session.refreshToken });
@@ -203,7 +191,7 @@ describe('a flood of password checks', () => {
     const refused = answers.filter((a) => a.status === 503);
     expect(refused.length).toBeGreaterThan(0);
     expect(refused[0]!.body.error.code).toBe('UNAVAILABLE');
-    expect(refused[0]!.retryAfter).toBe('1');
+    expect(refused[0]!.headers['retry-after']).toBe('1');
     expect(answers.filter((a) => a.status !== 503).every((a) => a.status === 401)).toBe(true);
   });
 });
@@ -215,8 +203,8 @@ describe('devices', () => {
     const alice = await server.ask(UserStore.Create, { username: 'alice', password: PASSWORD, role: 'user' });
     const headers = { 'User-Agent': 'Same/1.0', 'Accept-Language': 'en' };
     // A guest and alice, same headers, neither sending a device id.
-    const guest = await post(server, '/auth/guest', {}, headers);
-    const a = await post(server, '/auth/login', { username: 'alice', password: PASSWORD }, headers);
+    const guest = await signInAsGuest(server, {}, { headers });
+    const a = await loginWithPassword(server, { username: 'alice', password: PASSWORD }, { headers });
     expect([guest.status, a.status]).toEqual([200, 200]);
     const fpOf = async (sid: string) => (await internals(server).store.get<SessionRecord>('sessions', sid))!.fingerprint;
     const guestFp = await fpOf(guest.body.sid);
@@ -228,11 +216,11 @@ describe('devices', () => {
     expect((await internals(server).store.get<UserRecord>('users', guest.body.uid))!.blocked).toBe(true);
     expect((await internals(server).store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
     expect((await aliceSocket.ask('UserStore', 'GetOwn')).ok).toBe(true);
-    expect((await post(server, '/auth/login', { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, { headers })).status).toBe(200);
 
     // A device used by two users has a row each; a block names the row, and hits only that row's user.
     await server.ask(UserStore.Create, { username: 'bob', password: PASSWORD, role: 'user' });
-    const b = await post(server, '/auth/login', { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, headers);
+    const b = await loginWithPassword(server, { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, { headers });
     const shared = await fpOf(b.body.sid);
     expect(shared).toBe(await fpOf(a.body.sid));
     const rows = (await internals(server).store.findBy<FingerprintRecord>('fingerprints', 'fingerprint', shared)).map((r) => r.value.uid).sort();
@@ -240,10 +228,10 @@ describe('devices', () => {
     expect(await admin.ask('FingerprintStore', 'Block', { fingerprint: shared })).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
     expect(await admin.ask('FingerprintStore', 'Block', { fingerprint: shared, uid: b.body.uid })).toMatchObject({ ok: true, result: { uid: b.body.uid, blocked: true } });
     expect((await internals(server).store.get<UserRecord>('users', alice.uid))!.blocked).toBe(false);
-    expect((await post(server, '/auth/login', { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(200);
-    expect((await post(server, '/auth/login', { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, headers)).status).toBe(403);
+    expect((await loginWithPassword(server, { username: 'alice', password: PASSWORD, deviceId: a.body.deviceId }, { headers })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'bob', password: PASSWORD, deviceId: a.body.deviceId }, { headers })).status).toBe(403);
     // No new guest identity from a device with a blocked row.
-    expect((await post(server, '/auth/guest', { deviceId: a.body.deviceId }, headers)).status).toBe(403);
+    expect((await signInAsGuest(server, { deviceId: a.body.deviceId }, { headers })).status).toBe(403);
     await aliceSocket.close();
     await admin.close();
   });
@@ -265,7 +253,7 @@ describe('a password change', () => {
     expect(await attackerSocket.closed).toEqual({ code: 4001, reason: 'revoked' });
     const refresh = await post(server, '/auth/refresh', { refreshToken: victim.refreshToken });
     expect(refresh).toMatchObject({ status: 401, body: { error: { code: 'SESSION_REVOKED' } } });
-    expect((await post(server, '/auth/login', { username: victim.username, password: 'a brand new password' })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: victim.username, password: 'a brand new password' })).status).toBe(200);
 
     // An admin changing its own password keeps the session it did it from.
     expect((await adminSocket.ask('UserStore', 'Update', { uid: admin.uid, password: 'admin changes its own' })).ok).toBe(true);
@@ -280,7 +268,7 @@ describe('tickets', () => {
     const s = await issueSession(server);
     const bearer = { Authorization: `Bearer ${s.accessToken}` };
 
-    const t1 = await post(server, '/auth/ticket', {}, bearer);
+    const t1 = await post(server, '/auth/ticket', {}, { headers: bearer });
     expect(t1.status).toBe(200);
     // A ticket cannot buy a ticket (it would renew itself forever).
     const chained = await post(server, `/auth/ticket?ticket=${t1.body.ticket}`, {});
@@ -288,7 +276,7 @@ describe('tickets', () => {
 
     // The fourth outstanding ticket withdraws the oldest (t1 was spent above).
     const more = [];
-    for (let i = 0; i < 4; i++) more.push((await post(server, '/auth/ticket', {}, bearer)).body.ticket as string);
+    for (let i = 0; i < 4; i++) more.push((await post(server, '/auth/ticket', {}, { headers: bearer })).body.ticket as string);
     expect(internals(server).tickets.size).toBe(3);
     expect((await refusedUpgrade(server, undefined, { query: `?ticket=${encodeURIComponent(more[0]!)}` })).status).toBe(401);
     const opened = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(more[3]!)}` });
@@ -296,26 +284,26 @@ describe('tickets', () => {
     await opened.close();
 
     // After logout the (still unexpired) access token buys no ticket.
-    expect((await post(server, '/auth/logout', {}, bearer)).status).toBe(204);
-    expect(await post(server, '/auth/ticket', {}, bearer)).toMatchObject({ status: 401, body: { error: { code: 'SESSION_REVOKED' } } });
+    expect((await post(server, '/auth/logout', {}, { headers: bearer })).status).toBe(204);
+    expect(await post(server, '/auth/ticket', {}, { headers: bearer })).toMatchObject({ status: 401, body: { error: { code: 'SESSION_REVOKED' } } });
   });
 });
 
 describe('guest sign-in', () => {
   it('is limited per client address (429 with Retry-After, nothing created) while another address signs in', async () => {
     const server = await fresh({ config: { guestMaxPerWindow: 5, guestWindowS: 60 } });
-    for (let i = 0; i < 5; i++) expect((await post(server, '/auth/guest', {}, from('203.0.113.30'))).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await signInAsGuest(server, {}, { headers: from('203.0.113.30') })).status).toBe(200);
     const users = await internals(server).store.count('users');
     const sessions = await internals(server).store.count('sessions');
     for (let i = 0; i < 20; i++) {
-      const flood = await post(server, '/auth/guest', {}, from('203.0.113.30'));
+      const flood = await signInAsGuest(server, {}, { headers: from('203.0.113.30') });
       expect(flood.status).toBe(429);
       expect(flood.body.error.code).toBe('RATE_LIMITED');
-      expect(Number(flood.retryAfter)).toBeGreaterThan(0);
+      expect(Number(flood.headers['retry-after'])).toBeGreaterThan(0);
     }
     expect(await internals(server).store.count('users')).toBe(users);
     expect(await internals(server).store.count('sessions')).toBe(sessions);
-    expect((await post(server, '/auth/guest', {}, from('203.0.113.31'))).status).toBe(200);
+    expect((await signInAsGuest(server, {}, { headers: from('203.0.113.31') })).status).toBe(200);
   });
 });
 
@@ -383,17 +371,17 @@ describe('password hashes', () => {
     const record = (await internals(server).store.get<UserRecord>('users', user.uid))!;
     await internals(server).store.put('users', user.uid, { ...record, passwordHash: old });
 
-    expect((await post(server, '/auth/login', { username: 'erin', password: PASSWORD })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'erin', password: PASSWORD })).status).toBe(200);
     const upgraded = (await internals(server).store.get<UserRecord>('users', user.uid))!.passwordHash!;
     expect(upgraded).toMatch(/^scrypt\$131072\$8\$1\$/);
-    expect((await post(server, '/auth/login', { username: 'erin', password: PASSWORD })).status).toBe(200);
-    expect((await post(server, '/auth/login', { username: 'erin', password: 'not it' })).status).toBe(401);
+    expect((await loginWithPassword(server, { username: 'erin', password: PASSWORD })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'erin', password: 'not it' })).status).toBe(401);
   });
 });
 
 describe('GET /metrics', () => {
   const get = async (server: TestServer, token?: string) =>
-    (await fetch(`${server.url}/metrics`, { headers: token ? { Authorization: `Bearer ${token}` } : {} })).status;
+    (await httpRequest(server, '/metrics', { headers: token ? { Authorization: `Bearer ${token}` } : {} })).status;
 
   it('is for live admin sessions by default (GREENROOM_METRICS=admin)', async () => {
     const server = await fresh();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import type { SessionRecord } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { expectError, loginWithPassword, post, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 interface Login {
@@ -19,14 +19,10 @@ interface Login {
 
 const PASSWORD = 'a correct horse battery';
 
-async function postJson(server: TestServer, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
-
-async function login(server: TestServer, username: string, deviceId: string): Promise<Login> {
-  const res = await postJson(server, '/auth/login', { username, password: PASSWORD, deviceId });
-  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
+/** A password login from this device that must succeed: its tokens. */
+async function loggedIn(server: TestServer, username: string, deviceId: string): Promise<Login> {
+  const res = await loginWithPassword(server, { username, password: PASSWORD, deviceId });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.text}`);
   return res.body as Login;
 }
 
@@ -72,7 +68,7 @@ function capScenario(cap: number, extra: number): void {
 
   it(`${total} logins, each with its socket open: after each login past ${cap}, exactly the least recently used session has been evicted`, async () => {
     for (let i = 0; i < total; i += 1) {
-      const l = await login(server, username, `device-${i}`);
+      const l = await loggedIn(server, username, `device-${i}`);
       expect(l.uid).toBe(uid);
       logins.push(l);
       const socket = await TestClient.connect(server, l.accessToken);
@@ -114,17 +110,17 @@ function capScenario(cap: number, extra: number): void {
       (err: { status?: number }) => err.status,
     );
     expect(refused).toBe(401);
-    expect(await postJson(server, '/auth/refresh', { refreshToken: logins[0]!.refreshToken })).toMatchObject({ status: 401, body: { error: { code: 'SESSION_REVOKED' } } });
+    await expectError(post(server, '/auth/refresh', { refreshToken: logins[0]!.refreshToken }), 'SESSION_REVOKED', { status: 401 });
   });
 
   it('a refresh makes the oldest live session recently used: the next login evicts the second-oldest instead', async () => {
     const oldest = extra;
     const secondOldest = extra + 1;
-    const refreshed = await postJson(server, '/auth/refresh', { refreshToken: logins[oldest]!.refreshToken });
+    const refreshed = await post(server, '/auth/refresh', { refreshToken: logins[oldest]!.refreshToken });
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.sid).toBe(logins[oldest]!.sid);
 
-    const next = await login(server, username, 'device-after-refresh');
+    const next = await loggedIn(server, username, 'device-after-refresh');
     const sids = [...logins.map((l) => l.sid), next.sid];
     const expected = sids.map((_, j) => (j < extra || j === secondOldest ? 'revoked:evicted' : 'live'));
     expect(await states(server, uid, sids)).toEqual(expected);
@@ -141,7 +137,7 @@ function capScenario(cap: number, extra: number): void {
 
   it('other users are not affected by this user’s cap', async () => {
     await server.ask(UserStore.Create, { username: `${username}-other`, password: PASSWORD, role: 'user' });
-    const other = await login(server, `${username}-other`, 'device-other');
+    const other = await loggedIn(server, `${username}-other`, 'device-other');
     const all = await sessionsOf(server, uid);
     expect([...all.values()].filter((s) => s.revokedAt === null)).toHaveLength(cap);
     const socket = await TestClient.connect(server, other.accessToken);

@@ -6,10 +6,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { request, type IncomingHttpHeaders } from 'node:http';
 import WebSocket from 'ws';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
-import { refusedUpgrade, storeContents, storeFileBytes } from './helpers.js';
+import {
+  eventually,
+  expectError,
+  issueSession,
+  post,
+  rawUpgrade,
+  refusedUpgrade,
+  startTestServer,
+  TestClient,
+  type HttpAnswer,
+  type TestServer,
+  type UpgradeAnswer,
+} from '../src/testing/index.js';
+import { storeContents, storeFileBytes } from './helpers.js';
 import { SessionStore } from '../src/actors/session-store.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
@@ -17,48 +28,12 @@ type Issued = Awaited<ReturnType<typeof issueSession>>;
 const ALLOWED = 'https://app.example.test';
 const FOREIGN = 'https://evil.example.test';
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: any;
-}
+type Answer = HttpAnswer | UpgradeAnswer;
 
-/** A raw WebSocket upgrade: the status and headers as sent. A 101 socket is destroyed at once (the server unregisters it). */
-function upgrade(server: TestServer, options: { query?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}/ws${options.query ?? ''}`, {
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-        ...options.headers,
-      },
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: undefined });
-    });
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** POST /auth/ticket (or any POST), read whole. */
-async function post(server: TestServer, path: string, headers: Record<string, string> = {}, query = ''): Promise<Answer> {
-  const res = await fetch(`${server.url}${path}${query}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: '{}' });
-  const text = await res.text();
-  const out: IncomingHttpHeaders = {};
-  res.headers.forEach((v, k) => (out[k] = v));
-  if (res.headers.getSetCookie().length > 0) out['set-cookie'] = res.headers.getSetCookie();
-  return { status: res.status, headers: out, body: text ? JSON.parse(text) : undefined };
+/** Destroys the connection of an upgrade that was accepted (the server unregisters it); the answer as it was. */
+function hangUp(answer: UpgradeAnswer): UpgradeAnswer {
+  answer.socket?.destroy();
+  return answer;
 }
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -72,15 +47,6 @@ async function whoIs(client: TestClient): Promise<{ uid: string; sid: string }> 
   const current = (sessions.result.items as Array<{ sid: string; current: boolean }>).filter((s) => s.current);
   expect(current).toHaveLength(1);
   return { uid: user.result.uid, sid: current[0]!.sid };
-}
-
-function expectError(answer: { status: number; body: any }, status: number, code: string): void {
-  expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status, code });
-  expect(answer.body).toEqual({ error: { code, message: expect.any(String) } });
-}
-
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe('authentication strategies on a WebSocket upgrade and on POST /auth/ticket', () => {
@@ -102,7 +68,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
   });
 
   async function ticketFor(s: Issued): Promise<string> {
-    const res = await post(server, '/auth/ticket', bearer(s.accessToken));
+    const res = await post(server, '/auth/ticket', undefined, { headers: bearer(s.accessToken) });
     expect(res.status).toBe(200);
     return res.body.ticket;
   }
@@ -119,10 +85,10 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('an invalid bearer beside a valid cookie from the own origin is 401: no fall-through to the cookie', async () => {
-      expectError(await refusedUpgrade(server, 'not.a.jwt', { headers: { ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
-      expectError(await refusedUpgrade(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, 'not.a.jwt', { headers: { ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
+      await expectError(refusedUpgrade(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
       // An empty Authorization header is still a present bearer credential.
-      expectError(await upgrade(server, { headers: { Authorization: '', ...cookie(b), Origin: own() } }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { headers: { Authorization: '', ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('bearer for A beside a valid ticket for B: A’s socket, and B’s ticket is not spent (only the strategy that applies has an effect)', async () => {
@@ -135,7 +101,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
 
     it('an invalid bearer beside a valid ticket is 401, and the ticket stays unspent', async () => {
       const ticket = await ticketFor(b);
-      expectError(await refusedUpgrade(server, 'junk', { query: `?ticket=${ticket}` }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, 'junk', { query: `?ticket=${ticket}` }), 'INVALID_TOKEN', { status: 401 });
       const viaTicket = track(await TestClient.connect(server, undefined, { query: `?ticket=${ticket}` }));
       expect(await whoIs(viaTicket)).toEqual({ uid: b.uid, sid: b.sid });
     });
@@ -144,7 +110,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
   describe('tickets', () => {
     it('POST /auth/ticket with a bearer answers 200 {ticket, expiresAt} (30 s ahead, epoch ms) and sets no cookie', async () => {
       const before = Date.now();
-      const res = await post(server, '/auth/ticket', bearer(a.accessToken));
+      const res = await post(server, '/auth/ticket', undefined, { headers: bearer(a.accessToken) });
       const after = Date.now();
       expect(res.status).toBe(200);
       expect(Object.keys(res.body).sort()).toEqual(['expiresAt', 'ticket']);
@@ -154,25 +120,25 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       expect(res.body.expiresAt).toBeLessThanOrEqual(after + 30_000);
       expect(res.headers['set-cookie']).toBeUndefined();
       // Two tickets are never the same.
-      expect((await post(server, '/auth/ticket', bearer(a.accessToken))).body.ticket).not.toBe(res.body.ticket);
+      expect((await post(server, '/auth/ticket', undefined, { headers: bearer(a.accessToken) })).body.ticket).not.toBe(res.body.ticket);
     });
 
     it('POST /auth/ticket without a credential is 401 UNAUTHENTICATED, with a bad bearer 401 INVALID_TOKEN', async () => {
-      expectError(await post(server, '/auth/ticket'), 401, 'UNAUTHENTICATED');
-      expectError(await post(server, '/auth/ticket', bearer('junk')), 401, 'INVALID_TOKEN');
+      await expectError(post(server, '/auth/ticket'), 'UNAUTHENTICATED', { status: 401 });
+      await expectError(post(server, '/auth/ticket', undefined, { headers: bearer('junk') }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('an upgrade with ?ticket= answers 101 and the socket belongs to the ticket’s session; the same ticket again is 401', async () => {
       const ticket = await ticketFor(a);
-      const raw = await upgrade(server, { query: `?ticket=${encodeURIComponent(ticket)}` });
+      const raw = hangUp(await rawUpgrade(server, undefined, { query: `?ticket=${encodeURIComponent(ticket)}` }));
       expect(raw.status).toBe(101);
       expect(raw.headers['set-cookie']).toBeUndefined();
-      expectError(await upgrade(server, { query: `?ticket=${encodeURIComponent(ticket)}` }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { query: `?ticket=${encodeURIComponent(ticket)}` }), 'INVALID_TOKEN', { status: 401 });
 
       const second = await ticketFor(b);
       const client = track(await TestClient.connect(server, undefined, { query: `?ticket=${second}` }));
       expect(await whoIs(client)).toEqual({ uid: b.uid, sid: b.sid });
-      expectError(await refusedUpgrade(server, undefined, { query: `?ticket=${second}` }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { query: `?ticket=${second}` }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('a ticket is not Origin-bound: a foreign Origin (or none) does not matter', async () => {
@@ -186,32 +152,33 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('a junk ?ticket= beside a valid cookie from the own origin is 401 (no fall-through to the cookie)', async () => {
-      expectError(await refusedUpgrade(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
-      expectError(await refusedUpgrade(server, undefined, { query: '?ticket=', headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
+      await expectError(refusedUpgrade(server, undefined, { query: '?ticket=', headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('a spent ticket beside a valid cookie is 401 as well', async () => {
       const ticket = await ticketFor(a);
       track(await TestClient.connect(server, undefined, { query: `?ticket=${ticket}` }));
-      expectError(await refusedUpgrade(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
   });
 
   describe('cookies and Origin', () => {
     it('a cookie upgrade from a foreign Origin is 403 BAD_ORIGIN (no 101)', async () => {
-      expectError(await upgrade(server, { headers: { ...cookie(a), Origin: FOREIGN } }), 403, 'BAD_ORIGIN');
+      await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: FOREIGN } }), 'BAD_ORIGIN', { status: 403 });
       // Same host, other scheme or port: foreign too.
-      expectError(await upgrade(server, { headers: { ...cookie(a), Origin: own().replace('http:', 'https:') } }), 403, 'BAD_ORIGIN');
-      expectError(await upgrade(server, { headers: { ...cookie(a), Origin: `http://127.0.0.1:${server.port === 1 ? 2 : 1}` } }), 403, 'BAD_ORIGIN');
-      expectError(await upgrade(server, { headers: { ...cookie(a), Origin: 'null' } }), 403, 'BAD_ORIGIN');
+      await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: own().replace('http:', 'https:') } }), 'BAD_ORIGIN', { status: 403 });
+      const otherPort = `http://127.0.0.1:${server.port === 1 ? 2 : 1}`;
+      await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: otherPort } }), 'BAD_ORIGIN', { status: 403 });
+      await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: 'null' } }), 'BAD_ORIGIN', { status: 403 });
     });
 
     it('a cookie upgrade with no Origin header is 403 BAD_ORIGIN', async () => {
-      expectError(await upgrade(server, { headers: cookie(a) }), 403, 'BAD_ORIGIN');
+      await expectError(refusedUpgrade(server, undefined, { headers: cookie(a) }), 'BAD_ORIGIN', { status: 403 });
     });
 
     it('a cookie upgrade from the server’s own origin (http://127.0.0.1:PORT) answers 101 and the socket is the cookie’s session', async () => {
-      const raw = await upgrade(server, { headers: { ...cookie(a), Origin: own() } });
+      const raw = hangUp(await rawUpgrade(server, undefined, { headers: { ...cookie(a), Origin: own() } }));
       expect(raw.status).toBe(101);
       expect(raw.headers['set-cookie']).toBeUndefined();
       const client = track(await TestClient.connect(server, undefined, { headers: { ...cookie(b), Origin: own() } }));
@@ -219,7 +186,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('a cookie upgrade from an origin in allowedOrigins answers 101', async () => {
-      expect((await upgrade(server, { headers: { ...cookie(a), Origin: ALLOWED } })).status).toBe(101);
+      expect(hangUp(await rawUpgrade(server, undefined, { headers: { ...cookie(a), Origin: ALLOWED } })).status).toBe(101);
       const client = track(await TestClient.connect(server, undefined, { headers: { ...cookie(a), Origin: ALLOWED } }));
       expect(await whoIs(client)).toEqual({ uid: a.uid, sid: a.sid });
     });
@@ -227,15 +194,15 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     it('the cookie is read among others, and a junk gr_access from an allowed origin is 401', async () => {
       const client = track(await TestClient.connect(server, undefined, { headers: { Cookie: `theme=dark; gr_access=${a.accessToken}; x=1`, Origin: own() } }));
       expect(await whoIs(client)).toEqual({ uid: a.uid, sid: a.sid });
-      expectError(await upgrade(server, { headers: { Cookie: 'gr_access=junk', Origin: own() } }), 401, 'INVALID_TOKEN');
+      await expectError(refusedUpgrade(server, undefined, { headers: { Cookie: 'gr_access=junk', Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('POST /auth/ticket by cookie: the own origin → 200; foreign or missing Origin → 403 BAD_ORIGIN', async () => {
-      const ok = await post(server, '/auth/ticket', { ...cookie(a), Origin: own() });
+      const ok = await post(server, '/auth/ticket', undefined, { headers: { ...cookie(a), Origin: own() } });
       expect(ok.status).toBe(200);
       expect(ok.headers['set-cookie']).toBeUndefined();
-      expectError(await post(server, '/auth/ticket', { ...cookie(a), Origin: FOREIGN }), 403, 'BAD_ORIGIN');
-      expectError(await post(server, '/auth/ticket', cookie(a)), 403, 'BAD_ORIGIN');
+      await expectError(post(server, '/auth/ticket', undefined, { headers: { ...cookie(a), Origin: FOREIGN } }), 'BAD_ORIGIN', { status: 403 });
+      await expectError(post(server, '/auth/ticket', undefined, { headers: cookie(a) }), 'BAD_ORIGIN', { status: 403 });
     });
   });
 
@@ -262,7 +229,7 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       const revoked = await issueSession(server, { role: 'user' });
       await server.ask(SessionStore.Revoke, { sid: revoked.sid });
       const spent = await ticketFor(a);
-      expect((await upgrade(server, { query: `?ticket=${spent}` })).status).toBe(101);
+      expect(hangUp(await rawUpgrade(server, undefined, { query: `?ticket=${spent}` })).status).toBe(101);
       for (const c of clients.splice(0)) await c.close();
       await eventually(async () => (await liveConnections()) === 0);
 
@@ -272,24 +239,24 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
       // 1,000 that succeed: bearer upgrades and POST /auth/ticket, alternating.
       const ok = await inBatches(1000, 50, (i) => {
         const s = users[i % users.length]!;
-        return i % 2 === 0 ? upgrade(server, { headers: bearer(s.accessToken) }) : post(server, '/auth/ticket', bearer(s.accessToken));
+        return i % 2 === 0 ? rawUpgrade(server, s.accessToken).then(hangUp) : post(server, '/auth/ticket', undefined, { headers: bearer(s.accessToken) });
       });
       expect(ok.map((r, i) => (i % 2 === 0 ? r.status === 101 : r.status === 200 && typeof r.body.ticket === 'string'))).toEqual(ok.map(() => true));
 
       // 1,000 that fail, every way there is.
       const failures: Array<{ status: number; code: string; send: () => Promise<Answer> }> = [
-        { status: 401, code: 'INVALID_TOKEN', send: () => upgrade(server, { headers: bearer('junk.junk.junk') }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => upgrade(server, { headers: bearer(`${a.accessToken.slice(0, -3)}AAA`) }) },
-        { status: 401, code: 'SESSION_REVOKED', send: () => upgrade(server, { headers: bearer(revoked.accessToken) }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => upgrade(server, { query: `?ticket=${randomBytes(32).toString('base64url')}` }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => upgrade(server, { query: `?ticket=${spent}`, headers: { ...cookie(a), Origin: own() } }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => upgrade(server, { headers: { Cookie: 'gr_access=junk', Origin: own() } }) },
-        { status: 403, code: 'BAD_ORIGIN', send: () => upgrade(server, { headers: { ...cookie(a), Origin: FOREIGN } }) },
-        { status: 403, code: 'BAD_ORIGIN', send: () => upgrade(server, { headers: cookie(b) }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket', bearer('junk')) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket', {}, '?ticket=junk') },
-        { status: 403, code: 'BAD_ORIGIN', send: () => post(server, '/auth/ticket', { ...cookie(a), Origin: FOREIGN }) },
-        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket', { Cookie: 'gr_access=junk', Origin: own() }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => refusedUpgrade(server, undefined, { headers: bearer('junk.junk.junk') }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => refusedUpgrade(server, undefined, { headers: bearer(`${a.accessToken.slice(0, -3)}AAA`) }) },
+        { status: 401, code: 'SESSION_REVOKED', send: () => refusedUpgrade(server, undefined, { headers: bearer(revoked.accessToken) }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => refusedUpgrade(server, undefined, { query: `?ticket=${randomBytes(32).toString('base64url')}` }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => refusedUpgrade(server, undefined, { query: `?ticket=${spent}`, headers: { ...cookie(a), Origin: own() } }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => refusedUpgrade(server, undefined, { headers: { Cookie: 'gr_access=junk', Origin: own() } }) },
+        { status: 403, code: 'BAD_ORIGIN', send: () => refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: FOREIGN } }) },
+        { status: 403, code: 'BAD_ORIGIN', send: () => refusedUpgrade(server, undefined, { headers: cookie(b) }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket', undefined, { headers: bearer('junk') }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket?ticket=junk') },
+        { status: 403, code: 'BAD_ORIGIN', send: () => post(server, '/auth/ticket', undefined, { headers: { ...cookie(a), Origin: FOREIGN } }) },
+        { status: 401, code: 'INVALID_TOKEN', send: () => post(server, '/auth/ticket', undefined, { headers: { Cookie: 'gr_access=junk', Origin: own() } }) },
       ];
       const failed = await inBatches(1000, 50, (i) => failures[i % failures.length]!.send());
       expect(failed.map((r) => `${r.status} ${r.body?.error?.code}`)).toEqual(failed.map((_, i) => `${failures[i % failures.length]!.status} ${failures[i % failures.length]!.code}`));
@@ -317,13 +284,13 @@ describe('an expired ticket', () => {
 
   it('is 401 once its lifetime (ticketTtlS: 1) has passed, unused', async () => {
     const s = await issueSession(server, { role: 'user' });
-    const res = await post(server, '/auth/ticket', bearer(s.accessToken));
+    const res = await post(server, '/auth/ticket', undefined, { headers: bearer(s.accessToken) });
     expect(res.status).toBe(200);
     expect(res.body.expiresAt - Date.now()).toBeLessThanOrEqual(1000);
     await new Promise((r) => setTimeout(r, 1500));
-    expectError(await upgrade(server, { query: `?ticket=${res.body.ticket}` }), 401, 'INVALID_TOKEN');
+    await expectError(refusedUpgrade(server, undefined, { query: `?ticket=${res.body.ticket}` }), 'INVALID_TOKEN', { status: 401 });
     // A fresh one still works.
-    const fresh = await post(server, '/auth/ticket', bearer(s.accessToken));
+    const fresh = await post(server, '/auth/ticket', undefined, { headers: bearer(s.accessToken) });
     const client = await TestClient.connect(server, undefined, { query: `?ticket=${fresh.body.ticket}` });
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
     expect((await client.ask('UserStore', 'GetOwn')).ok).toBe(true);

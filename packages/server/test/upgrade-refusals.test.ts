@@ -9,14 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import type { SessionRecord, UserRecord } from '../src/actors/records.js';
 import { deriveKeys } from '../src/auth/secret.js';
 import { AUDIENCE, ISSUER } from '../src/auth/tokens.js';
 import { internals } from '../src/server.js';
-import { issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
+import { eventually, issueSession, rawUpgrade, startTestServer, type TestServer } from '../src/testing/index.js';
 import { storeContents, storeFileBytes } from './helpers.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
@@ -34,43 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-  /** The server closed the TCP connection after answering. */
-  socketClosed: boolean;
-  /** After a 101: the upgraded socket (the caller destroys it). */
-  upgraded?: Duplex;
-}
-
-/** Sends a WebSocket upgrade request and reads the answer; after a refusal, waits until the server has closed the socket. */
-function upgrade(path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, {
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-        ...headers,
-      },
-    });
-    req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '', socketClosed: false, upgraded: socket }));
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      // Resolve only once the server has also closed the connection: the refused socket is destroyed.
-      res.socket.once('close', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, socketClosed: true }));
-      res.resume();
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** Every record of the store's collections, their counts, the store file's bytes, and the data dir's listing. */
 async function snapshot() {
@@ -259,11 +220,11 @@ describe('a refused upgrade', () => {
       const request = await c.prepare();
       const before = await snapshot();
 
-      const answer = await upgrade(request.path ?? '/ws', request.headers);
+      const answer = await rawUpgrade(server, undefined, request);
 
       expect(answer.status).toBe(status);
       expect(answer.headers['content-type']).toMatch(/^application\/json/);
-      expect(JSON.parse(answer.body)).toEqual({ error: { code, message: expect.any(String) } });
+      expect(answer.body).toEqual({ error: { code, message: expect.any(String) } });
       expect(answer.socketClosed).toBe(true);
 
       const after = await snapshot();
@@ -276,14 +237,13 @@ describe('a refused upgrade', () => {
 
   it('is not a quirk of the helper: the same request with a live session is upgraded (101) and registered', async () => {
     const s = await issueSession(server);
-    const answer = await upgrade('/ws', bearer(s.accessToken));
+    const answer = await rawUpgrade(server, s.accessToken);
     expect(answer.status).toBe(101);
     expect(await liveConnections()).toBe(1);
-    const closed = new Promise((r) => answer.upgraded!.once('close', r));
-    answer.upgraded!.destroy();
+    const closed = new Promise((r) => answer.socket!.once('close', r));
+    answer.socket!.destroy();
     await closed;
     // Its registration is removed once the server sees the socket go.
-    for (let i = 0; i < 200 && (await liveConnections()) !== 0; i++) await new Promise((r) => setImmediate(r));
-    expect(await liveConnections()).toBe(0);
+    await eventually(async () => (await liveConnections()) === 0, { intervalMs: 0 });
   });
 });
