@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { loginWithPassword, wsUrl } from '../src/testing/index.js';
 
 const serverDir = fileURLToPath(new URL('..', import.meta.url));
 const admin = { username: 'crash-admin', password: 'crash-password-1' };
@@ -39,9 +40,8 @@ function serve(dataDir: string): { child: ChildProcess; url: Promise<string>; ex
 }
 
 async function adminSocket(url: string): Promise<{ ws: WebSocket; uid: string }> {
-  const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(admin) });
-  const session = (await res.json()) as { accessToken: string; uid: string };
-  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, { headers: { Authorization: `Bearer ${session.accessToken}` } });
+  const session = (await loginWithPassword(url, admin)).body as { accessToken: string; uid: string };
+  const ws = new WebSocket(wsUrl(url), { headers: { Authorization: `Bearer ${session.accessToken}` } });
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   return { ws, uid: session.uid };
 }

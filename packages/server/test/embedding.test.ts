@@ -17,50 +17,10 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import WebSocket, { WebSocketServer } from 'ws';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { attachTestServer, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { attachTestServer, httpRequest, loginWithPassword, post, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 const ADMIN = { username: 'embedder', password: 'correct horse battery' };
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-}
-
-/** One request over http or https (with `ca` for a test certificate); a JSON body is sent and read as JSON. */
-function request(url: string, options: { method?: string; body?: unknown; headers?: Record<string, string>; ca?: Buffer } = {}): Promise<Answer> {
-  const text = options.body === undefined ? '' : JSON.stringify(options.body);
-  const lib = url.startsWith('https:') ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = lib.request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        agent: false,
-        ...(options.ca ? { ca: options.ca } : {}),
-        headers: { ...(text ? { 'Content-Type': 'application/json' } : {}), 'Content-Length': String(Buffer.byteLength(text)), ...options.headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          let body: unknown = raw;
-          try {
-            body = raw ? JSON.parse(raw) : undefined;
-          } catch {
-            // not JSON: kept as text
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
-}
 
 /** The app's own WebSocket endpoint: greets each socket with a text frame. Anything else it is given it destroys. */
 function appSocketHandler(path: string) {
@@ -110,8 +70,8 @@ function closeServer(server: http.Server): Promise<void> {
 }
 
 /** Logs in through Greenroom's route and asks over its WebSocket: the round trip an app's page makes. */
-async function loginAndAsk(greenroom: TestServer, base: string): Promise<{ login: Answer; client: TestClient }> {
-  const login = await request(`${base}/auth/login`, { method: 'POST', body: ADMIN, headers: { Origin: new URL(base).origin } });
+async function loginAndAsk(greenroom: TestServer, base: string): Promise<{ login: HttpAnswer; client: TestClient }> {
+  const login = await loginWithPassword(base, ADMIN, { headers: { Origin: new URL(base).origin } });
   expect(login.status).toBe(200);
   const client = await TestClient.connect(greenroom, login.body.accessToken);
   const own = await client.ask('UserStore', 'GetOwn');
@@ -153,10 +113,10 @@ describe('Greenroom attached to an Express 5 app (base path "")', () => {
 
   it('leaves the app its routes, its 404 and its own WebSocket endpoint', async () => {
     const base = origin(server);
-    expect(await request(`${base}/hello`)).toMatchObject({ status: 200, body: { hello: 'express' } });
-    expect(await request(`${base}/authors`)).toMatchObject({ status: 200, body: { authors: [] } });
-    expect(await request(`${base}/auth/callback`)).toMatchObject({ status: 200, body: { callback: 'the app' } });
-    expect(await request(`${base}/nowhere`)).toMatchObject({ status: 404, body: { app: 'not found' } });
+    expect(await httpRequest(base, '/hello')).toMatchObject({ status: 200, body: { hello: 'express' } });
+    expect(await httpRequest(base, '/authors')).toMatchObject({ status: 200, body: { authors: [] } });
+    expect(await httpRequest(base, '/auth/callback')).toMatchObject({ status: 200, body: { callback: 'the app' } });
+    expect(await httpRequest(base, '/nowhere')).toMatchObject({ status: 404, body: { app: 'not found' } });
     expect(await firstMessage(`ws://127.0.0.1:${greenroom.port}/app-socket`)).toBe('app hello');
   });
 
@@ -164,9 +124,9 @@ describe('Greenroom attached to an Express 5 app (base path "")', () => {
     const base = origin(server);
     expect(greenroom.url).toBe(base);
     seenByApp.length = 0;
-    expect(await request(`${base}/healthz`)).toMatchObject({ status: 200, body: { status: 'ok' } });
-    expect(await request(`${base}/readyz`)).toMatchObject({ status: 200, body: { status: 'ready' } });
-    expect((await request(`${base}/ws`)).status).toBe(426);
+    expect(await httpRequest(base, '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await httpRequest(base, '/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+    expect((await httpRequest(base, '/ws')).status).toBe(426);
     const { login, client } = await loginAndAsk(greenroom, base);
     expect(login.body).toMatchObject({ role: 'admin', refreshToken: expect.any(String) });
     await client.close();
@@ -203,13 +163,13 @@ describe('Greenroom attached to a Fastify 5 app (base path "/gr")', () => {
   it('answers under its base path only; the app keeps every other path, its own /healthz included', async () => {
     const base = origin(app.server);
     expect(greenroom.url).toBe(`${base}/gr`);
-    expect(await request(`${base}/gr/healthz`)).toMatchObject({ status: 200, body: { status: 'ok' } });
-    expect(await request(`${base}/healthz`)).toMatchObject({ status: 200, body: { app: 'healthy' } });
-    expect(await request(`${base}/hello`)).toMatchObject({ status: 200, body: { hello: 'fastify' } });
-    expect(await request(`${base}/grapes`)).toMatchObject({ status: 200, body: { grapes: 3 } });
-    expect(await request(`${base}/gr/other`)).toMatchObject({ status: 200, body: { other: 'the app' } });
-    expect(await request(`${base}/gr/nowhere`)).toMatchObject({ status: 404, body: { app: 'not found' } });
-    expect(await request(`${base}/auth/login`, { method: 'POST', body: ADMIN })).toMatchObject({ status: 404, body: { app: 'not found' } });
+    expect(await httpRequest(base, '/gr/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await httpRequest(base, '/healthz')).toMatchObject({ status: 200, body: { app: 'healthy' } });
+    expect(await httpRequest(base, '/hello')).toMatchObject({ status: 200, body: { hello: 'fastify' } });
+    expect(await httpRequest(base, '/grapes')).toMatchObject({ status: 200, body: { grapes: 3 } });
+    expect(await httpRequest(base, '/gr/other')).toMatchObject({ status: 200, body: { other: 'the app' } });
+    expect(await httpRequest(base, '/gr/nowhere')).toMatchObject({ status: 404, body: { app: 'not found' } });
+    expect(await loginWithPassword(base, ADMIN)).toMatchObject({ status: 404, body: { app: 'not found' } });
     expect(await firstMessage(`ws://127.0.0.1:${greenroom.port}/app-socket`)).toBe('app hello');
     // An upgrade on Greenroom's path without the base path is the app's (which destroys what it does not know).
     expect(await upgradeFails(`ws://127.0.0.1:${greenroom.port}/ws`)).toBe(true);
@@ -222,20 +182,20 @@ describe('Greenroom attached to a Fastify 5 app (base path "/gr")', () => {
     expect(cookies.find((c) => c.startsWith('gr_refresh='))).toMatch(/; Path=\/gr\/auth;/);
     // The access cookie goes only to Greenroom's paths, never with the app's own requests.
     expect(cookies.find((c) => c.startsWith('gr_access='))).toMatch(/; Path=\/gr;/);
-    const refreshed = await request(`${base}/auth/refresh`, { method: 'POST', body: { refreshToken: login.body.refreshToken } });
+    const refreshed = await post(base, '/auth/refresh', { refreshToken: login.body.refreshToken });
     expect(refreshed.status).toBe(200);
     await client.close();
   });
 
   it("stop() closes Greenroom's sockets with 1001 and leaves the app serving, its upgrades too", async () => {
-    const login = await request(`${greenroom.url}/auth/login`, { method: 'POST', body: ADMIN });
+    const login = await loginWithPassword(greenroom, ADMIN);
     const client = await TestClient.connect(greenroom, login.body.accessToken);
     const url = greenroom.url;
     const port = greenroom.port;
     await greenroom.close();
     expect(await client.closed).toEqual({ code: 1001, reason: 'shutdown' });
-    expect(await request(`${origin(app.server)}/hello`)).toMatchObject({ status: 200, body: { hello: 'fastify' } });
-    expect(await request(`${url}/healthz`)).toMatchObject({ status: 404, body: { app: 'not found' } });
+    expect(await httpRequest(origin(app.server), '/hello')).toMatchObject({ status: 200, body: { hello: 'fastify' } });
+    expect(await httpRequest(url, '/healthz')).toMatchObject({ status: 404, body: { app: 'not found' } });
     expect(await firstMessage(`ws://127.0.0.1:${port}/app-socket`)).toBe('app hello');
     expect(await upgradeFails(`ws://127.0.0.1:${port}/gr/ws`)).toBe(true);
     expect(app.server.listening).toBe(true);
@@ -249,15 +209,15 @@ describe('Greenroom attached to a plain http.Server', () => {
     await listen(server);
     try {
       const base = origin(server);
-      expect(await request(`${base}/other`)).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+      expect(await httpRequest(base, '/other')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
       await expect(TestClient.connect({ url: `${base}/elsewhere` })).rejects.toMatchObject({ status: 404 });
       const seen: string[] = [];
       server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
         seen.push(req.url ?? '');
         res.writeHead(200, { 'Content-Type': 'text/plain' }).end('the app');
       });
-      expect(await request(`${base}/other`)).toMatchObject({ status: 200, body: 'the app' });
-      expect(await request(`${base}/healthz`)).toMatchObject({ status: 200, body: { status: 'ok' } });
+      expect(await httpRequest(base, '/other')).toMatchObject({ status: 200, text: 'the app' });
+      expect(await httpRequest(base, '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
       expect(seen).toEqual(['/other']);
     } finally {
       await greenroom.close();
@@ -265,7 +225,7 @@ describe('Greenroom attached to a plain http.Server', () => {
     // Stopped: its listeners are gone; the server still answers with the app's.
     expect(server.listenerCount('request')).toBe(1);
     expect(server.listenerCount('upgrade')).toBe(0);
-    expect(await request(`${origin(server)}/healthz`)).toMatchObject({ status: 200, body: 'the app' });
+    expect(await httpRequest(origin(server), '/healthz')).toMatchObject({ status: 200, text: 'the app' });
     await closeServer(server);
   });
 });
@@ -284,9 +244,9 @@ describe('requests with Expect: 100-continue', () => {
     await listen(server);
     try {
       await greenroom.ask(UserStore.Create, { username: 'cont', password: 'cont-password-1', role: 'user' });
-      const login = await request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'cont', password: 'cont-password-1' }, headers: { Expect: '100-continue' } });
+      const login = await loginWithPassword(origin(server), { username: 'cont', password: 'cont-password-1' }, { headers: { Expect: '100-continue' } });
       expect(login.status).toBe(200);
-      expect(await request(`${origin(server)}/mine`, { method: 'POST', body: {}, headers: { Expect: '100-continue' } })).toMatchObject({ status: 200, body: 'the app' });
+      expect(await post(origin(server), '/mine', {}, { headers: { Expect: '100-continue' } })).toMatchObject({ status: 200, text: 'the app' });
       expect(seen).toEqual(['/mine']);
     } finally {
       await greenroom.close();
@@ -303,7 +263,7 @@ describe('stopping an attached Greenroom', () => {
       await listen(server);
       try {
         await greenroom.ask(UserStore.Create, { username: 'late', password: 'late-password-1', role: 'user' });
-        const login = request(`${origin(server)}/auth/login`, { method: 'POST', body: { username: 'late', password: 'late-password-1' } });
+        const login = loginWithPassword(origin(server), { username: 'late', password: 'late-password-1' });
         // The password check takes a few hundred ms: stop while it runs.
         await new Promise((r) => setTimeout(r, 50));
         await greenroom.close();
@@ -375,10 +335,10 @@ describe('stand-alone over TLS (GREENROOM_TLS_CERT / GREENROOM_TLS_KEY)', () => 
     if (!server || !files) return;
     const ca = await readFile(files.cert);
     expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    expect(await request(`${server.url}/healthz`, { ca })).toMatchObject({ status: 200, body: { status: 'ok' } });
+    expect(await httpRequest(server, '/healthz', { ca })).toMatchObject({ status: 200, body: { status: 'ok' } });
     // Without the certificate as CA, the client refuses the server.
-    await expect(request(`${server.url}/healthz`)).rejects.toThrow();
-    const login = await request(`${server.url}/auth/login`, { method: 'POST', body: ADMIN, headers: { Origin: server.url }, ca });
+    await expect(httpRequest(server, '/healthz')).rejects.toThrow();
+    const login = await loginWithPassword(server, ADMIN, { headers: { Origin: server.url }, ca });
     expect(login.status).toBe(200);
     const cookies = login.headers['set-cookie'] ?? [];
     expect(cookies).toHaveLength(2);

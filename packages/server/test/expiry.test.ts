@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { internals } from '../src/server.js';
-import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { expectError, issueSession, post, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -85,10 +85,8 @@ describe('an expired session closes its socket 4001 expired on the next ask (ref
     expect(seen).toHaveLength(answered);
 
     // The session is over: no new socket, no refresh.
-    expect(await TestClient.connect(server, s.accessToken).then(() => null, (err: { status?: number }) => err.status)).toBe(401);
-    const refresh = await fetch(`${server.url}/auth/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refreshToken: s.refreshToken }) });
-    expect(refresh.status).toBe(401);
-    expect(await refresh.json()).toMatchObject({ error: { code: 'SESSION_EXPIRED' } });
+    expect((await refusedUpgrade(server, s.accessToken)).status).toBe(401);
+    await expectError(post(server, '/auth/refresh', { refreshToken: s.refreshToken }), 'SESSION_EXPIRED', { status: 401 });
   });
 });
 
@@ -107,9 +105,9 @@ describe('a refresh extends the life of the session’s open sockets (refreshTtl
     const s = await issueSession(server, { role: 'user' });
     client = await TestClient.connect(server, s.accessToken);
     await sleep(1000);
-    const refresh = await fetch(`${server.url}/auth/refresh`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refreshToken: s.refreshToken }) });
+    const refresh = await post(server, '/auth/refresh', { refreshToken: s.refreshToken });
     expect(refresh.status).toBe(200);
-    const pair = (await refresh.json()) as { refreshExpiresAt: number };
+    const pair = refresh.body as { refreshExpiresAt: number };
     expect(pair.refreshExpiresAt).toBeGreaterThan(s.refreshExpiresAt);
     // Past the first expiry (and before the new one: the scenario holds).
     await sleep(Math.max(0, s.refreshExpiresAt - Date.now()) + 150);

@@ -8,22 +8,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { LoginLimiter } from '../src/auth/login-limiter.js';
 import { internals } from '../src/server.js';
-import { startTestServer, type TestServer } from '../src/testing/index.js';
+import { loginWithPassword, startTestServer, type HttpAnswer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 const MAX_FAILURES = 3;
 // Long enough for a few real password checks (scrypt at N=2^17) on a busy machine to stay inside one window.
 const WINDOW_S = 8;
 const PASSWORD = 'the right password';
-
-interface Attempt {
-  status: number;
-  retryAfter: string | null;
-  contentType: string | null;
-  setCookie: string[];
-  text: string;
-  body: any;
-}
 
 const servers: TestServer[] = [];
 
@@ -40,69 +31,58 @@ async function fresh(): Promise<TestServer> {
   return server;
 }
 
-async function attempt(server: TestServer, username: string, password: string): Promise<Attempt> {
-  const res = await fetch(`${server.url}/auth/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username, password }),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    retryAfter: res.headers.get('retry-after'),
-    contentType: res.headers.get('content-type'),
-    setCookie: res.headers.getSetCookie(),
-    text,
-    body: JSON.parse(text),
-  };
-}
-
-function expectRateLimited(a: Attempt): void {
+function expectRateLimited(a: HttpAnswer): void {
   expect(a.status).toBe(429);
   expect(a.body).toEqual({ error: { code: 'RATE_LIMITED', message: expect.any(String) } });
-  expect(a.retryAfter).toMatch(/^[1-9][0-9]*$/);
-  expect(Number(a.retryAfter)).toBeLessThanOrEqual(WINDOW_S);
-  expect(a.setCookie).toEqual([]);
+  expect(a.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+  expect(Number(a.headers['retry-after'])).toBeLessThanOrEqual(WINDOW_S);
+  expect(a.cookies).toEqual([]);
 }
 
-function expectInvalid(a: Attempt): void {
+function expectInvalid(a: HttpAnswer): void {
   expect(a.status).toBe(401);
   expect(a.body).toEqual({ error: { code: 'INVALID_CREDENTIALS', message: expect.any(String) } });
-  expect(a.retryAfter).toBeNull();
+  expect(a.headers['retry-after']).toBeUndefined();
 }
 
 /** The whole answer minus what may legitimately differ between two moments (Retry-After counts down). */
-const shape = (a: Attempt) => ({ status: a.status, contentType: a.contentType, text: a.text, setCookie: a.setCookie, hasRetryAfter: a.retryAfter !== null });
+const shape = (a: HttpAnswer) => ({
+  status: a.status,
+  contentType: a.headers['content-type'],
+  text: a.text,
+  setCookie: a.cookies,
+  hasRetryAfter: a.headers['retry-after'] !== undefined,
+});
 
 describe('the login limiter (loginMaxFailures: 3, loginWindowS: 8)', () => {
   it('the attempt after the 3rd failure gets 429 RATE_LIMITED with Retry-After, even with the correct password, and so does every attempt after it', async () => {
     const server = await fresh();
-    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
-    const correct = await attempt(server, 'alice', PASSWORD);
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await loginWithPassword(server, { username: 'alice', password: `wrong ${i}` }));
+    const correct = await loginWithPassword(server, { username: 'alice', password: PASSWORD });
     expectRateLimited(correct);
-    expectRateLimited(await attempt(server, 'alice', 'wrong again'));
-    expectRateLimited(await attempt(server, 'alice', PASSWORD));
+    expectRateLimited(await loginWithPassword(server, { username: 'alice', password: 'wrong again' }));
+    expectRateLimited(await loginWithPassword(server, { username: 'alice', password: PASSWORD }));
     // No session was opened by a refused attempt.
     expect(await internals(server).store.count('sessions')).toBe(0);
   });
 
   it('below the limit (2 failures) the correct password still logs in', async () => {
     const server = await fresh();
-    for (let i = 0; i < MAX_FAILURES - 1; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
-    const ok = await attempt(server, 'alice', PASSWORD);
+    for (let i = 0; i < MAX_FAILURES - 1; i += 1) expectInvalid(await loginWithPassword(server, { username: 'alice', password: `wrong ${i}` }));
+    const ok = await loginWithPassword(server, { username: 'alice', password: PASSWORD });
     expect(ok.status).toBe(200);
     expect(ok.body.uid).toEqual(expect.any(String));
   });
 
   it('a known and an unknown username trip on the same attempt with the same body', async () => {
-    const runs: Attempt[][] = [];
+    const runs: HttpAnswer[][] = [];
     for (const username of ['alice', 'nobody-here']) {
       const server = await fresh();
-      const seq: Attempt[] = [];
-      for (let i = 0; i < MAX_FAILURES + 2; i += 1) seq.push(await attempt(server, username, `wrong ${i}`));
+      const seq: HttpAnswer[] = [];
+      for (let i = 0; i < MAX_FAILURES + 2; i += 1) seq.push(await loginWithPassword(server, { username, password: `wrong ${i}` }));
       runs.push(seq);
     }
-    const [known, unknown] = runs as [Attempt[], Attempt[]];
+    const [known, unknown] = runs as [HttpAnswer[], HttpAnswer[]];
     expect(known.map((a) => a.status)).toEqual([401, 401, 401, 429, 429]);
     expect(unknown.map((a) => a.status)).toEqual(known.map((a) => a.status));
     expect(unknown.map(shape)).toEqual(known.map(shape));
@@ -113,37 +93,37 @@ describe('the login limiter (loginMaxFailures: 3, loginWindowS: 8)', () => {
 
   it('counts per address: failures for different usernames from the same address trip it for everyone, correct passwords included', async () => {
     const server = await fresh();
-    expectInvalid(await attempt(server, 'alice', 'wrong'));
-    expectInvalid(await attempt(server, 'bob', 'wrong'));
-    expectInvalid(await attempt(server, 'carol-unknown', 'wrong'));
+    expectInvalid(await loginWithPassword(server, { username: 'alice', password: 'wrong' }));
+    expectInvalid(await loginWithPassword(server, { username: 'bob', password: 'wrong' }));
+    expectInvalid(await loginWithPassword(server, { username: 'carol-unknown', password: 'wrong' }));
     // Neither alice nor bob has used up its own per-username failures; the address has.
-    expectRateLimited(await attempt(server, 'alice', PASSWORD));
-    expectRateLimited(await attempt(server, 'bob', PASSWORD));
-    expectRateLimited(await attempt(server, 'dave-unknown', 'anything'));
+    expectRateLimited(await loginWithPassword(server, { username: 'alice', password: PASSWORD }));
+    expectRateLimited(await loginWithPassword(server, { username: 'bob', password: PASSWORD }));
+    expectRateLimited(await loginWithPassword(server, { username: 'dave-unknown', password: 'anything' }));
   });
 
   it('after the window passes, login works again', async () => {
     const server = await fresh();
-    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
-    const limited = await attempt(server, 'alice', PASSWORD);
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await loginWithPassword(server, { username: 'alice', password: `wrong ${i}` }));
+    const limited = await loginWithPassword(server, { username: 'alice', password: PASSWORD });
     expectRateLimited(limited);
     // Wait past the whole window (it started at the first failure, before the Retry-After was computed).
     await new Promise((r) => setTimeout(r, WINDOW_S * 1000 + 250));
-    const ok = await attempt(server, 'alice', PASSWORD);
+    const ok = await loginWithPassword(server, { username: 'alice', password: PASSWORD });
     expect(ok.status).toBe(200);
     expect(ok.body.uid).toEqual(expect.any(String));
     // And the count starts over: a new window with all its failures.
-    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await attempt(server, 'alice', `wrong ${i}`));
-    expectRateLimited(await attempt(server, 'alice', PASSWORD));
+    for (let i = 0; i < MAX_FAILURES; i += 1) expectInvalid(await loginWithPassword(server, { username: 'alice', password: `wrong ${i}` }));
+    expectRateLimited(await loginWithPassword(server, { username: 'alice', password: PASSWORD }));
   });
 
   it('an unknown user and a wrong password get an identical answer (status, headers that matter, body byte for byte)', async () => {
     const server = await fresh();
-    const unknown = await attempt(server, 'nobody-here', 'wrong password');
-    const wrong = await attempt(server, 'alice', 'wrong password');
+    const unknown = await loginWithPassword(server, { username: 'nobody-here', password: 'wrong password' });
+    const wrong = await loginWithPassword(server, { username: 'alice', password: 'wrong password' });
     expectInvalid(unknown);
     expect(shape(unknown)).toEqual(shape(wrong));
-    expect(unknown.retryAfter).toBe(wrong.retryAfter);
+    expect(unknown.headers['retry-after']).toBe(wrong.headers['retry-after']);
   });
 });
 

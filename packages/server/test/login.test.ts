@@ -9,37 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { internals } from '../src/server.js';
-import { startTestServer, type TestServer } from '../src/testing/index.js';
+import { expectError, httpRequest, loginWithPassword, post, startTestServer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
-
-interface HttpAnswer {
-  status: number;
-  headers: Headers;
-  body: any;
-  text: string;
-}
-
-async function post(server: TestServer, path: string, body: unknown, init: { raw?: boolean; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...init.headers },
-    body: init.raw ? (body as string) : JSON.stringify(body),
-  });
-  return read(res);
-}
-
-async function read(res: Response): Promise<HttpAnswer> {
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, headers: res.headers, body, text };
-}
-
-const get = async (server: TestServer, path: string, method = 'GET') => read(await fetch(`${server.url}${path}`, { method }));
 
 /** The store file as it is on disk right now. */
 async function disk(server: TestServer): Promise<Record<string, Record<string, any>>> {
@@ -49,11 +20,6 @@ async function disk(server: TestServer): Promise<Record<string, Record<string, a
 async function counts(server: TestServer) {
   const store = internals(server).store;
   return { users: await store.count('users'), sessions: await store.count('sessions'), fingerprints: await store.count('fingerprints') };
-}
-
-function expectErrorShape(body: any, code: string): void {
-  expect(body).toEqual({ error: { code, message: expect.any(String) } });
-  expect(body.error.message.length).toBeGreaterThan(0);
 }
 
 // Many failed logins come from 127.0.0.1 in this file; the login limiter is tested elsewhere.
@@ -75,10 +41,10 @@ describe('POST /auth/login', () => {
 
   it('answers 200 with {uid, role, sid, accessToken, refreshToken, accessExpiresAt, refreshExpiresAt} in epoch ms', async () => {
     const before = Date.now();
-    const res = await post(server, '/auth/login', { username: 'alice', password, deviceId: 'dev-shape' });
+    const res = await loginWithPassword(server, { username: 'alice', password, deviceId: 'dev-shape' });
     const after = Date.now();
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(Object.keys(res.body).sort()).toEqual(['accessExpiresAt', 'accessToken', 'deviceId', 'refreshExpiresAt', 'refreshToken', 'role', 'sid', 'uid']);
     const b = res.body;
     // 'dev-shape' was not issued by the server: it is replaced by a server-issued device id.
@@ -112,33 +78,33 @@ describe('POST /auth/login', () => {
   });
 
   it('a username differing only in case logs into the same user', async () => {
-    const res = await post(server, '/auth/login', { username: 'ALICE', password });
+    const res = await loginWithPassword(server, { username: 'ALICE', password });
     expect(res.status).toBe(200);
     expect(res.body.uid).toBe(alice.uid);
   });
 
   it('an unknown user and a wrong password give the same 401 INVALID_CREDENTIALS status and body', async () => {
-    const unknown = await post(server, '/auth/login', { username: 'nobody-here', password });
-    const wrong = await post(server, '/auth/login', { username: 'alice', password: 'not the password' });
+    const unknown = await loginWithPassword(server, { username: 'nobody-here', password });
+    const wrong = await loginWithPassword(server, { username: 'alice', password: 'not the password' });
     expect(unknown.status).toBe(401);
     expect(wrong.status).toBe(401);
-    expectErrorShape(unknown.body, 'INVALID_CREDENTIALS');
+    expect(unknown.body).toEqual({ error: { code: 'INVALID_CREDENTIALS', message: expect.any(String) } });
     expect(wrong.text).toBe(unknown.text);
-    expect(wrong.headers.get('content-type')).toBe(unknown.headers.get('content-type'));
+    expect(wrong.headers['content-type']).toBe(unknown.headers['content-type']);
   });
 
   it('a user without a password (provisioned or guest) cannot log in with any password: same 401', async () => {
     await server.ask(UserStore.Provision, { username: 'nopass', role: 'user' });
-    const res = await post(server, '/auth/login', { username: 'nopass', password: 'whatever-at-all' });
-    const unknown = await post(server, '/auth/login', { username: 'nobody-here', password: 'whatever-at-all' });
+    const res = await loginWithPassword(server, { username: 'nopass', password: 'whatever-at-all' });
+    const unknown = await loginWithPassword(server, { username: 'nobody-here', password: 'whatever-at-all' });
     expect(res.status).toBe(401);
     expect(res.text).toBe(unknown.text);
   });
 
   it('failed logins create no session, no fingerprint and no user', async () => {
     const before = await counts(server);
-    await post(server, '/auth/login', { username: 'nobody-here', password, deviceId: 'dev-fail-1' });
-    await post(server, '/auth/login', { username: 'alice', password: 'wrong-wrong', deviceId: 'dev-fail-2' });
+    await loginWithPassword(server, { username: 'nobody-here', password, deviceId: 'dev-fail-1' });
+    await loginWithPassword(server, { username: 'alice', password: 'wrong-wrong', deviceId: 'dev-fail-2' });
     expect(await counts(server)).toEqual(before);
   });
 
@@ -171,9 +137,9 @@ describe('POST /auth/login', () => {
 
     it.each(cases)('%s → 400 BAD_REQUEST', async (_name, text, headers) => {
       const before = await counts(server);
-      const res = await post(server, '/auth/login', text, { raw: true, headers });
+      const res = await post(server, '/auth/login', undefined, { rawBody: text, headers });
       expect(res.status).toBe(400);
-      expectErrorShape(res.body, 'BAD_REQUEST');
+      await expectError(res, 'BAD_REQUEST');
       expect(await counts(server)).toEqual(before);
     });
 
@@ -181,9 +147,9 @@ describe('POST /auth/login', () => {
       const before = await counts(server);
       const text = JSON.stringify({ username: 'alice', password, deviceId: 'dev-big', pad: 'x'.repeat(16 * 1024) });
       expect(Buffer.byteLength(text)).toBeGreaterThan(16 * 1024);
-      const res = await post(server, '/auth/login', text, { raw: true });
+      const res = await post(server, '/auth/login', undefined, { rawBody: text });
       expect(res.status).toBe(413);
-      expectErrorShape(res.body, 'PAYLOAD_TOO_LARGE');
+      await expectError(res, 'PAYLOAD_TOO_LARGE');
       expect(await counts(server)).toEqual(before);
     });
 
@@ -203,7 +169,7 @@ describe('POST /auth/login', () => {
         req.end('"}');
       });
       expect(status).toBe(413);
-      expectErrorShape(body, 'PAYLOAD_TOO_LARGE');
+      await expectError({ status, body }, 'PAYLOAD_TOO_LARGE', { status: 413 });
       expect(await counts(server)).toEqual(before);
     });
 
@@ -211,7 +177,7 @@ describe('POST /auth/login', () => {
       const base = JSON.stringify({ username: 'alice', password, deviceId: 'dev-16k', pad: '' });
       const text = JSON.stringify({ username: 'alice', password, deviceId: 'dev-16k', pad: 'z'.repeat(16 * 1024 - Buffer.byteLength(base)) });
       expect(Buffer.byteLength(text)).toBe(16 * 1024);
-      const res = await post(server, '/auth/login', text, { raw: true });
+      const res = await post(server, '/auth/login', undefined, { rawBody: text });
       expect(res.status).toBe(200);
     });
   });
@@ -220,7 +186,7 @@ describe('POST /auth/login', () => {
     const user = await server.ask(UserStore.Create, { username: 'counter', password, role: 'user' });
     const before = await counts(server);
 
-    const first = await post(server, '/auth/login', { username: 'counter', password });
+    const first = await loginWithPassword(server, { username: 'counter', password });
     expect(first.status).toBe(200);
     expect(await counts(server)).toEqual({ ...before, sessions: before.sessions + 1, fingerprints: before.fingerprints + 1 });
 
@@ -238,7 +204,7 @@ describe('POST /auth/login', () => {
     expect(JSON.stringify(doc)).not.toContain(first.body.refreshToken);
     expect(doc.users![user.uid].lastLogin).toEqual(expect.any(Number));
 
-    const second = await post(server, '/auth/login', { username: 'counter', password, deviceId: first.body.deviceId });
+    const second = await loginWithPassword(server, { username: 'counter', password, deviceId: first.body.deviceId });
     expect(second.status).toBe(200);
     expect(second.body.sid).not.toBe(first.body.sid);
     expect(await counts(server)).toEqual({ ...before, sessions: before.sessions + 2, fingerprints: before.fingerprints + 1 });
@@ -249,7 +215,7 @@ describe('POST /auth/login', () => {
     expect(doc.sessions![second.body.sid].fingerprint).toBe(fp.fingerprint);
 
     // Another device is another fingerprint.
-    const third = await post(server, '/auth/login', { username: 'counter', password, deviceId: 'device-B' });
+    const third = await loginWithPassword(server, { username: 'counter', password, deviceId: 'device-B' });
     expect(third.status).toBe(200);
     doc = await disk(server);
     expect(mine()).toHaveLength(2);
@@ -279,11 +245,11 @@ describe('GREENROOM_ADMIN bootstrap', () => {
     expect(first[0].passwordHash).not.toContain('correct horse');
     const rootUid = first[0].uid;
 
-    const res = await post(server, '/auth/login', { username: 'root', password: 'correct horse' });
+    const res = await loginWithPassword(server, { username: 'root', password: 'correct horse' });
     expect(res.status).toBe(200);
     expect(res.body.role).toBe('admin');
     expect(res.body.uid).toBe(rootUid);
-    const wrong = await post(server, '/auth/login', { username: 'root', password: 'wrong horse' });
+    const wrong = await loginWithPassword(server, { username: 'root', password: 'wrong horse' });
     expect(wrong.status).toBe(401);
     await server.close();
     server = undefined;
@@ -293,7 +259,7 @@ describe('GREENROOM_ADMIN bootstrap', () => {
     const second = await users(server);
     expect(second).toHaveLength(1);
     expect(second[0].uid).toBe(rootUid);
-    expect((await post(server, '/auth/login', { username: 'root', password: 'correct horse' })).body.uid).toBe(rootUid);
+    expect((await loginWithPassword(server, { username: 'root', password: 'correct horse' })).body.uid).toBe(rootUid);
     await server.close();
     server = undefined;
 
@@ -301,8 +267,8 @@ describe('GREENROOM_ADMIN bootstrap', () => {
     server = await startTestServer({ keepDataDir: dir, config: { ...config, admin: { username: 'root2', password: 'another horse' } } });
     const third = await users(server);
     expect(third.map((u) => u.username)).toEqual(['root']);
-    expect((await post(server, '/auth/login', { username: 'root2', password: 'another horse' })).status).toBe(401);
-    expect((await post(server, '/auth/login', { username: 'root', password: 'correct horse' })).status).toBe(200);
+    expect((await loginWithPassword(server, { username: 'root2', password: 'another horse' })).status).toBe(401);
+    expect((await loginWithPassword(server, { username: 'root', password: 'correct horse' })).status).toBe(200);
   });
 });
 
@@ -317,37 +283,37 @@ describe('other HTTP routes', () => {
   });
 
   it('GET /healthz → 200', async () => {
-    const res = await get(server, '/healthz');
+    const res = await httpRequest(server, '/healthz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ok' });
   });
 
   it('GET /readyz → 200 while the store is reachable', async () => {
-    const res = await get(server, '/readyz');
+    const res = await httpRequest(server, '/readyz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ready' });
   });
 
   it('GET /metrics → Prometheus text with greenroom_connections', async () => {
-    const res = await get(server, '/metrics');
+    const res = await httpRequest(server, '/metrics');
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/^# TYPE greenroom_connections gauge$/m);
     expect(res.text).toMatch(/^greenroom_connections \d+$/m);
     expect(res.text).toMatch(/^greenroom_mailbox_queued\{actor="UserStore"\} \d+$/m);
   });
 
   it.each(['/nope', '/auth', '/auth/login/extra', '/healthz/', '/HEALTHZ'])('GET %s → 404 NOT_FOUND as a JSON error', async (path) => {
-    const res = await get(server, path);
+    const res = await httpRequest(server, path);
     expect(res.status).toBe(404);
-    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expectErrorShape(res.body, 'NOT_FOUND');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    await expectError(res, 'NOT_FOUND');
   });
 
   it('an unknown route under POST is 404 too', async () => {
     const res = await post(server, '/auth/nope', {});
     expect(res.status).toBe(404);
-    expectErrorShape(res.body, 'NOT_FOUND');
+    await expectError(res, 'NOT_FOUND');
   });
 
   it.each([
@@ -358,12 +324,12 @@ describe('other HTTP routes', () => {
     ['POST', '/metrics'],
     ['PATCH', '/readyz'],
   ])('%s %s → 405 METHOD_NOT_ALLOWED as a JSON error', async (method, path) => {
-    const res = await get(server, path, method);
+    const res = await httpRequest(server, path, { method });
     expect(res.status).toBe(405);
-    expectErrorShape(res.body, 'METHOD_NOT_ALLOWED');
+    await expectError(res, 'METHOD_NOT_ALLOWED');
   });
 
   it('the query string does not change the route', async () => {
-    expect((await get(server, '/healthz?x=1')).status).toBe(200);
+    expect((await httpRequest(server, '/healthz?x=1')).status).toBe(200);
   });
 });

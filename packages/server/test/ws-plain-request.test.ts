@@ -6,10 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { httpRequest, issueSession, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
 
 let server: TestServer;
 let staticDir: string;
@@ -27,28 +26,7 @@ afterAll(async () => {
   await rm(staticDir, { recursive: true, force: true });
 });
 
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function send(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method, agent: false, headers });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('upgrade', () => reject(new Error('unexpected upgrade')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function expectUpgradeRequired(answer: Answer): void {
+function expectUpgradeRequired(answer: HttpAnswer): void {
   expect(answer.status).toBe(426);
   expect(answer.headers.upgrade).toBe('websocket');
   expect(answer.headers.connection).toMatch(/^upgrade$/i);
@@ -62,9 +40,9 @@ describe('GET /ws without an Upgrade header', () => {
     ['a query string', '/ws?ticket=abc', {}],
     ['Upgrade: websocket but no Connection: Upgrade', '/ws', { Upgrade: 'websocket' }],
   ] as const)('with %s is 426 UPGRADE_REQUIRED, saying what to send', async (_name, path, headers) => {
-    const answer = await send('GET', path, headers);
+    const answer = await httpRequest(server, path, { headers });
     expectUpgradeRequired(answer);
-    const body = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    const body = answer.body as { error: { code: string; message: string } };
     expect(Object.keys(body)).toEqual(['error']);
     expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
     expect(body.error.code).toBe('UPGRADE_REQUIRED');
@@ -72,31 +50,31 @@ describe('GET /ws without an Upgrade header', () => {
     expect(body.error.message).toMatch(/bearer token/);
     expect(body.error.message).toContain('?ticket=');
     expect(body.error.message).toMatch(/session cookie/);
-    expect(answer.headers['content-length']).toBe(String(Buffer.byteLength(answer.body)));
+    expect(answer.headers['content-length']).toBe(String(Buffer.byteLength(answer.text)));
   });
 
   it('HEAD /ws is 426 with the same headers and no body', async () => {
-    const get = await send('GET', '/ws');
-    const head = await send('HEAD', '/ws');
+    const get = await httpRequest(server, '/ws');
+    const head = await httpRequest(server, '/ws', { method: 'HEAD' });
     expectUpgradeRequired(head);
-    expect(head.body).toBe('');
+    expect(head.text).toBe('');
     expect(head.headers['content-length']).toBe(get.headers['content-length']);
   });
 
   it.each(['POST', 'PUT', 'DELETE'])('%s /ws is 405 METHOD_NOT_ALLOWED with Allow: GET, HEAD, OPTIONS', async (method) => {
-    const answer = await send(method, '/ws');
+    const answer = await httpRequest(server, '/ws', { method });
     expect(answer.status).toBe(405);
     expect(answer.headers.allow).toBe('GET, HEAD, OPTIONS');
-    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.any(String) } });
+    expect(answer.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.any(String) } });
   });
 
   it('leaves the dashboard and the other routes as they were (HEAD answered like GET)', async () => {
-    const page = await send('GET', '/');
+    const page = await httpRequest(server, '/');
     expect(page.status).toBe(200);
-    expect(page.body).toContain('dashboard');
-    expect((await send('HEAD', '/healthz')).status).toBe(200);
-    expect((await send('GET', '/ws/')).status).toBe(404);
-    const post = await send('POST', '/healthz');
+    expect(page.text).toContain('dashboard');
+    expect((await httpRequest(server, '/healthz', { method: 'HEAD' })).status).toBe(200);
+    expect((await httpRequest(server, '/ws/')).status).toBe(404);
+    const post = await httpRequest(server, '/healthz', { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD, OPTIONS');
   });

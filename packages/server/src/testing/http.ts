@@ -25,7 +25,7 @@ export interface HttpRequestOptions {
   method?: string;
   /** Sent as JSON. */
   body?: unknown;
-  /** Sent as is in place of `body` (malformed or oversized bodies); give the Content-Type in `headers`. */
+  /** Sent as is in place of `body`, still as application/json unless `headers` say otherwise (malformed or oversized bodies). */
   rawBody?: string | Buffer;
   headers?: Record<string, string>;
   /** The connection pool (default `false`: a fresh connection for this request, closed after it). */
@@ -45,7 +45,7 @@ export function httpRequest(target: Target, path: string, options: HttpRequestOp
   const payload = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const method = options.method ?? (payload === undefined ? 'GET' : 'POST');
   const headers: Record<string, string> = {};
-  if (options.rawBody === undefined && options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (payload !== undefined) headers['Content-Type'] = 'application/json';
   if (payload !== undefined || !['GET', 'HEAD'].includes(method)) headers['Content-Length'] = String(payload === undefined ? 0 : Buffer.byteLength(payload));
   const lib = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {
