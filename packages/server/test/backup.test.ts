@@ -24,7 +24,7 @@ import { BackupError, BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { parseStoreDocument } from '../src/store/durable-file.js';
 import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { eventually, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, type CommandRun, tempDirs } from './helpers.js';
 
 
@@ -105,7 +105,7 @@ describe('greenroom backup under a steady stream of writes', () => {
     };
     const writers = [0, 1, 2, 3].map(probeWriter).concat([0, 1].map(userWriter));
     try {
-      while (acks < 200) await new Promise((r) => setTimeout(r, 10));
+      await eventually(() => acks >= 200, { timeoutMs: 30_000 });
 
       // What was acknowledged when the command was started (taken in the same tick as the spawn).
       const probesBefore = new Map(probes);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { eventually, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
@@ -42,11 +42,6 @@ async function okResult(client: TestClient, to: string, type: string, payload: u
   const reply = await client.ask(to, type, payload);
   if (!reply.ok) throw new Error(`${to}.${type} failed: ${reply.error.code} ${reply.error.message}`);
   return reply.result;
-}
-
-/** Waits (by polling the server, bounded by the test timeout) until a condition about it holds. */
-async function eventually(check: () => Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((r) => setTimeout(r, 5));
 }
 
 // Several logins with real password hashing come from 127.0.0.1; the login limiter is tested elsewhere.

@@ -12,10 +12,8 @@ import WebSocket from 'ws';
 import type { SessionView, UserView } from '../src/actors/records.js';
 import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from '../src/store/store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
-import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { eventually, issueSession, startTestServer, TestClient, wsUrl, type TestServer } from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
-
-const wsUrl = (server: TestServer) => `${server.url.replace(/^http/, 'ws')}/ws`;
 
 interface Stats {
   connections: number;
@@ -26,15 +24,6 @@ const stats = (server: TestServer) => server.ask(SessionStore.Stats);
 /** Lets the event loop turn `n` times (I/O included): enough for anything already under way to move on. */
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await nextTurn();
-}
-
-/** Asks `check` again (letting the loop turn between tries) until it holds; fails after `tries` tries. */
-async function eventually(check: () => Promise<boolean>, tries = 200): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await turns(5);
-  }
-  throw new Error(`condition not met after ${tries} tries`);
 }
 
 /** Runs `jobs` with at most `limit` in flight, keeping results in job order. */
@@ -162,7 +151,7 @@ describe('the green room: the first ask after the 101 already finds its session'
 
       // And every registration is removed once its socket has closed.
       await closeAll(sockets.splice(0));
-      await eventually(async () => (await stats(server)).connections === 0);
+      await eventually(async () => (await stats(server)).connections === 0, { timeoutMs: 30_000 });
     },
     180_000,
   );

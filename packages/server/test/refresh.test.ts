@@ -15,7 +15,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { internals } from '../src/server.js';
 import type { WriteOp } from '../src/store/store.js';
-import { httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { eventually, httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -37,17 +37,9 @@ const sessionOnDisk = (server: TestServer, sid: string) => disk(server).sessions
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `check` holds; fails after `tries` attempts `everyMs` apart. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>, tries = 200, everyMs = 25): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`gave up waiting for: ${what}`);
-}
-
 /** Waits until every grace pair of this server has been forgotten: pendingGrace is 0 only once none is left on disk. */
-const graceForgotten = (server: TestServer) => eventually('the grace pairs to be forgotten', () => internals(server).refresh.pendingGrace === 0, 400);
+const graceForgotten = (server: TestServer) =>
+  eventually(() => internals(server).refresh.pendingGrace === 0, { what: 'the grace pairs to be forgotten', timeoutMs: 10_000, intervalMs: 25 });
 
 /** Opens `count` keep-alive sockets in the agent's pool, so a burst of requests does not wait on TCP handshakes. */
 async function warmUp(server: TestServer, count: number): Promise<void> {
@@ -326,7 +318,7 @@ describe('refresh decision order (SPEC §9)', () => {
     try {
       const s = await issueSession(short);
       const record = sessionOnDisk(short, s.sid);
-      await eventually('the session to expire', () => Date.now() > record.expiresAt + 50, 200, 25);
+      await eventually(() => Date.now() > record.expiresAt + 50, { what: 'the session to expire', intervalMs: 25 });
       const answer = await refresh(short, s.refreshToken);
       expect(answer.status).toBe(401);
       expect(answer.body.error.code).toBe('SESSION_EXPIRED');
@@ -405,7 +397,7 @@ describe('sliding expiry (refreshTtlS: 2, refreshMaxTtlS: 3)', () => {
     expect(seen.some((at) => at < absolute)).toBe(true); // slid
     expect(seen.at(-1)).toBe(absolute); // capped
 
-    await eventually('the absolute limit to pass', () => Date.now() > absolute + 50, 200, 25);
+    await eventually(() => Date.now() > absolute + 50, { what: 'the absolute limit to pass', intervalMs: 25 });
     const late = await refresh(server, token);
     expect(late.status).toBe(401);
     expect(late.body.error.code).toBe('SESSION_EXPIRED');
@@ -465,7 +457,7 @@ describe('refreshes of different sessions do not wait on each other', () => {
     try {
       const aAnswer = refresh(server, a.refreshToken).then((r) => (order.push('A'), r));
       // A's refresh has reached the server and is queued behind the held task.
-      await eventually("A's refresh to queue", () => runs.mock.calls.some(([key]) => key === a.sid));
+      await eventually(() => runs.mock.calls.some(([key]) => key === a.sid), { what: "A's refresh to queue", intervalMs: 25 });
       const bAnswer = await refresh(server, b.refreshToken).then((r) => (order.push('B'), r));
       expect(bAnswer.status).toBe(200);
       expect(order).toEqual(['B']);
@@ -526,7 +518,7 @@ describe('nothing is left behind after 10,000 sessions have refreshed', () => {
     // sweeper's (a timer, every second, erasing the pairs that came due), each counted in pendingGrace until done;
     // so the map is empty, or empties as soon as the sweep in flight has written.
     expect(internals(server).sessionLocks.size).toBeLessThanOrEqual(internals(server).refresh.pendingGrace);
-    await eventually('the session queues to empty', () => internals(server).sessionLocks.size === 0, 200, 5);
+    await eventually(() => internals(server).sessionLocks.size === 0, { what: 'the session queues to empty', timeoutMs: 1_000, intervalMs: 5 });
     expect(internals(server).refresh.pendingGrace).toBeGreaterThan(0);
 
     await graceForgotten(server);

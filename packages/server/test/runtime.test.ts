@@ -6,6 +6,7 @@ import { createLogger } from '../src/log.js';
 import { ActorSystem } from '../src/runtime/actor-system.js';
 import { KeyedQueue } from '../src/runtime/keyed-queue.js';
 import { LowdbStore } from '../src/store/lowdb-store.js';
+import { eventually } from '../src/testing/index.js';
 
 describe('ActorSystem mailboxes', () => {
   it('handle 500 queued messages (several turns) one at a time, in the order posted', async () => {
@@ -87,7 +88,7 @@ describe('ActorSystem mailboxes', () => {
     expect(box.post('server', 'system', false)).toBe(true);
     expect(box.size).toBe(4);
     release();
-    while (seen.length < 5) await new Promise((r) => setImmediate(r));
+    await eventually(() => seen.length >= 5, { intervalMs: 0 });
     system.stop();
     expect(seen).toEqual(['a', 'b', 'server', 'c', 'f']);
   });
