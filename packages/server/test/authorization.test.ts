@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { SessionRecord, UserView } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { issueSession, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
+import { expectError, expectOk, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Issued = Awaited<ReturnType<typeof issueSession>>;
@@ -36,15 +36,6 @@ async function connect(who: string | Issued): Promise<{ client: TestClient; sess
   return { client, session };
 }
 
-function expectError(reply: Reply, code: string): void {
-  expect(reply).toMatchObject({ ok: false, error: { code } });
-}
-
-function expectOk(reply: Reply): any {
-  expect(reply.ok).toBe(true);
-  return (reply as { result: unknown }).result;
-}
-
 const storedUser = (uid: string) => server.ask(UserStore.Get, { uid });
 
 describe('admin messages', () => {
@@ -59,13 +50,13 @@ describe('admin messages', () => {
   it.each(['user', 'guest'])('are FORBIDDEN to a %s', async (role) => {
     const { client } = await connect(role);
     for (const [actor, type, payload] of adminOnly) {
-      expectError(await client.ask(actor, type, await payload()), 'FORBIDDEN');
+      await expectError(client.ask(actor, type, await payload()), 'FORBIDDEN');
     }
   });
 
   it('are answered for an admin', async () => {
     const { client } = await connect('admin');
-    for (const [actor, type, payload] of adminOnly) expectOk(await client.ask(actor, type, await payload()));
+    for (const [actor, type, payload] of adminOnly) await expectOk(client.ask(actor, type, await payload()));
   });
 
   it('answer FORBIDDEN before BAD_PAYLOAD, so a user never learns their schema', async () => {
@@ -80,9 +71,9 @@ describe('admin messages', () => {
       ['FingerprintStore', 'GetMostRecent', { limit: 2.5 }],
     ];
     for (const [actor, type, payload] of invalid) {
-      expectError(await user.ask(actor, type, payload), 'FORBIDDEN');
+      await expectError(user.ask(actor, type, payload), 'FORBIDDEN');
       // The same payload from an admin is indeed invalid.
-      expectError(await admin.ask(actor, type, payload), 'BAD_PAYLOAD');
+      await expectError(admin.ask(actor, type, payload), 'BAD_PAYLOAD');
     }
   });
 });
@@ -108,15 +99,15 @@ describe('internal messages', () => {
     const sessionsBefore = await internals(server).store.count('sessions');
     const usersBefore = await internals(server).store.count('users');
     for (const [actor, type, payload] of internal) {
-      expectError(await admin.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
-      expectError(await user.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
+      await expectError(admin.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
+      await expectError(user.ask(actor, type, payload), 'UNKNOWN_MESSAGE');
     }
     expect(await internals(server).store.count('sessions')).toBe(sessionsBefore);
     expect(await internals(server).store.count('users')).toBe(usersBefore);
     expect((await internals(server).store.findBy<{ blocked: boolean }>('fingerprints', 'fingerprint', session.fingerprint)).map((r) => r.value.blocked)).toEqual([false]);
     // The admin's own session is untouched and the socket still answers as an admin.
     expect((await internals(server).store.get<SessionRecord>('sessions', session.sid))?.revokedAt).toBeNull();
-    expectOk(await admin.ask('SessionStore', 'Stats'));
+    await expectOk(admin.ask('SessionStore', 'Stats'));
   });
 });
 
@@ -125,22 +116,22 @@ describe('a role change', () => {
     const { client: admin } = await connect('admin');
     const { client: user, session } = await connect('user');
 
-    expectError(await user.ask('SessionStore', 'Stats'), 'FORBIDDEN');
+    await expectError(user.ask('SessionStore', 'Stats'), 'FORBIDDEN');
 
-    expectOk(await admin.ask('UserStore', 'Update', { uid: session.uid, role: 'admin' }));
-    expectOk(await user.ask('SessionStore', 'Stats'));
-    expect(expectOk(await user.ask('UserStore', 'GetOwn')).role).toBe('admin');
+    await expectOk(admin.ask('UserStore', 'Update', { uid: session.uid, role: 'admin' }));
+    await expectOk(user.ask('SessionStore', 'Stats'));
+    expect((await expectOk(user.ask('UserStore', 'GetOwn'))).role).toBe('admin');
 
-    expectOk(await admin.ask('UserStore', 'Update', { uid: session.uid, role: 'user' }));
-    expectError(await user.ask('SessionStore', 'Stats'), 'FORBIDDEN');
-    expect(expectOk(await user.ask('UserStore', 'GetOwn')).role).toBe('user');
+    await expectOk(admin.ask('UserStore', 'Update', { uid: session.uid, role: 'user' }));
+    await expectError(user.ask('SessionStore', 'Stats'), 'FORBIDDEN');
+    expect((await expectOk(user.ask('UserStore', 'GetOwn'))).role).toBe('user');
   });
 });
 
 describe('UserStore.Update by a user', () => {
   it('changes the user’s own displayName', async () => {
     const { client, session } = await connect('user');
-    expect(expectOk(await client.ask('UserStore', 'Update', { uid: session.uid, displayName: 'New Name' })).displayName).toBe('New Name');
+    expect((await expectOk(client.ask('UserStore', 'Update', { uid: session.uid, displayName: 'New Name' }))).displayName).toBe('New Name');
     expect((await storedUser(session.uid)).displayName).toBe('New Name');
   });
 
@@ -154,10 +145,10 @@ describe('UserStore.Update by a user', () => {
       { displayName: 'Sneaky', role: 'admin' },
     ];
     for (const fields of attempts) {
-      expectError(await client.ask('UserStore', 'Update', { uid: session.uid, ...fields }), 'FORBIDDEN');
+      await expectError(client.ask('UserStore', 'Update', { uid: session.uid, ...fields }), 'FORBIDDEN');
     }
     expect(await storedUser(session.uid)).toEqual(before);
-    expectError(await client.ask('SessionStore', 'Stats'), 'FORBIDDEN'); // still a plain user
+    await expectError(client.ask('SessionStore', 'Stats'), 'FORBIDDEN'); // still a plain user
   });
 
   it('never changes the blocked flag', async () => {
@@ -165,14 +156,14 @@ describe('UserStore.Update by a user', () => {
     const reply = await client.ask('UserStore', 'Update', { uid: session.uid, blocked: true });
     if (!reply.ok) expect(['FORBIDDEN', 'BAD_PAYLOAD']).toContain(reply.error.code);
     expect((await storedUser(session.uid)).blocked).toBe(false);
-    expectOk(await client.ask('UserStore', 'GetOwn')); // the socket was not closed 4003
+    await expectOk(client.ask('UserStore', 'GetOwn')); // the socket was not closed 4003
   });
 
   it('is FORBIDDEN for another user, even for the displayName', async () => {
     const { client } = await connect('user');
     const other = await issueSession(server);
     const before = await storedUser(other.uid);
-    expectError(await client.ask('UserStore', 'Update', { uid: other.uid, displayName: 'Hijacked' }), 'FORBIDDEN');
+    await expectError(client.ask('UserStore', 'Update', { uid: other.uid, displayName: 'Hijacked' }), 'FORBIDDEN');
     expect(await storedUser(other.uid)).toEqual(before);
   });
 });
@@ -181,20 +172,20 @@ describe('SessionStore.Revoke by a user', () => {
   it('is FORBIDDEN for someone else’s session, which stays live and connected', async () => {
     const { client } = await connect('user');
     const { client: victim, session: victimSession } = await connect('user');
-    expectError(await client.ask('SessionStore', 'Revoke', { sid: victimSession.sid }), 'FORBIDDEN');
+    await expectError(client.ask('SessionStore', 'Revoke', { sid: victimSession.sid }), 'FORBIDDEN');
     expect((await internals(server).store.get<SessionRecord>('sessions', victimSession.sid))?.revokedAt).toBeNull();
-    expect(expectOk(await victim.ask('UserStore', 'GetOwn')).uid).toBe(victimSession.uid);
+    expect((await expectOk(victim.ask('UserStore', 'GetOwn'))).uid).toBe(victimSession.uid);
   });
 
   it('revokes the user’s own other session, whose socket closes with 4001 revoked', async () => {
     const { client: here, session: hereSession } = await connect('user');
     const { client: there, session: thereSession } = await connect(await issueSession(server, { uid: hereSession.uid }));
 
-    expect(expectOk(await here.ask('SessionStore', 'Revoke', { sid: thereSession.sid }))).toEqual({ revoked: 1 });
+    expect(await expectOk(here.ask('SessionStore', 'Revoke', { sid: thereSession.sid }))).toEqual({ revoked: 1 });
     expect(await there.closed).toEqual({ code: 4001, reason: 'revoked' });
     expect((await internals(server).store.get<SessionRecord>('sessions', thereSession.sid))?.revokedAt).toEqual(expect.any(Number));
     // The asking session is unaffected.
-    expect(expectOk(await here.ask('UserStore', 'GetOwn')).uid).toBe(hereSession.uid);
+    expect((await expectOk(here.ask('UserStore', 'GetOwn'))).uid).toBe(hereSession.uid);
   });
 
   it('revokes the user’s current session, closing the asking socket with 4001 revoked', async () => {
@@ -213,20 +204,20 @@ describe('pushes', () => {
     subscriber.ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
     const target = await issueSession(server);
 
-    expectOk(await subscriber.ask('UserStore', 'Subscribe'));
+    await expectOk(subscriber.ask('UserStore', 'Subscribe'));
 
     // As an admin, the subscriber receives UserChanged.
-    expectOk(await admin.ask('UserStore', 'Update', { uid: target.uid, displayName: 'First' }));
+    await expectOk(admin.ask('UserStore', 'Update', { uid: target.uid, displayName: 'First' }));
     const [first] = await subscriber.waitForPush('UserChanged');
     expect(first).toMatchObject({ event: 'UserChanged', from: 'UserStore', payload: { user: { uid: target.uid, displayName: 'First' } } });
 
     // Demoted to user: neither the push about the demotion itself nor any later one is delivered.
-    expectOk(await admin.ask('UserStore', 'Update', { uid: subscriberSession.uid, role: 'user' }));
-    expectOk(await admin.ask('UserStore', 'Update', { uid: target.uid, displayName: 'Second' }));
-    expectOk(await admin.ask('UserStore', 'Block', { uid: target.uid }));
+    await expectOk(admin.ask('UserStore', 'Update', { uid: subscriberSession.uid, role: 'user' }));
+    await expectOk(admin.ask('UserStore', 'Update', { uid: target.uid, displayName: 'Second' }));
+    await expectOk(admin.ask('UserStore', 'Block', { uid: target.uid }));
 
     // A reply on the subscriber's own socket comes after any push sent before it.
-    expect(expectOk(await subscriber.ask('UserStore', 'GetOwn')).role).toBe('user');
+    expect((await expectOk(subscriber.ask('UserStore', 'GetOwn'))).role).toBe('user');
     expect(subscriber.pushes).toHaveLength(1);
     // Nothing else either: only the one push and the replies to its own asks, none of them an error.
     expect(frames.filter((f) => 'event' in f)).toHaveLength(1);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { eventually, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { eventually, expectOk, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;
@@ -36,12 +36,6 @@ function askWithSnapshot<T>(client: TestClient, to: string, type: string, payloa
     client.ws.on('message', on);
     client.ws.send(JSON.stringify({ id, to, type, payload }));
   });
-}
-
-async function okResult(client: TestClient, to: string, type: string, payload: unknown = {}): Promise<any> {
-  const reply = await client.ask(to, type, payload);
-  if (!reply.ok) throw new Error(`${to}.${type} failed: ${reply.error.code} ${reply.error.message}`);
-  return reply.result;
 }
 
 // Several logins with real password hashing come from 127.0.0.1; the login limiter is tested elsewhere.
@@ -73,19 +67,19 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     const admin = track(await TestClient.connect(server, adminSession.accessToken));
 
     // The fingerprint the login recorded: a hash, not the uid, owned by bob's uid.
-    const recent = await okResult(admin, 'FingerprintStore', 'GetMostRecent', { limit: 500 });
+    const recent = await expectOk(admin.ask('FingerprintStore', 'GetMostRecent', { limit: 500 }));
     const bobs = recent.items.filter((f: any) => f.uid === bob.uid);
     expect(bobs).toHaveLength(1);
     const fp: string = bobs[0].fingerprint;
     expect(fp).toMatch(/^fp_/);
     expect(fp).not.toBe(bob.uid);
     expect(fp).not.toContain(bob.uid);
-    expect(await okResult(admin, 'FingerprintStore', 'Get', { fingerprint: fp })).toMatchObject({ fingerprint: fp, uid: bob.uid, blocked: false, count: 1 });
+    expect(await expectOk(admin.ask('FingerprintStore', 'Get', { fingerprint: fp }))).toMatchObject({ fingerprint: fp, uid: bob.uid, blocked: false, count: 1 });
     expect(diskNow(server).sessions![first.body.sid].fingerprint).toBe(fp);
 
     const victim = track(await TestClient.connect(server, first.body.accessToken));
     expect((await victim.ask('UserStore', 'GetOwn')).ok).toBe(true);
-    await okResult(admin, 'SessionStore', 'Subscribe');
+    await expectOk(admin.ask('SessionStore', 'Subscribe'));
 
     const { reply, at } = await askWithSnapshot(admin, 'FingerprintStore', 'Block', { fingerprint: fp }, () => diskNow(server));
     expect(reply).toEqual({ id: reply.id, ok: true, result: expect.objectContaining({ uid: bob.uid, blocked: true }) });
@@ -109,14 +103,14 @@ describe('FingerprintStore.Block by a fingerprint (not the uid)', () => {
     expect(Object.values(before.sessions!).filter((s: any) => s.uid === bob.uid)).toHaveLength(1);
 
     // The old access token opens no socket, and nothing is registered for it.
-    await eventually(async () => (await okResult(admin, 'SessionStore', 'Stats')).connections === 1);
+    await eventually(async () => (await expectOk(admin.ask('SessionStore', 'Stats'))).connections === 1);
     const pushesBefore = admin.pushes.length;
     const refused = await refusedUpgrade(server, first.body.accessToken);
     expect([401, 403]).toContain(refused.status);
     expect(['SESSION_REVOKED', 'BLOCKED']).toContain(refused.body.error.code);
     // Stats is answered by the SessionStore mailbox after any Register it would have handled, and its answer
     // travels on the same socket as the pushes: a registration would show as a `connected` push before it.
-    expect((await okResult(admin, 'SessionStore', 'Stats')).connections).toBe(1);
+    expect((await expectOk(admin.ask('SessionStore', 'Stats'))).connections).toBe(1);
     const connectedPushes = admin.pushes.slice(pushesBefore).filter((p: any) => p.event === 'SessionChanged' && p.payload.change === 'connected');
     expect(connectedPushes).toEqual([]);
     expect(diskNow(server).sessions).toEqual(before.sessions);
@@ -322,7 +316,7 @@ describe('concurrent Block/Unblock of one user', () => {
       expect({ context, user: expected.user }).toEqual({ context, user: last.kind.endsWith('.Block') });
       expect({ context, stored: storedFlags(diskNow(server), t.uid, t.fps) }).toEqual({ context, stored: expected });
       // The server's own view agrees with the disk.
-      const view = await okResult(admin, 'UserStore', 'Get', { uid: t.uid });
+      const view = await expectOk(admin.ask('UserStore', 'Get', { uid: t.uid }));
       expect({ context, blocked: view.blocked }).toEqual({ context, blocked: expected.user });
       // The last op's answer carries the final user state.
       expect({ context, answered: replies.get(arrived[arrived.length - 1]!).result.blocked }).toEqual({ context, answered: expected.user });
@@ -341,7 +335,7 @@ describe('concurrent Block/Unblock of one user', () => {
     for (let i = 0; i < 4; i++) admins.push(await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken));
     const watcher = await TestClient.connect(server, (await issueSession(server, { role: 'admin' })).accessToken);
     clients.push(...admins, watcher);
-    await okResult(watcher, 'UserStore', 'Subscribe');
+    await expectOk(watcher.ask('UserStore', 'Subscribe'));
 
     for (let round = 0; round < 10; round++) {
       const ops = t.ops(mulberry32(5000 + round));
@@ -449,7 +443,7 @@ describe('blocking a user with several sessions and sockets', () => {
 
       // No session of the user can open a socket now.
       for (const s of sessions) expect([401, 403]).toContain((await refusedUpgrade(server, s.accessToken)).status);
-      await eventually(async () => (await okResult(admin, 'SessionStore', 'Stats')).connections === 2);
+      await eventually(async () => (await expectOk(admin.ask('SessionStore', 'Stats'))).connections === 2);
     });
   }
 
@@ -473,6 +467,6 @@ describe('blocking a user with several sessions and sockets', () => {
       if (o.opened) expect(o.closed).toEqual({ code: 4003, reason: 'blocked' });
       else expect([401, 403]).toContain(o.status);
     }
-    await eventually(async () => (await okResult(admin, 'SessionStore', 'Stats')).connections === 1);
+    await eventually(async () => (await expectOk(admin.ask('SessionStore', 'Stats'))).connections === 1);
   });
 });

@@ -10,19 +10,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineActor, ErrorCode, GreenroomError, MemoryStore } from '@greenroom/server';
-import { deferred, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '@greenroom/server/testing';
+import { deferred, expectError, expectOk, issueSession, startTestServer, TestClient, type TestServer } from '@greenroom/server/testing';
 import { internals } from '../src/server.js';
 import { Notes, type Note } from '../examples/notes.js';
-
-function resultOf(reply: Reply): any {
-  if (!reply.ok) throw new Error(`expected ok, got ${reply.error.code}: ${reply.error.message}`);
-  return reply.result;
-}
-
-function errorOf(reply: Reply): { code: string; message: string } {
-  if (reply.ok) throw new Error(`expected an error, got ${JSON.stringify(reply.result)}`);
-  return reply.error;
-}
 
 /** Opens sessions and sockets on one server and closes them all at the end. */
 function sockets(server: () => TestServer) {
@@ -40,12 +30,14 @@ function sockets(server: () => TestServer) {
   };
 }
 
+type NotePage = { items: Note[]; nextCursor: string | null };
+
 /** Every note, page by page (`limit` small, so the cursor is exercised). */
-async function listAll(client: TestClient, limit: number): Promise<{ items: Note[]; pages: Array<{ items: Note[]; nextCursor: string | null }> }> {
-  const pages: Array<{ items: Note[]; nextCursor: string | null }> = [];
+async function listAll(client: TestClient, limit: number): Promise<{ items: Note[]; pages: NotePage[] }> {
+  const pages: NotePage[] = [];
   let cursor: string | null = null;
   do {
-    const res = resultOf(await client.ask('Notes', 'List', cursor === null ? { limit } : { cursor, limit }));
+    const res: NotePage = await expectOk(client.ask('Notes', 'List', cursor === null ? { limit } : { cursor, limit }));
     pages.push(res);
     cursor = res.nextCursor;
   } while (cursor !== null);
@@ -64,11 +56,11 @@ describe('Notes (the example app actor)', () => {
 
   it('adds a note and lists it back', async () => {
     const { client, session } = await io.connect();
-    const added = resultOf(await client.ask('Notes', 'Add', { text: 'hello board' })) as Note;
+    const added = await expectOk<Note>(client.ask('Notes', 'Add', { text: 'hello board' }));
     expect(added).toEqual({ id: expect.any(String), uid: session.uid, text: 'hello board', created: expect.any(Number) });
     expect(added.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 
-    const list = resultOf(await client.ask('Notes', 'List'));
+    const list = await expectOk(client.ask('Notes', 'List'));
     expect(Object.keys(list).sort()).toEqual(['items', 'nextCursor']);
     expect(list.nextCursor).toBeNull();
     expect(list.items).toContainEqual(added);
@@ -79,7 +71,7 @@ describe('Notes (the example app actor)', () => {
   it('pages List as {items, nextCursor}, oldest first, nextCursor null on the last page', async () => {
     const { client } = await io.connect('guest');
     const mine: Note[] = [];
-    for (let i = 0; i < 5; i++) mine.push(resultOf(await client.ask('Notes', 'Add', { text: `page note ${i}` })));
+    for (let i = 0; i < 5; i++) mine.push(await expectOk(client.ask('Notes', 'Add', { text: `page note ${i}` })));
 
     const { items, pages } = await listAll(client, 2);
     for (const p of pages) expect(p.items.length).toBeLessThanOrEqual(2);
@@ -87,36 +79,36 @@ describe('Notes (the example app actor)', () => {
     expect(items.length).toBe(await internals(server).store.count('notes'));
     expect(items.filter((n) => mine.some((m) => m.id === n.id))).toEqual(mine);
 
-    expect(errorOf(await client.ask('Notes', 'List', { limit: 0 })).code).toBe(ErrorCode.BAD_PAYLOAD);
+    await expectError(client.ask('Notes', 'List', { limit: 0 }), ErrorCode.BAD_PAYLOAD);
   });
 
   it('answers BAD_PAYLOAD before the handler runs: nothing is stored, nothing is pushed', async () => {
     const { client } = await io.connect();
-    resultOf(await client.ask('Notes', 'Subscribe'));
+    await expectOk(client.ask('Notes', 'Subscribe'));
     const before = await internals(server).store.count('notes');
 
     const bad: unknown[] = [{ text: 'x'.repeat(501) }, { text: '' }, { text: 42 }, { text: ['a'] }, { note: 'hi' }, {}, null];
     for (const payload of bad) {
       const reply = await client.sendRaw(JSON.stringify({ id: 'bad', to: 'Notes', type: 'Add', payload }), 'bad');
-      expect(errorOf(reply).code).toBe(ErrorCode.BAD_PAYLOAD);
+      await expectError(reply, ErrorCode.BAD_PAYLOAD);
     }
-    expect(errorOf(await client.ask('Notes', 'Delete', { id: 'not-a-uuid' })).code).toBe(ErrorCode.BAD_PAYLOAD);
+    await expectError(client.ask('Notes', 'Delete', { id: 'not-a-uuid' }), ErrorCode.BAD_PAYLOAD);
 
     expect(await internals(server).store.count('notes')).toBe(before);
     // The List answer comes after any push the bad asks could have caused on this socket.
-    expect(resultOf(await client.ask('Notes', 'List', { limit: 500 })).items).toHaveLength(before);
+    expect((await expectOk(client.ask('Notes', 'List', { limit: 500 }))).items).toHaveLength(before);
     expect(client.pushes).toEqual([]);
     // The longest text allowed is fine.
-    expect(resultOf(await client.ask('Notes', 'Add', { text: 'x'.repeat(500) })).text).toHaveLength(500);
+    expect((await expectOk(client.ask('Notes', 'Add', { text: 'x'.repeat(500) }))).text).toHaveLength(500);
   });
 
   it('answers UNKNOWN_ACTOR and UNKNOWN_MESSAGE before looking at the payload', async () => {
     const { client } = await io.connect();
-    expect(errorOf(await client.ask('Noted', 'Add', { text: 42 })).code).toBe(ErrorCode.UNKNOWN_ACTOR);
-    expect(errorOf(await client.ask('Notes', 'Edit', { text: 42 })).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
+    await expectError(client.ask('Noted', 'Add', { text: 42 }), ErrorCode.UNKNOWN_ACTOR);
+    await expectError(client.ask('Notes', 'Edit', { text: 42 }), ErrorCode.UNKNOWN_MESSAGE);
     // Names an object inherits are not messages.
     for (const type of ['constructor', 'toString', 'hasOwnProperty']) {
-      expect(errorOf(await client.ask('Notes', type)).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
+      await expectError(client.ask('Notes', type), ErrorCode.UNKNOWN_MESSAGE);
     }
   });
 
@@ -125,14 +117,14 @@ describe('Notes (the example app actor)', () => {
     const { client: bob } = await io.connect('user');
     const { client: admin } = await io.connect('admin');
 
-    const a1 = resultOf(await alice.ask('Notes', 'Add', { text: 'alice 1' })) as Note;
-    const a2 = resultOf(await alice.ask('Notes', 'Add', { text: 'alice 2' })) as Note;
+    const a1 = await expectOk<Note>(alice.ask('Notes', 'Add', { text: 'alice 1' }));
+    const a2 = await expectOk<Note>(alice.ask('Notes', 'Add', { text: 'alice 2' }));
 
-    expect(errorOf(await bob.ask('Notes', 'Delete', { id: a1.id })).code).toBe(ErrorCode.FORBIDDEN);
+    await expectError(bob.ask('Notes', 'Delete', { id: a1.id }), ErrorCode.FORBIDDEN);
     expect(await internals(server).store.get('notes', a1.id)).toEqual(a1);
 
-    expect(resultOf(await alice.ask('Notes', 'Delete', { id: a1.id }))).toEqual({ deleted: a1.id });
-    expect(resultOf(await admin.ask('Notes', 'Delete', { id: a2.id }))).toEqual({ deleted: a2.id });
+    expect(await expectOk(alice.ask('Notes', 'Delete', { id: a1.id }))).toEqual({ deleted: a1.id });
+    expect(await expectOk(admin.ask('Notes', 'Delete', { id: a2.id }))).toEqual({ deleted: a2.id });
     expect(await internals(server).store.get('notes', a1.id)).toBeUndefined();
     expect(await internals(server).store.get('notes', a2.id)).toBeUndefined();
   });
@@ -141,36 +133,36 @@ describe('Notes (the example app actor)', () => {
     const { client: user } = await io.connect('user');
     const { client: admin } = await io.connect('admin');
     const missing = '01890a5d-ac96-774b-bcce-b302099a8057';
-    expect(errorOf(await user.ask('Notes', 'Delete', { id: missing })).code).toBe(ErrorCode.NOT_FOUND);
-    expect(errorOf(await admin.ask('Notes', 'Delete', { id: missing })).code).toBe(ErrorCode.NOT_FOUND);
+    await expectError(user.ask('Notes', 'Delete', { id: missing }), ErrorCode.NOT_FOUND);
+    await expectError(admin.ask('Notes', 'Delete', { id: missing }), ErrorCode.NOT_FOUND);
 
-    const note = resultOf(await user.ask('Notes', 'Add', { text: 'short-lived' })) as Note;
-    resultOf(await user.ask('Notes', 'Delete', { id: note.id }));
-    expect(errorOf(await user.ask('Notes', 'Delete', { id: note.id })).code).toBe(ErrorCode.NOT_FOUND);
+    const note = await expectOk<Note>(user.ask('Notes', 'Add', { text: 'short-lived' }));
+    await expectOk(user.ask('Notes', 'Delete', { id: note.id }));
+    await expectError(user.ask('Notes', 'Delete', { id: note.id }), ErrorCode.NOT_FOUND);
   });
 
   it('pushes NoteAdded to every subscriber and to no one else, until they unsubscribe', async () => {
     const { client: a } = await io.connect('user');
     const { client: b } = await io.connect('guest');
     const { client: outsider } = await io.connect('user');
-    expect(resultOf(await a.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
-    expect(resultOf(await b.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
+    expect(await expectOk(a.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
+    expect(await expectOk(b.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
 
-    const note = resultOf(await a.ask('Notes', 'Add', { text: 'for everyone' })) as Note;
+    const note = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'for everyone' }));
     const expected = { event: 'NoteAdded', from: 'Notes', payload: { note } };
     expect(await a.waitForPush('NoteAdded')).toEqual([expected]);
     expect(await b.waitForPush('NoteAdded')).toEqual([expected]);
     // A push to the outsider would have been sent before this answer on the same socket.
-    resultOf(await outsider.ask('Notes', 'List', { limit: 1 }));
+    await expectOk(outsider.ask('Notes', 'List', { limit: 1 }));
     expect(outsider.pushes).toEqual([]);
 
-    expect(resultOf(await b.ask('Notes', 'Unsubscribe'))).toEqual({ subscribed: false });
-    const second = resultOf(await a.ask('Notes', 'Add', { text: 'after b left' })) as Note;
+    expect(await expectOk(b.ask('Notes', 'Unsubscribe'))).toEqual({ subscribed: false });
+    const second = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'after b left' }));
     expect((await a.waitForPush('NoteAdded', 2))[1]).toEqual({ event: 'NoteAdded', from: 'Notes', payload: { note: second } });
-    resultOf(await b.ask('Notes', 'List', { limit: 1 }));
+    await expectOk(b.ask('Notes', 'List', { limit: 1 }));
     expect(b.pushes).toEqual([expected]);
 
-    resultOf(await a.ask('Notes', 'Delete', { id: second.id }));
+    await expectOk(a.ask('Notes', 'Delete', { id: second.id }));
     expect(await a.waitForPush('NoteDeleted')).toEqual([{ event: 'NoteDeleted', from: 'Notes', payload: { id: second.id } }]);
   });
 });
@@ -195,9 +187,9 @@ describe('Notes persistence', () => {
     const session = await issueSession(first, { role: 'user' });
     const c1 = await TestClient.connect(first, session.accessToken);
     clients.push(c1);
-    const kept = resultOf(await c1.ask('Notes', 'Add', { text: 'survives a restart' })) as Note;
-    const gone = resultOf(await c1.ask('Notes', 'Add', { text: 'deleted before the restart' })) as Note;
-    resultOf(await c1.ask('Notes', 'Delete', { id: gone.id }));
+    const kept = await expectOk<Note>(c1.ask('Notes', 'Add', { text: 'survives a restart' }));
+    const gone = await expectOk<Note>(c1.ask('Notes', 'Add', { text: 'deleted before the restart' }));
+    await expectOk(c1.ask('Notes', 'Delete', { id: gone.id }));
     await first.close();
 
     const second = await startTestServer({ actors: [Notes], keepDataDir: dataDir });
@@ -206,8 +198,8 @@ describe('Notes persistence', () => {
     const again = await issueSession(second, { uid: session.uid });
     const c2 = await TestClient.connect(second, again.accessToken);
     clients.push(c2);
-    expect(resultOf(await c2.ask('Notes', 'List'))).toEqual({ items: [kept], nextCursor: null });
-    expect(resultOf(await c2.ask('Notes', 'Delete', { id: kept.id }))).toEqual({ deleted: kept.id });
+    expect(await expectOk(c2.ask('Notes', 'List'))).toEqual({ items: [kept], nextCursor: null });
+    expect(await expectOk(c2.ask('Notes', 'Delete', { id: kept.id }))).toEqual({ deleted: kept.id });
   });
 });
 
@@ -295,13 +287,13 @@ describe('the framework around an app actor', () => {
   it('checks UNKNOWN_ACTOR → UNKNOWN_MESSAGE → FORBIDDEN → BAD_PAYLOAD → handler', async () => {
     const { client: user } = await io.connect('user');
     const { client: admin } = await io.connect('admin');
-    expect(errorOf(await user.ask('Guardian', 'AdminOnly', { n: 'x' })).code).toBe(ErrorCode.UNKNOWN_ACTOR);
-    expect(errorOf(await user.ask('Guarded', 'UserOnly', { n: 'x' })).code).toBe(ErrorCode.UNKNOWN_MESSAGE);
-    expect(errorOf(await user.ask('Guarded', 'AdminOnly', { n: 'x' })).code).toBe(ErrorCode.FORBIDDEN);
-    expect(errorOf(await user.ask('Guarded', 'AdminOnly', { n: 1 })).code).toBe(ErrorCode.FORBIDDEN);
-    expect(errorOf(await admin.ask('Guarded', 'AdminOnly', { n: 'x' })).code).toBe(ErrorCode.BAD_PAYLOAD);
+    await expectError(user.ask('Guardian', 'AdminOnly', { n: 'x' }), ErrorCode.UNKNOWN_ACTOR);
+    await expectError(user.ask('Guarded', 'UserOnly', { n: 'x' }), ErrorCode.UNKNOWN_MESSAGE);
+    await expectError(user.ask('Guarded', 'AdminOnly', { n: 'x' }), ErrorCode.FORBIDDEN);
+    await expectError(user.ask('Guarded', 'AdminOnly', { n: 1 }), ErrorCode.FORBIDDEN);
+    await expectError(admin.ask('Guarded', 'AdminOnly', { n: 'x' }), ErrorCode.BAD_PAYLOAD);
     expect(guardedCalls).toBe(0);
-    expect(resultOf(await admin.ask('Guarded', 'AdminOnly', { n: 7 }))).toEqual({ n: 7 });
+    expect(await expectOk(admin.ask('Guarded', 'AdminOnly', { n: 7 }))).toEqual({ n: 7 });
     expect(guardedCalls).toBe(1);
   });
 
@@ -310,18 +302,17 @@ describe('the framework around an app actor', () => {
     const raw: string[] = [];
     client.ws.on('message', (data) => raw.push(data.toString()));
 
-    expect(resultOf(await client.ask('Flaky', 'Count'))).toEqual({ handled: 1 });
+    expect(await expectOk(client.ask('Flaky', 'Count'))).toEqual({ handled: 1 });
     for (const type of ['Throw', 'Reject']) {
-      const error = errorOf(await client.ask('Flaky', type));
-      expect(error.code).toBe(ErrorCode.INTERNAL);
+      const error = await expectError(client.ask('Flaky', type), ErrorCode.INTERNAL);
       expect(error.message).not.toMatch(/hunter2|\/srv|notes\.ts|\bat\b|Error|\n/);
     }
     expect(raw.join('\n')).not.toMatch(/hunter2|\/srv|stack/);
     // The state survived the throws, and the next message is served.
-    expect(resultOf(await client.ask('Flaky', 'Count'))).toEqual({ handled: 2 });
+    expect(await expectOk(client.ask('Flaky', 'Count'))).toEqual({ handled: 2 });
     // A GreenroomError is the handler's own answer: its code and message go on the wire as thrown.
-    expect(errorOf(await client.ask('Flaky', 'Refuse'))).toEqual({ code: ErrorCode.CONFLICT, message: 'already done' });
-    expect(resultOf(await client.ask('Flaky', 'Count'))).toEqual({ handled: 3 });
+    expect(await expectError(client.ask('Flaky', 'Refuse'), ErrorCode.CONFLICT)).toEqual({ code: ErrorCode.CONFLICT, message: 'already done' });
+    expect(await expectOk(client.ask('Flaky', 'Count'))).toEqual({ handled: 3 });
   });
 
   it('handles the messages to one actor one at a time, in arrival order', async () => {
@@ -329,8 +320,8 @@ describe('the framework around an app actor', () => {
     // As many at once as a connection may have in flight.
     const count = server.config.maxAsksInFlight;
     const replies = await Promise.all(Array.from({ length: count }, (_, n) => client.ask('Sequencer', 'Append', { n })));
-    expect(replies.map(resultOf)).toEqual(Array.from({ length: count }, (_, n) => ({ n, position: n })));
-    expect(resultOf(await client.ask('Sequencer', 'Report'))).toEqual({ seen: Array.from({ length: count }, (_, n) => n), maxActive: 1 });
+    expect(await Promise.all(replies.map((r) => expectOk(r)))).toEqual(Array.from({ length: count }, (_, n) => ({ n, position: n })));
+    expect(await expectOk(client.ask('Sequencer', 'Report'))).toEqual({ seen: Array.from({ length: count }, (_, n) => n), maxActive: 1 });
   });
 });
 
@@ -374,15 +365,15 @@ describe('ask timeouts', () => {
     client.ws.on('message', (data) => ids.push(JSON.parse(data.toString()).id));
 
     const reply = await client.sendRaw(JSON.stringify({ id: 'slow-1', to: 'Slow', type: 'Wait' }), 'slow-1');
-    expect(errorOf(reply).code).toBe(ErrorCode.TIMEOUT);
+    await expectError(reply, ErrorCode.TIMEOUT);
     expect(finished).toBe(0);
 
     // The socket still serves asks to other actors while Slow is busy.
-    expect(resultOf(await client.ask('UserStore', 'GetOwn')).role).toBe('user');
+    expect((await expectOk(client.ask('UserStore', 'GetOwn'))).role).toBe('user');
 
     release();
     // Ping waits in Slow's mailbox behind Wait, so its answer comes after Wait's handler has finished.
-    expect(resultOf(await client.ask('Slow', 'Ping'))).toEqual({ pong: true });
+    expect(await expectOk(client.ask('Slow', 'Ping'))).toEqual({ pong: true });
     expect(finished).toBe(1);
     expect(ids.filter((id) => id === 'slow-1')).toHaveLength(1);
   });

@@ -19,7 +19,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/log.js';
-import { loginWithPassword, post, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import { expectOk, loginWithPassword, post, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
 import { storeContents } from './helpers.js';
 
 const ADMIN_AT = '198.51.100.10';
@@ -76,7 +76,8 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function login(username: string, pw: string, address: string, extra: { deviceId?: string; origin?: boolean } = {}): Promise<HttpAnswer> {
+/** A password login sent through a proxy that says it came from `address`; collects the secrets of its answer. */
+async function loginAs(username: string, pw: string, address: string, extra: { deviceId?: string; origin?: boolean } = {}): Promise<HttpAnswer> {
   secret('password', pw);
   const answer = await loginWithPassword(
     server,
@@ -106,11 +107,6 @@ function askAsOperator(to: string, type: string, payload: unknown): Promise<{ ok
   });
 }
 
-function ok<T = any>(reply: { ok: boolean; result?: unknown; error?: unknown }): T {
-  expect(reply.ok ? null : reply.error).toBeNull();
-  return (reply as { result: T }).result;
-}
-
 /** The password hashes and refresh state the store holds now. */
 async function collectStoreSecrets(): Promise<void> {
   const contents = await storeContents(server, ['users', 'sessions']);
@@ -132,7 +128,7 @@ describe('the log of a full run', () => {
 
   beforeAll(async () => {
     // The admin logs in (a browser page: cookies too) and opens a socket from its own address.
-    const admin = await login('root', adminPassword, ADMIN_AT, { origin: true });
+    const admin = await loginAs('root', adminPassword, ADMIN_AT, { origin: true });
     expect(admin.status).toBe(200);
     ids.admin = admin.body.uid;
     const adminSocket = await TestClient.connect(server, admin.body.accessToken, { headers: from(ADMIN_AT) });
@@ -142,13 +138,13 @@ describe('the log of a full run', () => {
     secret('password', alicePassword);
     const bobPassword = password();
     secret('password', bobPassword);
-    ids.alice = ok(await adminSocket.ask('UserStore', 'Create', { username: 'alice', password: alicePassword })).uid;
-    ids.bob = ok(await adminSocket.ask('UserStore', 'Create', { username: 'bob', password: bobPassword })).uid;
+    ids.alice = (await expectOk(adminSocket.ask('UserStore', 'Create', { username: 'alice', password: alicePassword }))).uid;
+    ids.bob = (await expectOk(adminSocket.ask('UserStore', 'Create', { username: 'bob', password: bobPassword }))).uid;
     await collectStoreSecrets();
 
     // Alice: a wrong password once, then the right one from a browser page.
-    expect((await login('alice', password(), ALICE_AT)).status).toBe(401);
-    const alice = await login('alice', alicePassword, ALICE_AT, { origin: true });
+    expect((await loginAs('alice', password(), ALICE_AT)).status).toBe(401);
+    const alice = await loginAs('alice', alicePassword, ALICE_AT, { origin: true });
     expect(alice.status).toBe(200);
     const aliceDevice = alice.body.deviceId as string;
 
@@ -169,10 +165,10 @@ describe('the log of a full run', () => {
     collect(ticket);
     expect(ticket.status).toBe(200);
     const byTicket = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(ticket.body.ticket)}`, headers: from(ALICE_AT) });
-    ok(await byTicket.ask('UserStore', 'GetOwn'));
+    await expectOk(byTicket.ask('UserStore', 'GetOwn'));
     const accessCookie = byCookie.cookies.find((c) => c.startsWith('gr_access='))!.split(';', 1)[0]!;
     const byCookieSocket = await TestClient.connect(server, undefined, { headers: { ...from(ALICE_AT), Origin: server.url, Cookie: accessCookie } });
-    ok(await byCookieSocket.ask('SessionStore', 'GetOwn'));
+    await expectOk(byCookieSocket.ask('SessionStore', 'GetOwn'));
 
     // A guest, without a device id and then with the one it was given.
     const guest = await signInAsGuest(server, {}, { headers: from(GUEST_AT) });
@@ -183,39 +179,39 @@ describe('the log of a full run', () => {
     expect(guestAgain.status).toBe(200);
 
     // A burst of wrong passwords for bob from one address, sent at once, up to the limit; then more, refused.
-    const burst = await Promise.all(Array.from({ length: MAX_FAILURES }, () => login('bob', password(), GUESSER_AT)));
+    const burst = await Promise.all(Array.from({ length: MAX_FAILURES }, () => loginAs('bob', password(), GUESSER_AT)));
     expect(burst.map((a) => a.status)).toEqual(Array(MAX_FAILURES).fill(401));
-    for (const pw of [password(), bobPassword]) expect((await login('bob', pw, GUESSER_AT)).status).toBe(429);
+    for (const pw of [password(), bobPassword]) expect((await loginAs('bob', pw, GUESSER_AT)).status).toBe(429);
 
     // The admin changes alice's role, then her password (her session ends); the operator changes bob's role.
-    ok(await adminSocket.ask('UserStore', 'Update', { uid: ids.alice, role: 'editor' }));
-    ok(await askAsOperator('UserStore', 'Update', { uid: ids.bob, role: 'editor' }));
+    await expectOk(adminSocket.ask('UserStore', 'Update', { uid: ids.alice, role: 'editor' }));
+    await expectOk(askAsOperator('UserStore', 'Update', { uid: ids.bob, role: 'editor' }));
     alicePassword = password();
     secret('password', alicePassword);
-    ok(await adminSocket.ask('UserStore', 'Update', { uid: ids.alice, password: alicePassword }));
+    await expectOk(adminSocket.ask('UserStore', 'Update', { uid: ids.alice, password: alicePassword }));
     await expect(byTicket.closed).resolves.toEqual({ code: 4001, reason: 'revoked' });
     await collectStoreSecrets();
 
     await expect(byCookieSocket.closed).resolves.toEqual({ code: 4001, reason: 'revoked' });
 
     // Alice logs in again on her device; the admin blocks her through that device's row, then unblocks her.
-    const again = await login('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
+    const again = await loginAs('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
     expect(again.status).toBe(200);
     const aliceSocket = await TestClient.connect(server, again.body.accessToken, { headers: from(ALICE_AT) });
-    const rows = ok<{ items: Array<{ fingerprint: string; uid: string }> }>(await adminSocket.ask('FingerprintStore', 'GetMostRecent', {}));
+    const rows = await expectOk<{ items: Array<{ fingerprint: string; uid: string }> }>(adminSocket.ask('FingerprintStore', 'GetMostRecent', {}));
     const row = rows.items.find((r) => r.uid === ids.alice)!;
     ids.fingerprint = row.fingerprint;
-    ok(await adminSocket.ask('FingerprintStore', 'Block', { fingerprint: row.fingerprint, uid: ids.alice }));
+    await expectOk(adminSocket.ask('FingerprintStore', 'Block', { fingerprint: row.fingerprint, uid: ids.alice }));
     await expect(aliceSocket.closed).resolves.toEqual({ code: 4003, reason: 'blocked' });
-    ok(await adminSocket.ask('UserStore', 'Unblock', { uid: ids.alice }));
+    await expectOk(adminSocket.ask('UserStore', 'Unblock', { uid: ids.alice }));
 
     // Two sessions of alice: one revoked by the admin, then all of hers.
-    const first = await login('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
-    const second = await login('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
+    const first = await loginAs('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
+    const second = await loginAs('alice', alicePassword, ALICE_AT, { deviceId: aliceDevice });
     expect([first.status, second.status]).toEqual([200, 200]);
     ids.revokedSid = first.body.sid;
-    ok(await adminSocket.ask('SessionStore', 'Revoke', { sid: first.body.sid }));
-    ok(await adminSocket.ask('SessionStore', 'RevokeAllForUser', { uid: ids.alice }));
+    await expectOk(adminSocket.ask('SessionStore', 'Revoke', { sid: first.body.sid }));
+    await expectOk(adminSocket.ask('SessionStore', 'RevokeAllForUser', { uid: ids.alice }));
 
     // The guest logs out with its refresh token; the same logout again changes nothing.
     ids.guest = guest.body.uid;

@@ -15,7 +15,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { internals } from '../src/server.js';
 import type { WriteOp } from '../src/store/store.js';
-import { eventually, httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import { eventually, expectOk, httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 
@@ -44,12 +44,6 @@ const graceForgotten = (server: TestServer) =>
 /** Opens `count` keep-alive sockets in the agent's pool, so a burst of requests does not wait on TCP handshakes. */
 async function warmUp(server: TestServer, count: number): Promise<void> {
   await Promise.all(Array.from({ length: count }, () => httpRequest(server, '/healthz', { agent })));
-}
-
-async function okAsk(client: TestClient, to: string, type: string, payload: unknown = {}): Promise<any> {
-  const reply = await client.ask(to, type, payload);
-  if (!reply.ok) throw new Error(`${to}.${type} failed: ${reply.error.code}`);
-  return reply.result;
 }
 
 /** Replaces the MAC (the 4th part) of a refresh token. */
@@ -108,7 +102,7 @@ describe('200 concurrent refreshes presenting one token', () => {
 
       // The new pair is live: its access token opens a socket that answers.
       const socket = track(await TestClient.connect(server, pair.accessToken));
-      expect((await okAsk(socket, 'UserStore', 'GetOwn')).uid).toBe(s.uid);
+      expect((await expectOk(socket.ask('UserStore', 'GetOwn'))).uid).toBe(s.uid);
       rounds.push({ sid: s.sid, old: s.refreshToken, pair, socket });
     }
 
@@ -288,7 +282,7 @@ describe('refresh decision order (SPEC §9)', () => {
       expect((await refresh(server, token)).body.error.code).toBe('INVALID_TOKEN');
     }
     expect(sessionOnDisk(server, s.sid)).toEqual(before);
-    expect((await okAsk(socket, 'UserStore', 'GetOwn')).uid).toBe(s.uid);
+    expect((await expectOk(socket.ask('UserStore', 'GetOwn'))).uid).toBe(s.uid);
     const ok = await refresh(server, s.refreshToken);
     expect(ok.status).toBe(200);
     expect(sessionOnDisk(server, s.sid).generation).toBe(1);
@@ -353,7 +347,7 @@ describe('rotation chain', () => {
       seen.add(pair.refreshToken);
       expect(sessionOnDisk(server, s.sid)).toMatchObject({ generation: gen, revokedAt: null });
       const socket = track(await TestClient.connect(server, pair.accessToken));
-      const own = await okAsk(socket, 'SessionStore', 'GetOwn');
+      const own = await expectOk(socket.ask('SessionStore', 'GetOwn'));
       expect(own.items.find((i: any) => i.current)?.sid).toBe(s.sid);
       await socket.close();
       token = pair.refreshToken;
