@@ -2,7 +2,7 @@
  * Test helpers for @greenroom/client: an instrumented socket factory (every close() call recorded with the
  * readyState at the time; how many sockets are OPEN at once), a tiny fake WebSocket server built on `ws` whose
  * upgrades can be held back and whose sockets the test scripts, and waits that resolve on events rather than on
- * wall-clock bounds.
+ * wall-clock bounds. Waiting on a condition and asserting an error code come from @greenroom/server/testing.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -109,16 +109,6 @@ export function recordStates(client: GreenroomClient): ConnectionState[] {
   const seen: ConnectionState[] = [];
   for (const s of ['connecting', 'open', 'reconnecting', 'closed', 'signedOut', 'blocked'] as const) client.on(s, () => seen.push(s));
   return seen;
-}
-
-/** Resolves with the promise's rejection (fails if it resolves). */
-export async function rejectionOf(p: Promise<unknown>): Promise<any> {
-  try {
-    const value = await p;
-    throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
-  } catch (err) {
-    return err;
-  }
 }
 
 /** Settles the promise into a record without ever rejecting (so an early rejection is never "unhandled"). */

@@ -11,7 +11,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
+import { eventually, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { UserStore } from '@greenroom/server';
 import { GreenroomClient } from '@greenroom/client';
 import { instrumentedFactory, sleep, waitForState, type Instrumented } from './helpers.js';
@@ -73,7 +73,7 @@ describe('server restart under 200 connected clients', () => {
     const admins = entries.filter((e) => e.admin);
     await Promise.all(admins.map((e) => e.client.subscribe('UserStore')));
     await first.ask(UserStore.Update, { uid: target.uid, displayName: 'before' });
-    while (!admins.every((e) => e.pushes.includes('before'))) await sleep(10);
+    await eventually(() => admins.every((e) => e.pushes.includes('before')), { intervalMs: 10, timeoutMs: 10_000 });
 
     // ---- restart ----
     for (const e of entries) e.client.on('open', () => (e.reopenedAt ??= performance.now()));
@@ -103,7 +103,7 @@ describe('server restart under 200 connected clients', () => {
 
     // Subscriptions were re-established (each admin's GetOwn above came after its re-sent Subscribe).
     await second.ask(UserStore.Update, { uid: target.uid, displayName: 'after' });
-    while (!admins.every((e) => e.pushes.includes('after'))) await sleep(10);
+    await eventually(() => admins.every((e) => e.pushes.includes('after')), { intervalMs: 10, timeoutMs: 10_000 });
     for (const e of admins) expect(e.pushes).toEqual(['before', 'after']);
 
     // One live socket per client at any time; never a close() on a CONNECTING socket.
