@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import WebSocket from 'ws';
+import { loginWithPassword, TestClient } from '../src/testing/index.js';
 
 const serverDir = new URL('..', import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), 'greenroom-smoke-'));
@@ -45,29 +45,20 @@ const url = await new Promise<string>((resolve) => {
 });
 console.log(`smoke: server up at ${url}`);
 
-const login = await fetch(`${url}/auth/login`, {
-  method: 'POST',
-  headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify(admin),
-});
-const session = (await login.json()) as { uid?: string; accessToken?: string };
+const login = await loginWithPassword(url, admin).catch((err: Error) => fail(`login: ${err.message}`));
+const session = (login.body ?? {}) as { uid?: string; accessToken?: string };
 if (login.status !== 200 || !session.accessToken) fail(`login answered ${login.status}`);
 console.log('smoke: logged in');
 
-const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, { headers: { Authorization: `Bearer ${session.accessToken}` } });
-const reply = await new Promise<{ ok: boolean; result?: { uid: string } }>((resolve, reject) => {
-  ws.once('open', () => ws.send(JSON.stringify({ id: 1, to: 'UserStore', type: 'GetOwn' })));
-  ws.once('message', (data) => resolve(JSON.parse(data.toString())));
-  ws.once('error', reject);
-}).catch((err: Error) => fail(`websocket: ${err.message}`));
+const client = await TestClient.connect(url, session.accessToken).catch((err: Error) => fail(`websocket: ${err.message}`));
+const reply = await client.ask('UserStore', 'GetOwn');
 if (!reply.ok || reply.result?.uid !== session.uid) fail(`UserStore.GetOwn answered ${JSON.stringify(reply)}`);
 console.log('smoke: UserStore.GetOwn answered with the own user');
 
-const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
 stopping = true;
 child.kill('SIGTERM');
 const code = await exited;
-const closeCode = await closed;
+const { code: closeCode } = await client.closed;
 clearTimeout(timer);
 if (code !== 0) fail(`server exited with ${code} after SIGTERM`);
 if (closeCode !== 1001) fail(`socket closed with ${closeCode}, expected 1001`);
