@@ -24,12 +24,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { SeededSession } from '@greenroom/server/testing';
 import type { RateResult } from './client.js';
 import { CI, FULL, type BenchConfig } from './config.js';
 import { BENCH_DIR, killAll, Proc } from './ipc.js';
 import { profileMarkdown, readProfile, summarize, type ProfileSummary, type Window } from './profile.js';
 import { machineInfo, printTable, rowsOf, runMarkdown, writeDocs, type Results, type StartupSeries } from './report.js';
-import type { SeededSession } from './servers/seed.js';
 import { Histogram, median, sleep } from './stats.js';
 
 const PHASES = ['handshakes', 'throughput', 'memory', 'refresh', 'lowdb', 'reconnect', 'startup'] as const;

@@ -5,9 +5,8 @@
  */
 import { z } from 'zod';
 import { defineActor, Greenroom, type LowdbStore } from '@greenroom/server';
+import { internals, seedSessions, type SeedOptions } from '@greenroom/server/testing';
 import { childOptions, emit, serve } from '../ipc.js';
-import { seed, type SeedRequest } from './seed.js';
-import { internals } from '../../../server/src/server.js';
 
 export interface GreenroomServerOptions {
   port: number;
@@ -54,7 +53,8 @@ function stop(): Promise<void> {
 process.on('SIGTERM', () => void stop().then(() => process.exit(0), () => process.exit(1)));
 
 serve({
-  seed: async (req: SeedRequest) => seed(server, req),
+  // Straight into the store in batches: issuing 20,000 sessions one by one would take minutes (docs/benchmarks.md).
+  seed: async (req: SeedOptions) => seedSessions(server, req),
   mem: async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
     for (let i = 0; i < 3; i++) {
