@@ -5,7 +5,8 @@
  *   (strict, no skipLibCheck), compiles, and runs with plain `node`;
  * - @greenroom/client, installed, logs in and asks that actor from Node;
  * - the installed `greenroom --help` and `greenroom serve` work (serve stops with exit 0 on SIGTERM);
- * - the installed client bundles for the browser with esbuild, and the bundle holds no server code.
+ * - the installed client bundles for the browser with esbuild, and the bundle holds no server code;
+ * - the installed test harness (`@greenroom/server/testing`) type-checks and tests an actor with plain `node`.
  *
  * Needs the built packages (the test command builds them first) and the npm registry for the dependencies.
  */
@@ -51,6 +52,35 @@ const client = new GreenroomClient({ url, auth: { mode: 'tokens', tokens } });
 await client.connect();
 console.log(JSON.stringify(await client.ask('Counter', 'Increment', { by: 2 })));
 client.close();
+`;
+
+/** A test of an app actor written with the installed harness, as an app author would, with no test framework. */
+const HARNESS_TEST = `import { z } from 'zod';
+import { defineActor } from '@greenroom/server';
+import { eventually, expectError, expectOk, issueSession, loginWithPassword, startTestServer, TestClient } from '@greenroom/server/testing';
+
+const Counter = defineActor({
+  name: 'Counter',
+  state: () => ({ count: 0 }),
+  messages: (message) => ({
+    Increment: message({ allow: 'any', payload: z.object({ by: z.number().int().min(1) }), handle: (p, ctx) => ({ count: (ctx.state.count += p.by) }) }),
+  }),
+});
+
+const server = await startTestServer({ actors: [Counter], config: { admin: { username: 'root', password: 'harness-password' } } });
+try {
+  const session = await issueSession(server, { role: 'user' });
+  const client = await TestClient.connect(server, session.accessToken);
+  const counted = await expectOk<{ count: number }>(client.ask('Counter', 'Increment', { by: 2 }));
+  await expectError(client.ask('Counter', 'Increment', { by: 0 }), 'BAD_PAYLOAD');
+  // Retried until it passes: the count goes 3, 4.
+  const reached = await eventually(async () => (await expectOk<{ count: number }>(client.ask('Counter', 'Increment', { by: 1 }))).count >= 4, { timeoutMs: 2_000 });
+  const login = await loginWithPassword(server, { username: 'root', password: 'harness-password' });
+  await client.close();
+  console.log(JSON.stringify({ count: counted.count, reached, login: login.status }));
+} finally {
+  await server.close();
+}
 `;
 
 /** Starts a process and resolves with the first JSON line that has a `url`. */
@@ -131,6 +161,17 @@ describe('the packages installed into a project outside the workspace', () => {
     serve.kill('SIGTERM');
     expect(await exited).toBe(0);
   }, 60_000);
+
+  it('type-checks a test written with the installed harness (@greenroom/server/testing) and runs it with node', async () => {
+    await writeFile(join(project, 'harness.ts'), HARNESS_TEST);
+    const tsconfig = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'], outDir: 'out' }, files: ['harness.ts'] };
+    await writeFile(join(project, 'tsconfig.harness.json'), JSON.stringify(tsconfig));
+    await run(process.execPath, [tsc, '-p', 'tsconfig.harness.json'], { cwd: project }).catch((err: { stdout?: string }) => {
+      throw new Error(`the harness test does not compile: ${err.stdout}`);
+    });
+    const ran = await run(process.execPath, ['out/harness.js'], { cwd: project, env: { ...process.env, GREENROOM_LOG_LEVEL: 'silent' } });
+    expect(JSON.parse(ran.stdout)).toEqual({ count: 2, reached: true, login: 200 });
+  }, 120_000);
 
   it('bundles the installed client for the browser with no server code in it', async () => {
     await writeFile(join(project, 'page.mjs'), `import { GreenroomClient } from '@greenroom/client';\nexport const client = GreenroomClient;\n`);
