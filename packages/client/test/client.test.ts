@@ -10,10 +10,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { defineActor, type MessageDef, SessionStore, UserStore } from '@greenroom/server';
-import { deferred, eventually, expectError, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
+import { deferred, eventually, expectError, internals, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { GreenroomClient, GreenroomClientError, type ClientOptions, type TokenPair } from '@greenroom/client';
 import { instrumentedFactory, recordStates, settle, sleep, waitForState, type Instrumented } from './helpers.js';
-import { internals } from '../../server/src/server.js';
 
 const FAST = { baseMs: 5, capMs: 20 };
 

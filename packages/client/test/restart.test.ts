@@ -11,11 +11,10 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { eventually, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
+import { eventually, internals, issueSession, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { UserStore } from '@greenroom/server';
 import { GreenroomClient } from '@greenroom/client';
 import { instrumentedFactory, sleep, waitForState, type Instrumented } from './helpers.js';
-import { internals } from '../../server/src/server.js';
 
 const CLIENTS = 200;
 const ADMINS = 5;

@@ -8,11 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '@greenroom/server/testing';
+import { internals, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
 import { UserStore } from '@greenroom/server';
-import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.

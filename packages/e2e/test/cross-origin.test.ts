@@ -16,11 +16,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '@greenroom/server/testing';
+import { internals, startTestServer, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { pagesWithClient } from '../src/bundle.js';
 import { UserStore } from '@greenroom/server';
-import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 const describeBrowser = unavailable ? describe.skip : describe;

@@ -14,10 +14,9 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { GreenroomClient, type SocketLike } from '@greenroom/client';
-import { issueSession, startTestServer, TestClient, type Closed, type TestServer } from '@greenroom/server/testing';
+import { internals, issueSession, startTestServer, TestClient, type Closed, type TestServer } from '@greenroom/server/testing';
 import { browserUnavailable, launchProfile } from '../src/browser.js';
 import { FingerprintStore, UserStore } from '@greenroom/server';
-import { internals } from '../../server/src/server.js';
 
 const unavailable = browserUnavailable();
 // Skipped only where chromium cannot be installed (not root / no apt); the reason is printed by the test command.
