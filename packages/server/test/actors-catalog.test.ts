@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { defineActor, SessionStore, UserStore } from '../src/index.js';
-import { issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
+import { expectError, httpRequest, issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
 
 interface Catalog {
   actors: Array<{ name: string; messages: Array<{ type: string; payload: any }>; events: Array<{ event: string; payload: any }> }>;
@@ -37,10 +37,10 @@ afterAll(async () => {
 
 async function catalogAs(role: string): Promise<Catalog> {
   const { accessToken } = await issueSession(server, { role });
-  const res = await fetch(`${server.url}/actors`, { headers: { Authorization: `Bearer ${accessToken}` } });
+  const res = await httpRequest(server, '/actors', { headers: { Authorization: `Bearer ${accessToken}` } });
   expect(res.status).toBe(200);
-  expect(res.headers.get('cache-control')).toBe('no-store');
-  return (await res.json()) as Catalog;
+  expect(res.headers['cache-control']).toBe('no-store');
+  return res.body as Catalog;
 }
 
 function names(c: Catalog): Record<string, { messages: string[]; events: string[] }> {
@@ -84,18 +84,16 @@ describe('GET /actors', () => {
 
   it('answers the role as of now: a role change shows at the next request', async () => {
     const s = await issueSession(server, { role: 'user' });
-    const get = async () => (await (await fetch(`${server.url}/actors`, { headers: { Authorization: `Bearer ${s.accessToken}` } })).json()) as Catalog;
+    const get = async () => (await httpRequest(server, '/actors', { headers: { Authorization: `Bearer ${s.accessToken}` } })).body as Catalog;
     expect(names(await get()).UserStore!.messages).not.toContain('Block');
     await server.ask(UserStore.Update, { uid: s.uid, role: 'admin' });
     expect(names(await get()).UserStore!.messages).toContain('Block');
   });
 
   it('refuses a caller without credentials (401) and one whose session ended', async () => {
-    expect((await fetch(`${server.url}/actors`)).status).toBe(401);
+    expect((await httpRequest(server, '/actors')).status).toBe(401);
     const s = await issueSession(server);
     await server.ask(SessionStore.Revoke, { sid: s.sid });
-    const res = await fetch(`${server.url}/actors`, { headers: { Authorization: `Bearer ${s.accessToken}` } });
-    expect(res.status).toBe(401);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SESSION_REVOKED');
+    await expectError(httpRequest(server, '/actors', { headers: { Authorization: `Bearer ${s.accessToken}` } }), 'SESSION_REVOKED', { status: 401 });
   });
 });
