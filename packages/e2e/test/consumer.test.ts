@@ -74,7 +74,8 @@ try {
   const counted = await expectOk<{ count: number }>(client.ask('Counter', 'Increment', { by: 2 }));
   await expectError(client.ask('Counter', 'Increment', { by: 0 }), 'BAD_PAYLOAD');
   // Retried until it passes: the count goes 3, 4.
-  const reached = await eventually(async () => (await expectOk<{ count: number }>(client.ask('Counter', 'Increment', { by: 1 }))).count >= 4, { timeoutMs: 2_000 });
+  const increment = () => expectOk<{ count: number }>(client.ask('Counter', 'Increment', { by: 1 }));
+  const reached = await eventually(async () => (await increment()).count >= 4, { timeoutMs: 2_000 });
   const login = await loginWithPassword(server, { username: 'root', password: 'harness-password' });
   await client.close();
   console.log(JSON.stringify({ count: counted.count, reached, login: login.status }));
@@ -164,8 +165,8 @@ describe('the packages installed into a project outside the workspace', () => {
 
   it('type-checks a test written with the installed harness (@greenroom/server/testing) and runs it with node', async () => {
     await writeFile(join(project, 'harness.ts'), HARNESS_TEST);
-    const tsconfig = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'], outDir: 'out' }, files: ['harness.ts'] };
-    await writeFile(join(project, 'tsconfig.harness.json'), JSON.stringify(tsconfig));
+    const compilerOptions = { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'], outDir: 'out' };
+    await writeFile(join(project, 'tsconfig.harness.json'), JSON.stringify({ compilerOptions, files: ['harness.ts'] }));
     await run(process.execPath, [tsc, '-p', 'tsconfig.harness.json'], { cwd: project }).catch((err: { stdout?: string }) => {
       throw new Error(`the harness test does not compile: ${err.stdout}`);
     });

@@ -7,7 +7,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { eventually, expectOk, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import {
+  eventually,
+  expectOk,
+  issueSession,
+  loginWithPassword,
+  refusedUpgrade,
+  startTestServer,
+  TestClient,
+  type Closed,
+  type TestServer,
+} from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 type Doc = Record<string, Record<string, any>>;

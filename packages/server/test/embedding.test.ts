@@ -17,7 +17,16 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import WebSocket, { WebSocketServer } from 'ws';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { attachTestServer, httpRequest, loginWithPassword, post, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import {
+  attachTestServer,
+  httpRequest,
+  loginWithPassword,
+  post,
+  startTestServer,
+  TestClient,
+  type HttpAnswer,
+  type TestServer,
+} from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
 
 const ADMIN = { username: 'embedder', password: 'correct horse battery' };

@@ -25,7 +25,18 @@ import { SessionStore } from '../src/actors/session-store.js';
 import { internals } from '../src/server.js';
 import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
-import { deferred, eventually, expectError, issueSession, loginWithPassword, refusedUpgrade, startTestServer, TestClient, type Reply, type TestServer } from '../src/testing/index.js';
+import {
+  deferred,
+  eventually,
+  expectError,
+  issueSession,
+  loginWithPassword,
+  refusedUpgrade,
+  startTestServer,
+  TestClient,
+  type Reply,
+  type TestServer,
+} from '../src/testing/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers

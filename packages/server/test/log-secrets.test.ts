@@ -19,7 +19,16 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/log.js';
-import { expectOk, loginWithPassword, post, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import {
+  expectOk,
+  loginWithPassword,
+  post,
+  signInAsGuest,
+  startTestServer,
+  TestClient,
+  type HttpAnswer,
+  type TestServer,
+} from '../src/testing/index.js';
 import { storeContents } from './helpers.js';
 
 const ADMIN_AT = '198.51.100.10';

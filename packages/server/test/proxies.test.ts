@@ -164,7 +164,11 @@ describe('a browser behind a TLS proxy', () => {
     expect(answer.status).toBe(200);
     expect(answer.cookies).toEqual([]);
     // A request from the own origin gets cookies, never Secure (this is plain http).
-    const own = await loginWithPassword(server, { username: 'frank', password: PASSWORD }, { headers: { ...THROUGH_TLS_PROXY, Origin: new URL(server.url).origin } });
+    const own = await loginWithPassword(
+      server,
+      { username: 'frank', password: PASSWORD },
+      { headers: { ...THROUGH_TLS_PROXY, Origin: new URL(server.url).origin } },
+    );
     expect(own.cookies).toHaveLength(2);
     for (const c of own.cookies) expect(c.split('; ')).not.toContain('Secure');
     const cookie = own.cookies.map((c) => c.split(';', 1)[0]).join('; ');

@@ -15,7 +15,18 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { internals } from '../src/server.js';
 import type { WriteOp } from '../src/store/store.js';
-import { eventually, expectOk, httpRequest, issueSession, loginWithPassword, post, startTestServer, TestClient, type Closed, type TestServer } from '../src/testing/index.js';
+import {
+  eventually,
+  expectOk,
+  httpRequest,
+  issueSession,
+  loginWithPassword,
+  post,
+  startTestServer,
+  TestClient,
+  type Closed,
+  type TestServer,
+} from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 

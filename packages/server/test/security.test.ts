@@ -10,7 +10,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { FingerprintRecord, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { httpRequest, issueSession, loginWithPassword, post, refusedUpgrade, signInAsGuest, startTestServer, TestClient, type HttpAnswer, type TestServer } from '../src/testing/index.js';
+import {
+  httpRequest,
+  issueSession,
+  loginWithPassword,
+  post,
+  refusedUpgrade,
+  signInAsGuest,
+  startTestServer,
+  TestClient,
+  type HttpAnswer,
+  type TestServer,
+} from '../src/testing/index.js';
 import { limiterKey } from '../src/auth/client-address.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';

@@ -86,7 +86,11 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
 
     it('an invalid bearer beside a valid cookie from the own origin is 401: no fall-through to the cookie', async () => {
       await expectError(refusedUpgrade(server, 'not.a.jwt', { headers: { ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
-      await expectError(refusedUpgrade(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
+      await expectError(
+        refusedUpgrade(server, undefined, { headers: { Authorization: 'Basic Zm9vOmJhcg==', ...cookie(b), Origin: own() } }),
+        'INVALID_TOKEN',
+        { status: 401 },
+      );
       // An empty Authorization header is still a present bearer credential.
       await expectError(refusedUpgrade(server, undefined, { headers: { Authorization: '', ...cookie(b), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
@@ -152,14 +156,22 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     });
 
     it('a junk ?ticket= beside a valid cookie from the own origin is 401 (no fall-through to the cookie)', async () => {
-      await expectError(refusedUpgrade(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
+      await expectError(
+        refusedUpgrade(server, undefined, { query: '?ticket=junk', headers: { ...cookie(a), Origin: own() } }),
+        'INVALID_TOKEN',
+        { status: 401 },
+      );
       await expectError(refusedUpgrade(server, undefined, { query: '?ticket=', headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
     });
 
     it('a spent ticket beside a valid cookie is 401 as well', async () => {
       const ticket = await ticketFor(a);
       track(await TestClient.connect(server, undefined, { query: `?ticket=${ticket}` }));
-      await expectError(refusedUpgrade(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }), 'INVALID_TOKEN', { status: 401 });
+      await expectError(
+        refusedUpgrade(server, undefined, { query: `?ticket=${ticket}`, headers: { ...cookie(a), Origin: own() } }),
+        'INVALID_TOKEN',
+        { status: 401 },
+      );
     });
   });
 
@@ -167,7 +179,11 @@ describe('authentication strategies on a WebSocket upgrade and on POST /auth/tic
     it('a cookie upgrade from a foreign Origin is 403 BAD_ORIGIN (no 101)', async () => {
       await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: FOREIGN } }), 'BAD_ORIGIN', { status: 403 });
       // Same host, other scheme or port: foreign too.
-      await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: own().replace('http:', 'https:') } }), 'BAD_ORIGIN', { status: 403 });
+      await expectError(
+        refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: own().replace('http:', 'https:') } }),
+        'BAD_ORIGIN',
+        { status: 403 },
+      );
       const otherPort = `http://127.0.0.1:${server.port === 1 ? 2 : 1}`;
       await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: otherPort } }), 'BAD_ORIGIN', { status: 403 });
       await expectError(refusedUpgrade(server, undefined, { headers: { ...cookie(a), Origin: 'null' } }), 'BAD_ORIGIN', { status: 403 });

@@ -75,8 +75,11 @@ export async function expectError(outcome: unknown, code: string, options: { sta
   return body;
 }
 
+/** A reply frame, or the admin socket's answer line: `{ ok: true, result }` or `{ ok: false, error }`. */
+type ReplyLike = { ok: boolean; result?: unknown; error?: unknown };
+
 /** Asserts that `reply` (a reply frame, or a promise of one) is `{ ok: true }` and returns its `result`. */
-export async function expectOk<T = any>(reply: { ok: boolean; result?: unknown; error?: unknown } | Promise<{ ok: boolean; result?: unknown; error?: unknown }>): Promise<T> {
+export async function expectOk<T = any>(reply: ReplyLike | Promise<ReplyLike>): Promise<T> {
   const value = await reply;
   if (value.ok !== true) throw new Error(`expected ok, but got ${show(value)}`);
   return value.result as T;

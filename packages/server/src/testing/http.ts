@@ -46,6 +46,7 @@ export function httpRequest(target: Target, path: string, options: HttpRequestOp
   const method = options.method ?? (payload === undefined ? 'GET' : 'POST');
   const headers: Record<string, string> = {};
   if (payload !== undefined) headers['Content-Type'] = 'application/json';
+  // A POST without a body still says Content-Length: 0, as browsers do, rather than sending a chunked empty body.
   if (payload !== undefined || !['GET', 'HEAD'].includes(method)) headers['Content-Length'] = String(payload === undefined ? 0 : Buffer.byteLength(payload));
   const lib = url.startsWith('https:') ? https : http;
   return new Promise((resolve, reject) => {

@@ -61,7 +61,14 @@ export async function seedSessions(server: Greenroom, options: SeedOptions): Pro
       passwordHash: null,
     };
     ops.push({ op: 'put', collection: 'users', id: user.uid, value: user });
-    const fp: FingerprintRecord = { fingerprint: `fp_${randomBytes(12).toString('base64url')}`, uid: user.uid, firstSeen: t, lastSeen: t, count: sessionsPerUser, blocked: false };
+    const fp: FingerprintRecord = {
+      fingerprint: `fp_${randomBytes(12).toString('base64url')}`,
+      uid: user.uid,
+      firstSeen: t,
+      lastSeen: t,
+      count: sessionsPerUser,
+      blocked: false,
+    };
     ops.push({ op: 'put', collection: 'fingerprints', id: fp.fingerprint, value: fp });
     for (let s = 0; s < sessionsPerUser; s++) {
       const sid = randomUUID();

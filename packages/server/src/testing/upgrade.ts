@@ -57,7 +57,9 @@ export function rawUpgrade(target: Target, token?: string, options: UpgradeOptio
         ...options.headers,
       },
     });
-    req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: '', body: undefined, socket, socketClosed: false }));
+    req.on('upgrade', (res, socket) =>
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, text: '', body: undefined, socket, socketClosed: false }),
+    );
     req.on('response', (res) => {
       const socket = res.socket;
       let text = '';
