@@ -1,5 +1,5 @@
 /**
- * The code tables of codes.ts, held to SPEC §5 and §9: error codes (their HTTP statuses, which refuse the
+ * The code tables of codes.ts, held to docs/protocol.md: error codes (their HTTP statuses, which refuse the
  * credentials), close codes (reasons and what a client does after each), and how a session's end maps to both.
  */
 import { describe, expect, it } from '@jest/globals';
@@ -33,7 +33,7 @@ describe('codes: error codes', () => {
     for (const v of ['', 'bad_frame', 'NOPE', 1, null, undefined, {}, 'toString', '__proto__', 'constructor']) expect(isErrorCode(v)).toBe(false);
   });
 
-  it('has every code SPEC §5 names for asks', () => {
+  it('has every code docs/protocol.md names for asks', () => {
     for (const c of ['BAD_FRAME', 'UNKNOWN_ACTOR', 'UNKNOWN_MESSAGE', 'BAD_PAYLOAD', 'FORBIDDEN', 'TIMEOUT', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL', 'NOT_FOUND']) {
       expect(isErrorCode(c)).toBe(true);
     }
@@ -42,7 +42,7 @@ describe('codes: error codes', () => {
     }
   });
 
-  it('maps every code to an HTTP error status, with the statuses SPEC §4/§9 fix', () => {
+  it('maps every code to an HTTP error status, with the statuses docs/protocol.md gives', () => {
     expect(Object.keys(httpStatus).sort()).toEqual(Object.values(ErrorCode).sort());
     for (const s of Object.values(httpStatus)) {
       expect(Number.isInteger(s)).toBe(true);
@@ -86,7 +86,7 @@ describe('codes: error codes', () => {
   });
 });
 
-describe('codes: close codes and reasons (SPEC §9)', () => {
+describe('codes: close codes and reasons (docs/protocol.md)', () => {
   it('the Close table holds every close a client can see, with its reason and what the client does after it', () => {
     const table = Object.fromEntries(Object.entries(Close).map(([k, v]) => [k, [v.code, v.reason, ...policy(v)]]));
     expect(table).toEqual({

@@ -1,6 +1,6 @@
 /**
  * Unit tests of the protocol package's frame parsers: client data enters the server through parseAskFrame.
- * The code tables are held to SPEC §5 and §9 in codes.test.ts.
+ * The code tables are held to docs/protocol.md in codes.test.ts.
  */
 import { describe, expect, it } from '@jest/globals';
 import { ErrorCode, MAX_ID_LENGTH, MAX_NAME_LENGTH, parseAskFrame, parseServerFrame } from '../src/index.js';

@@ -1,5 +1,5 @@
 /**
- * Authorization of asks and pushes (SPEC §5, §6, §9): every ask is checked against the caller's current role at
+ * Authorization of asks and pushes (docs/protocol.md): every ask is checked against the caller's current role at
  * the time it arrives, in the fixed order UNKNOWN_MESSAGE → FORBIDDEN → BAD_PAYLOAD; internal messages do not exist
  * from the wire; pushes are authorized again at delivery.
  *

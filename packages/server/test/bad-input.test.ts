@@ -1,5 +1,5 @@
 /**
- * Bad input over real sockets (SPEC §5, §9): every malformed or hostile frame gets the documented error, with the
+ * Bad input over real sockets (docs/protocol.md): every malformed or hostile frame gets the documented error, with the
  * id echoed when one could be read, and never closes the socket by itself — except the transport's own limits
  * (1009 too big, 1007 invalid UTF-8). Prototype keys never reach a prototype, and the ask rate limit counts
  * every frame, bad ones included.
@@ -127,7 +127,7 @@ describe('bad frames over a real socket', () => {
       await expectRefusal(await exchange(bad, raw({ id: 'm2', to: 'UserStore', type: 'getown' })), 'UNKNOWN_MESSAGE', 'm2');
     });
 
-    it('an unknown message of an admin-only actor is UNKNOWN_MESSAGE, not FORBIDDEN (checks in SPEC §9 order)', async () => {
+    it('an unknown message of an admin-only actor is UNKNOWN_MESSAGE, not FORBIDDEN (checks in docs/protocol.md order)', async () => {
       await expectRefusal(await exchange(bad, raw({ id: 'm3', to: 'FingerprintStore', type: 'Nope', payload: { bad: true } })), 'UNKNOWN_MESSAGE', 'm3');
     });
 

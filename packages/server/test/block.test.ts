@@ -1,5 +1,5 @@
 /**
- * Block and unblock (SPEC §6, the heart of the product), against a real server on loopback with a real lowdb
+ * Block and unblock (docs/protocol.md, the heart of the product), against a real server on loopback with a real lowdb
  * store: what is durably on disk when the answer arrives, which sockets are closed by then, what the user can
  * still do afterwards, and how concurrent blocks and unblocks of one user end.
  */
@@ -202,7 +202,7 @@ interface Flags {
 }
 
 /**
- * What each op does to the stored flags (SPEC §6): a block sets the user's flag (a fingerprint block also the
+ * What each op does to the stored flags (docs/protocol.md): a block sets the user's flag (a fingerprint block also the
  * fingerprint's); an unblock, by uid or by fingerprint, clears the user's flag and every fingerprint of the user.
  */
 function apply(state: Flags, op: Op): Flags {

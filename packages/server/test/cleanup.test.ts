@@ -1,5 +1,5 @@
 /**
- * The periodic cleanup (SPEC §3: expired sessions and abandoned guests are removed inside the server), run on
+ * The periodic cleanup (docs/security.md: expired sessions and abandoned guests are removed inside the server), run on
  * demand with server.cleanup(). The store is seeded directly with records of chosen ages, then one run must delete
  * exactly the doomed ones and keep the rest, batch boundaries included, leaving the store consistent (counts,
  * scans, findBy indexes and the file on disk agree).

@@ -1,5 +1,5 @@
 /**
- * Embedding (SPEC §13): Greenroom attached to an app's own server — an Express 5 app and a Fastify 5 app, each
+ * Embedding (docs/embedding.md): Greenroom attached to an app's own server — an Express 5 app and a Fastify 5 app, each
  * with its own routes and its own WebSocket endpoint — answers only its own paths and leaves the rest to the app,
  * also after it stops; and the stand-alone server over TLS.
  */

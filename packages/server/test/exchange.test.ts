@@ -1,5 +1,5 @@
 /**
- * POST /auth/exchange: identity from the app's identity provider (SPEC §13), against a JWKS served by this test on
+ * POST /auth/exchange: identity from the app's identity provider (docs/embedding.md), against a JWKS served by this test on
  * 127.0.0.1 (its fetches counted), and through an app-supplied verify function. And GREENROOM_PASSWORDS=false.
  *
  * - A good token gives a pair, as login does, that opens a socket; (issuer, subject) is one stable uid.

@@ -1,5 +1,5 @@
 /**
- * Socket lifetimes (SPEC §3, §5, §9 "Close reasons"): access-token expiry alone never closes a socket; an expired
+ * Socket lifetimes (docs/security.md and docs/protocol.md "Close reasons"): access-token expiry alone never closes a socket; an expired
  * session closes its sockets 4001 `expired` at the latest on the next ask or heartbeat; a revocation closes them
  * before the revoking call answers. Lifetimes are configured short; tests wait beyond them and assert outcomes.
  */

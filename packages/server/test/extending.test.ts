@@ -1,5 +1,5 @@
 /**
- * Extending Greenroom (SPEC §7): an app actor defined with `defineActor`, registered with one line, on a real
+ * Extending Greenroom (docs/extending.md): an app actor defined with `defineActor`, registered with one line, on a real
  * server with real sockets. The Notes example of docs/extending.md, and small inline actors for what the framework
  * does around any handler: check order, timeouts, errors, one message at a time.
  */

@@ -1,5 +1,5 @@
 /**
- * Guest sign-in (SPEC §4): POST /auth/guest {deviceId?} opens a session for a new `guest` user tied to the
+ * Guest sign-in (docs/protocol.md): POST /auth/guest {deviceId?} opens a session for a new `guest` user tied to the
  * device's fingerprint (device id plus stable request headers, hashed); 403 BLOCKED for a blocked fingerprint,
  * and nothing is created then. Guests may be disabled (`guests: false`): 403, nothing created.
  */

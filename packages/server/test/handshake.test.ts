@@ -1,5 +1,5 @@
 /**
- * The green room (SPEC §5): the HTTP 101 is written only after SessionStore has registered the connection, so a
+ * The green room (docs/protocol.md): the HTTP 101 is written only after SessionStore has registered the connection, so a
  * client's very first ask — sent in the same tick as its 'open' event — already resolves its own session; and a
  * socket's registration goes away when it closes.
  *

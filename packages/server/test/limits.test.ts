@@ -1,5 +1,5 @@
 /**
- * Limits and shutdown (SPEC §2, §5, §9 "Limits", "Close reasons"): the connection cap (503 UNAVAILABLE with
+ * Limits and shutdown (docs/operations.md and docs/protocol.md "Limits", "Close reasons"): the connection cap (503 UNAVAILABLE with
  * Retry-After), the per-connection ask rate limit (RATE_LIMITED, then 4008 `retry-after=N` for a client that keeps
  * sending), the heartbeat (a peer that stops answering pings is dropped), bounded send buffers (a slow reader is
  * closed, the server's memory for it stays bounded), slow HTTP headers (dropped, nothing registered), and the

@@ -1,5 +1,5 @@
 /**
- * Logs (SPEC §2, §12): one structured line per security event, and no secret in any line.
+ * Logs (docs/operations.md): one structured line per security event, and no secret in any line.
  *
  * A real server whose logger writes every line (level `trace`) to a buffer is driven over real HTTP and WebSocket
  * through a full run: logins with right and wrong passwords and a burst of wrong ones to the limit, refresh (body and

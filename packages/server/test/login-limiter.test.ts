@@ -1,5 +1,5 @@
 /**
- * The login limiter (SPEC §4, §9 "Login limiter"): failures are counted per username and per client address in a
+ * The login limiter (docs/security.md): failures are counted per username and per client address in a
  * window. The attempt after the last allowed failure, and every attempt until the window passes, gets 429
  * RATE_LIMITED with Retry-After — the correct password included. Known and unknown usernames count alike and trip
  * on the same attempt with the same body. Every test here connects from 127.0.0.1, so each gets a fresh server

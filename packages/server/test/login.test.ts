@@ -1,6 +1,6 @@
 /**
  * POST /auth/login and the plain HTTP routes, against a real server on loopback with a real lowdb store.
- * Password hashing stays real here (SPEC §9: only tests at scale skip it).
+ * Password hashing stays real here (docs/protocol.md: only tests at scale skip it).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';

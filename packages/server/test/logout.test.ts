@@ -1,5 +1,5 @@
 /**
- * POST /auth/logout (SPEC §4, §5, §9): with an access token (bearer or cookie) or a refresh token, 204; the session
+ * POST /auth/logout (docs/protocol.md): with an access token (bearer or cookie) or a refresh token, 204; the session
  * is revoked, its sockets close 4001 `logout`, and nothing of it works afterwards (refresh, upgrade). Cookies from an
  * allowed origin are cleared; a cookie from a foreign origin is refused. Real server on loopback, real lowdb store.
  */

@@ -1,7 +1,7 @@
 /**
  * `npm start` as an operator (or a supervisor) runs it: the PID of `npm start` is what receives the signals. SIGTERM
  * to that PID, SIGINT to it, and SIGINT to its whole process group (a Ctrl-C in a terminal) each stop the server as
- * SPEC §2 says: exit 0, the port free, the data dir's lock and admin socket gone, no process of the tree left behind,
+ * docs/operations.md says: exit 0, the port free, the data dir's lock and admin socket gone, no process of the tree left behind,
  * and no error text in the output.
  *
  * `npm start` installs and builds only what is out of date; the test command has built everything before jest runs.

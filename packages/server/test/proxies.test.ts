@@ -1,5 +1,5 @@
 /**
- * Behind proxies and other origins (SPEC §13 "Behind proxies", §9 "Cookies", "Login limiter"):
+ * Behind proxies and other origins (docs/embedding.md "Behind proxies"; docs/protocol.md "Cookies"; docs/security.md):
  * - GREENROOM_TRUST_PROXY (a hop count, addresses/CIDRs, presets): the client address is the nearest untrusted hop
  *   counted from the right, never a value the client wrote; X-Forwarded-Proto/-Host count only from a trusted hop
  *   (then cookies get Secure and the own origin is https://<forwarded host>), and change nothing from anyone else.

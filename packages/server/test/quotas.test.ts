@@ -1,5 +1,5 @@
 /**
- * Quotas (SPEC §9): no caller can make an actor's queue grow without bound, keep it busy after giving up, or take
+ * Quotas (docs/protocol.md): no caller can make an actor's queue grow without bound, keep it busy after giving up, or take
  * every connection slot. Each test performs the attack.
  *
  * - One guest floods UserStore.Update from 20 sockets: an admin's password login and a second user's asks are still

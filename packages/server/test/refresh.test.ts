@@ -1,5 +1,5 @@
 /**
- * POST /auth/refresh (SPEC §3, §4, §9 "Refresh decision order", "Lifetimes", "Cookies") against a real server on
+ * POST /auth/refresh (docs/security.md "Tokens"; docs/protocol.md "Lifetimes", "Cookies") against a real server on
  * loopback with a real lowdb store: one rotation for N concurrent callers of one token, the grace pair (sealed on
  * disk, forgotten when the grace period ends), reuse revoking the whole session and closing its sockets, the
  * decision order, sliding and absolute expiry, per-session serialization, nothing left behind after 10,000
@@ -136,7 +136,7 @@ describe('200 concurrent refreshes presenting one token', () => {
   });
 });
 
-describe('refresh decision order (SPEC §9)', () => {
+describe('refresh decision order (docs/security.md)', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startTestServer({ config: { refreshGraceS: 1 } });

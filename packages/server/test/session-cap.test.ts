@@ -1,5 +1,5 @@
 /**
- * At most N live sessions per user (SPEC §3; 20 by default, `maxSessionsPerUser`): opening one more evicts the
+ * At most N live sessions per user (docs/security.md; 20 by default, `maxSessionsPerUser`): opening one more evicts the
  * least recently used — revoked with revokeReason `evicted`, its live sockets closed 4001 `evicted` — and the
  * others stay open. A refresh makes a session recently used. Logins here are real POST /auth/login with a password.
  */

@@ -1,5 +1,5 @@
 /**
- * Choosing an authentication strategy (SPEC §4, §9 "Choosing a strategy", "Cookies"): `Authorization: Bearer`,
+ * Choosing an authentication strategy (docs/protocol.md "Choosing a strategy", "Cookies"): `Authorization: Bearer`,
  * then `?ticket=`, then the `gr_access` cookie. The first credential present decides; an invalid, spent or expired
  * one is 401 and never falls through. Cookie authentication needs an allowed Origin (403 BAD_ORIGIN otherwise,
  * no Origin included); bearer and ticket are not Origin-bound. Authenticating writes nothing and sets no cookie.

@@ -1,5 +1,5 @@
 /**
- * Refused upgrades (SPEC §4, §5): a WebSocket upgrade that fails authentication, or whose session has ended, or
+ * Refused upgrades (docs/protocol.md): a WebSocket upgrade that fails authentication, or whose session has ended, or
  * whose user is blocked, or that asks for a path other than /ws, gets a plain HTTP answer with the JSON error body
  * and a destroyed socket — and has no side effect at all: no record in the store changes (byte for byte, on disk
  * too), and no connection is registered.
@@ -193,7 +193,7 @@ const cases: Case[] = [
     },
   },
   {
-    // UserStore.Block revokes every session of the user; the session check comes first, as in refresh (SPEC §9).
+    // UserStore.Block revokes every session of the user; the session check comes first, as in refresh (docs/security.md).
     name: 'a user blocked through UserStore.Block (its sessions revoked by the block)',
     status: 401,
     code: 'SESSION_REVOKED',

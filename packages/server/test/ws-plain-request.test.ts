@@ -1,5 +1,5 @@
 /**
- * `/ws` asked without a WebSocket upgrade (SPEC §12): GET and HEAD get 426 Upgrade Required with `Upgrade: websocket`
+ * `/ws` asked without a WebSocket upgrade (docs/operations.md): GET and HEAD get 426 Upgrade Required with `Upgrade: websocket`
  * and `Connection: Upgrade` and the JSON error body saying what to send — never the dashboard's 404, even with a
  * static dir that holds a file named `ws`. Other methods get 405 with `Allow`. A real upgrade still gets its 101.
  * Real server on loopback, requests sent with node:http so the test sees status, headers and body as sent.
