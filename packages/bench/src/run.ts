@@ -168,6 +168,18 @@ async function profiled<T>(server: Started, fn: () => Promise<T>): Promise<{ res
   return { result, window: { start, end } };
 }
 
+/** A side of `alternate` whose rounds are profiled on the server: each round's window is kept for the profile. */
+function profiledSide(name: string, server: Started, windows: Window[], run: () => Promise<RateResult>): { name: string; run: () => Promise<RateResult> } {
+  return {
+    name,
+    run: async () => {
+      const { result, window } = await profiled(server, run);
+      windows.push(window);
+      return result;
+    },
+  };
+}
+
 async function finishProfile(server: Started, name: string, parts: Array<{ title: string; windows: Window[] }>): Promise<void> {
   await server.proc.call('stop', {}, 30_000).catch(() => undefined);
   await server.proc.exited;
@@ -220,14 +232,7 @@ async function handshakes(): Promise<void> {
   log(`handshakes: ${p.inflight} in flight, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side; Greenroom with bearer tokens of ${tokens.length} sessions`);
   const [rawRounds, grRounds] = await alternate([
     { name: 'raw ws handshakes', run: () => client.call<RateResult>('handshakes', { url: raw.url, ...p }, cfg.phaseTimeoutMs) },
-    {
-      name: 'Greenroom handshakes',
-      run: async () => {
-        const { result, window } = await profiled(gr, () => client.call<RateResult>('handshakes', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs));
-        windows.push(window);
-        return result;
-      },
-    },
+    profiledSide('Greenroom handshakes', gr, windows, () => client.call<RateResult>('handshakes', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs)),
   ]);
   results.rawHandshakes = combine(rawRounds!);
   results.grHandshakes = combine(grRounds!);
@@ -251,14 +256,7 @@ async function throughput(): Promise<void> {
   const [echoRounds, jsonRounds, askRounds] = await alternate([
     { name: 'raw ws echo', run: () => client.call<RateResult>('load', { url: echo.url, ...p }, cfg.phaseTimeoutMs) },
     { name: 'ws + JSON echo', run: () => client.call<RateResult>('load', { url: json.url, ...p }, cfg.phaseTimeoutMs) },
-    {
-      name: 'Greenroom asks to Echo.Echo',
-      run: async () => {
-        const { result, window } = await profiled(gr, () => client.call<RateResult>('load', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs));
-        windows.push(window);
-        return result;
-      },
-    },
+    profiledSide('Greenroom asks to Echo.Echo', gr, windows, () => client.call<RateResult>('load', { url: gr.url, tokens, ...p }, cfg.phaseTimeoutMs)),
   ]);
   results.rawEcho = combine(echoRounds!);
   results.jsonEcho = combine(jsonRounds!);
