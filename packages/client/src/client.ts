@@ -181,9 +181,9 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
    */
   ask<K extends ActorName<A, Role>, T extends MessageName<A, Role, K>>(actor: K, type: T, ...args: AskArgs<PayloadOf<A, Role, K, T>>): Promise<ResultOf<A, Role, K, T>>;
   /** Untyped app (the default): any actor, message and payload; the result `unknown`, or `R` if given (`ask<R>(…)`). */
-  ask<R = unknown>(...args: IsUntyped<A> extends true ? [actor: string, type: string, payload?: unknown, options?: AskOptions] : []): Promise<R>;
+  ask<R = unknown>(...args: IsUntyped<A> extends true ? [actor: string, type: string, payload?: unknown, options?: AskOptions] : [typedAppsUseTheTypedForm: never]): Promise<R>;
   ask(actor?: string, type?: string, payload: unknown = {}, options: AskOptions = {}): Promise<unknown> {
-    // Both overloads pass the actor and the message (the untyped one takes no arguments at all for a typed app).
+    // Both overloads pass the actor and the message (the untyped one takes none that compile for a typed app).
     return this.send(actor!, type!, payload, options);
   }
 

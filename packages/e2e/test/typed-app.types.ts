@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { createClient, type ClientOptions } from '@greenroom/client';
-import { defineActor, UserStore, type GreenroomApp } from '@greenroom/server';
+import { defineActor, UserStore, type Greenroom, type GreenroomApp } from '@greenroom/server';
 import type { Page, UserView } from '@greenroom/protocol';
 
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends <T>() => T extends Y ? 1 : 2 ? true : false;
@@ -93,4 +93,48 @@ export function events(): void {
   client.on('Chnaged', () => undefined);
   // @ts-expect-error Changed carries a number
   client.on('Changed', (payload: { value: string }) => void payload);
+}
+
+export function definitions(greenroom: Greenroom): void {
+  // A reference comes from defineActor only: one made up (here, to reach an internal message) does not compile.
+  // @ts-expect-error not a reference defineActor made
+  void greenroom.ask({ actor: 'UserStore', type: 'FindForLogin' }, { username: 'x' });
+  void greenroom.ask(UserStore.Get, { username: 'x' });
+
+  defineActor({
+    name: 'Named',
+    state: () => ({}),
+    // @ts-expect-error `name` is the handle's own: no message may take it
+    messages: (message) => ({ name: message({ allow: 'any', payload: z.object({}), handle: () => 1 }) }),
+  });
+  defineActor({
+    name: 'OwnSubscribe',
+    state: () => ({}),
+    events: { Ticked: z.object({}) },
+    // @ts-expect-error an actor with events gets Subscribe from the framework
+    messages: (message) => ({ Subscribe: message({ allow: 'any', payload: z.object({}), handle: () => 1 }) }),
+  });
+
+  // A handler that answers nothing answers null on the wire, and its type says so.
+  const Quiet = defineActor({
+    name: 'Quiet',
+    state: () => ({}),
+    events: { Said: z.object({ text: z.string(), at: z.number().default(0) }) },
+    messages: (message) => ({
+      Say: message({
+        allow: 'any',
+        payload: z.object({ text: z.string() }),
+        handle: (p, ctx) => {
+          // What is pushed is the event's output type: a field with a default must be given.
+          ctx.publish('Said', { text: p.text, at: 1 });
+          // @ts-expect-error `at` has a default in the schema, but a push is not parsed: it must be there
+          ctx.publish('Said', { text: p.text });
+        },
+      }),
+    }),
+  });
+  const client = createClient<GreenroomApp<[typeof Quiet]>>(options);
+  void client.ask('Quiet', 'Say', { text: 'hi' }).then((r) => expectType<null>()(r));
+  // @ts-expect-error a typed client has no untyped form: the actor and message are required
+  void client.ask();
 }

@@ -166,7 +166,7 @@ describe('codes: close codes and reasons (docs/protocol.md)', () => {
 });
 
 describe('codes: how a session ends', () => {
-  it('SESSION_END_REASONS are the five reasons of §9, and isSessionEndReason knows exactly those', () => {
+  it('SESSION_END_REASONS are the five reasons docs/protocol.md names, and isSessionEndReason knows exactly those', () => {
     expect([...SESSION_END_REASONS]).toEqual(['revoked', 'expired', 'evicted', 'logout', 'blocked']);
     for (const r of SESSION_END_REASONS) expect(isSessionEndReason(r)).toBe(true);
     for (const v of ['', 'shutdown', 'policy', 'Revoked', 'toString', '__proto__', 4001, null, undefined]) expect(isSessionEndReason(v)).toBe(false);

@@ -195,8 +195,9 @@ interface Host {
 }
 
 /**
- * A server's insides, for the project's own harness, command, tests and benchmarks: its core and its live
- * connections. Exported from this module only, never from index.ts: no part of the public API.
+ * A server's insides: its core and its live connections. Not in index.ts: apps never need them. The test harness
+ * (`@greenroom/server/testing`) hands them on to tests and benchmarks that look inside; their shape may change in
+ * any version, unlike the rest of the harness.
  */
 export interface Internals extends Core {
   connections: Connections;
@@ -273,8 +274,8 @@ export class Greenroom {
 
   /**
    * Adds Greenroom to the app's `http.Server` or `https.Server` (mirrors Socket.IO's `new Server(httpServer)`): the
-   * WebSocket gateway at `<basePath>/ws` and the routes `<basePath>/auth/*`, `/healthz`, `/readyz`, `/metrics` (under
-   * the base path). Requests and upgrades for any other path are left to the app's own listeners, added before or
+   * WebSocket gateway at `<basePath>/ws` and the routes `<basePath>/auth/*`, `/actors`, `/healthz`, `/readyz`, `/metrics`
+   * (under the base path). Requests and upgrades for any other path are left to the app's own listeners, added before or
    * after this (see gateway/attach.ts). The app listens on and closes its server; `stop()` stops Greenroom's part
    * and removes it from the server, which keeps serving the app. No dashboard is served (`staticDir` is ignored).
    */

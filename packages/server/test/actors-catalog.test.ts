@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { defineActor, SessionStore, UserStore } from '../src/index.js';
-import { expectError, httpRequest, issueSession, startTestServer, type TestServer } from '../src/testing/index.js';
+import { expectError, expectOk, httpRequest, issueSession, post, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 
 interface Catalog {
   actors: Array<{ name: string; messages: Array<{ type: string; payload: any }>; events: Array<{ event: string; payload: any }> }>;
@@ -16,7 +16,7 @@ interface Catalog {
 const Room = defineActor({
   name: 'Room',
   state: () => ({}),
-  events: { Posted: z.object({ text: z.string(), at: z.number() }) },
+  events: { Posted: z.object({ text: z.string(), at: z.number().default(0) }) },
   subscribers: ['moderator', 'admin'],
   messages: (message) => ({
     Post: message({ allow: 'any', payload: z.object({ text: z.string().min(1).max(500) }), handle: (p) => ({ text: p.text }) }),
@@ -78,6 +78,8 @@ describe('GET /actors', () => {
     expect(find('UserStore', 'GetAll').required ?? []).not.toContain('limit');
     const posted = admin.actors.find((a) => a.name === 'Room')!.events[0]!.payload;
     expect(posted).toMatchObject({ type: 'object', properties: { text: { type: 'string' }, at: { type: 'number' } } });
+    // An event as it is pushed: a field with a default is there all the same.
+    expect(posted.required).toEqual(expect.arrayContaining(['text', 'at']));
     const changed = admin.actors.find((a) => a.name === 'UserStore')!.events[0]!.payload;
     expect(changed).toMatchObject({ properties: { user: { type: 'object', properties: { uid: { type: 'string' }, blocked: { type: 'boolean' } } } } });
   });
@@ -88,6 +90,17 @@ describe('GET /actors', () => {
     expect(names(await get()).UserStore!.messages).not.toContain('Block');
     await server.ask(UserStore.Update, { uid: s.uid, role: 'admin' });
     expect(names(await get()).UserStore!.messages).toContain('Block');
+  });
+
+  it('refuses a ticket (403) without spending it: a ticket opens the WebSocket only', async () => {
+    const s = await issueSession(server);
+    const issued = await post(server, '/auth/ticket', undefined, { headers: { Authorization: `Bearer ${s.accessToken}` } });
+    expect(issued.status).toBe(200);
+    const ticket = (issued.body as { ticket: string }).ticket;
+    await expectError(httpRequest(server, `/actors?ticket=${encodeURIComponent(ticket)}`), 'FORBIDDEN', { status: 403 });
+    const client = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(ticket)}` });
+    expect(await expectOk(client.ask('UserStore', 'GetOwn'))).toMatchObject({ uid: s.uid });
+    await client.close();
   });
 
   it('refuses a caller without credentials (401) and one whose session ended', async () => {

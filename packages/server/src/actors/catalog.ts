@@ -17,12 +17,14 @@ export interface ActorCatalog {
 /** Schemas are fixed once an actor is defined: each is converted once. */
 const converted = new WeakMap<z.ZodType, unknown>();
 
-function jsonSchema(schema: z.ZodType): unknown {
+/**
+ * A message's payload as a client sends it (before defaults and transforms), an event's as it is pushed. What JSON
+ * Schema cannot say (a custom check, a transform) is left open rather than failing the whole answer.
+ */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): unknown {
   let out = converted.get(schema);
   if (out === undefined) {
-    // The payload as a client sends it (before defaults and transforms); what JSON Schema cannot say (a custom
-    // check, a transform's output) is left open rather than failing the whole answer.
-    out = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+    out = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
     converted.set(schema, out);
   }
   return out;
@@ -33,8 +35,8 @@ export function catalog(definitions: Iterable<ActorDefinition<unknown>>, caller:
   for (const def of definitions) {
     const messages = Object.entries(def.messages)
       .filter(([, m]) => !m.internal && allows(m.allow, caller))
-      .map(([type, m]) => ({ type, payload: jsonSchema(m.payload) }));
-    const events = allows(def.subscribers, caller) ? Object.entries(def.events).map(([event, schema]) => ({ event, payload: jsonSchema(schema) })) : [];
+      .map(([type, m]) => ({ type, payload: jsonSchema(m.payload, 'input') }));
+    const events = allows(def.subscribers, caller) ? Object.entries(def.events).map(([event, schema]) => ({ event, payload: jsonSchema(schema, 'output') })) : [];
     if (messages.length > 0 || events.length > 0) actors.push({ name: def.name, messages, events });
   }
   return { actors };

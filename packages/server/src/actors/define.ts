@@ -38,10 +38,14 @@ export function allows(rule: RoleRule, caller: Caller): boolean {
   return caller.system || rule === 'any' || rule.includes(caller.role);
 }
 
+/** Set only on the references `defineActor` makes (not exported by the package): a reference cannot be made up. */
+export const MESSAGE_REF: unique symbol = Symbol('greenroom.ref');
+
 /** A typed reference to one message of one actor: what `ctx.ask`, `ctx.forward` and `Greenroom.ask` take. */
 export interface MessageRef<P = any, R = any> {
   readonly actor: string;
   readonly type: string;
+  readonly [MESSAGE_REF]: true;
   /** Types only (never set): the payload as sent and the result as answered. */
   readonly '~types'?: { readonly payload: P; readonly result: R };
 }
@@ -74,7 +78,7 @@ export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
    */
   forward<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Forward<R>;
   /** Pushes one of this actor's declared events to its subscribers (each re-authorized at delivery). */
-  publish<K extends keyof E & string>(event: K, payload: z.input<E[K]>): void;
+  publish<K extends keyof E & string>(event: K, payload: z.output<E[K]>): void;
 }
 
 export interface MessageDef<S = any, E extends EventSchemas = any, Z extends z.ZodType = z.ZodType, R = unknown, A extends RoleRule = RoleRule, I extends boolean = boolean> {
@@ -85,8 +89,8 @@ export interface MessageDef<S = any, E extends EventSchemas = any, Z extends z.Z
   handle(payload: z.output<Z>, ctx: ActorContext<S, E>): R;
 }
 
-/** What an answer becomes: the value a handler returns, or the answer of the actor it forwarded to. */
-export type Answer<R> = Awaited<R> extends infer V ? (V extends Forward<infer F> ? F : V) : never;
+/** What an answer becomes: the value a handler returns (nothing: null), or the answer of the actor it forwarded to. */
+export type Answer<R> = Awaited<R> extends infer V ? (V extends Forward<infer F> ? F : V extends undefined | void ? null : V) : never;
 
 export interface StateContext {
   readonly store: Store;
@@ -148,8 +152,16 @@ export type MessageBuilder<S, E extends EventSchemas> = <Z extends z.ZodType, R,
   def: MessageDef<S, E, Z, R, A, I>,
 ) => MessageDef<S, E, Z, NoInfer<R>, NoInfer<A>, NoInfer<I>>;
 
-/** Names a handle already uses for itself: no message may take them. */
+/** Names a handle already uses for itself (or that would make it look like a promise): no message may take them. */
 const RESERVED = new Set(['name', 'then', 'constructor', '__proto__', 'prototype', 'toJSON']);
+
+/** The same at compile time; and an actor with events gets Subscribe and Unsubscribe from the framework. */
+type NoReservedNames<E extends EventSchemas> = {
+  readonly name?: never;
+  readonly then?: never;
+  readonly prototype?: never;
+  readonly toJSON?: never;
+} & (keyof E extends never ? {} : { readonly Subscribe?: never; readonly Unsubscribe?: never });
 
 /**
  * Defines an actor. `state(ctx, deps)` runs once when the actor is registered (`deps`: what the registration
@@ -161,7 +173,7 @@ export function defineActor<const N extends string, S, M extends AnyMessages, co
   state: (ctx: StateContext, deps: D) => S | Promise<S>;
   events?: E;
   subscribers?: Sub;
-  messages: (message: MessageBuilder<S, E>) => M;
+  messages: (message: MessageBuilder<S, E>) => M & NoReservedNames<E>;
 }): ActorHandle<N, S, D, M, E, Sub> {
   const events: EventSchemas = { ...(def.events ?? {}) };
   const subscribers: RoleRule = def.subscribers ?? 'any';
@@ -178,7 +190,7 @@ export function defineActor<const N extends string, S, M extends AnyMessages, co
   const handle: Record<string | symbol, unknown> = { name: def.name };
   for (const type of Object.keys(messages)) {
     if (RESERVED.has(type)) throw new Error(`actor ${def.name}: a message may not be called ${type}`);
-    handle[type] = Object.freeze({ actor: def.name, type });
+    handle[type] = Object.freeze({ actor: def.name, type, [MESSAGE_REF]: true });
   }
   handle[DEFINITION] = Object.freeze({ name: def.name, state: def.state, messages, events, subscribers });
   return Object.freeze(handle) as ActorHandle<N, S, D, M, E, Sub>;

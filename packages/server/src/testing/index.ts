@@ -24,7 +24,7 @@ export { DEFAULT_WAIT_MS, eventually, expectError, expectOk, type CodedError, ty
 export { httpRequest, loginWithPassword, post, signInAsGuest, type HttpAnswer, type HttpRequestOptions, type Target } from './http.js';
 export { rawUpgrade, refusedUpgrade, type UpgradeAnswer, type UpgradeOptions } from './upgrade.js';
 export { seedSessions, type SeedOptions, type SeededSession } from './seed.js';
-/** A server's core and live connections, for tests and benchmarks that look inside (never part of the public API). */
+/** A server's core and live connections, for tests and benchmarks that look inside: no stable API, may change in any version. */
 export { internals, type Internals } from '../server.js';
 
 export interface TestServer extends Greenroom {
