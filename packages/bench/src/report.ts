@@ -139,6 +139,19 @@ function rateRatio(g: RateResult | undefined, b: RateResult | undefined): number
 }
 
 /** A ratio against a target: `atLeast` (ratio ≥ target) or at most. */
+/** A row where less is better (memory, time): Greenroom's figure against the baseline's; undefined = that side failed. */
+function lessIsBetter(metric: string, g: number | undefined, b: number | undefined, show: (n: number) => string, target: string, limit: number): Row {
+  const ratio = (g ?? NaN) / (b ?? NaN);
+  return {
+    metric,
+    greenroom: g === undefined ? 'failed' : show(g),
+    baseline: b === undefined ? 'failed' : show(b),
+    ratio: `${ratio.toFixed(2)}×`,
+    target,
+    ...judged(ratio, limit, false),
+  };
+}
+
 function judged(ratio: number, target: number, atLeast: boolean): { met: string; gap?: string } {
   if (!Number.isFinite(ratio)) return { met: '—' };
   const met = atLeast ? ratio >= target : ratio <= target;
@@ -196,39 +209,14 @@ export function rowsOf(r: Results): Row[] {
   if (r.memGreenroom || r.memRaw) {
     // RSS is the target; heap is shown beside it (in brackets: not a target of its own).
     for (const [what, key, target] of [['RSS', 'rssPerConn', '≤ 1.5×'], ['heap', 'heapPerConn', '(≤ 1.5×)']] as const) {
-      const g = r.memGreenroom?.[key] ?? NaN;
-      const b = r.memRaw?.[key] ?? NaN;
-      rows.push({
-        metric: `Server ${what} per idle connection at ${int(c.memory.connections)} vs raw ws`,
-        greenroom: r.memGreenroom ? kb(g) : 'failed',
-        baseline: r.memRaw ? kb(b) : 'failed',
-        ratio: `${(g / b).toFixed(2)}×`,
-        target,
-        ...judged(g / b, 1.5, false),
-      });
+      rows.push(lessIsBetter(`Server ${what} per idle connection at ${int(c.memory.connections)} vs raw ws`, r.memGreenroom?.[key], r.memRaw?.[key], kb, target, 1.5));
     }
   }
   if (r.stormGreenroom || r.stormRaw) {
-    const g = r.stormGreenroom?.totalMs ?? NaN;
-    const b = r.stormRaw?.totalMs ?? NaN;
-    rows.push({
-      metric: `Reconnect storm: ${int(c.reconnect.clients)} clients, restart → all answered one ask, vs raw ws`,
-      greenroom: r.stormGreenroom ? ms(g) : 'failed',
-      baseline: r.stormRaw ? ms(b) : 'failed',
-      ratio: `${(g / b).toFixed(2)}×`,
-      target: '≤ 2×',
-      ...judged(g / b, 2, false),
-    });
-    const gr = r.stormGreenroom?.reconnectMs ?? NaN;
-    const br = r.stormRaw?.reconnectMs ?? NaN;
-    rows.push({
-      metric: '… of which: new server listening → all answered (start-up left out)',
-      greenroom: r.stormGreenroom ? ms(gr) : 'failed',
-      baseline: r.stormRaw ? ms(br) : 'failed',
-      ratio: `${(gr / br).toFixed(2)}×`,
-      target: '(≤ 2×)',
-      ...judged(gr / br, 2, false),
-    });
+    const metric = `Reconnect storm: ${int(c.reconnect.clients)} clients, restart → all answered one ask, vs raw ws`;
+    rows.push(lessIsBetter(metric, r.stormGreenroom?.totalMs, r.stormRaw?.totalMs, ms, '≤ 2×', 2));
+    const partly = '… of which: new server listening → all answered (start-up left out)';
+    rows.push(lessIsBetter(partly, r.stormGreenroom?.reconnectMs, r.stormRaw?.reconnectMs, ms, '(≤ 2×)', 2));
     const ge = r.stormGreenroom?.errors ?? NaN;
     rows.push({
       metric: 'Reconnect storm errors',

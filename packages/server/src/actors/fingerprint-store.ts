@@ -67,128 +67,126 @@ export const FingerprintStore = defineActor({
   state: (_ctx, options: FingerprintStoreOptions): State => ({ now: options.now ?? Date.now }),
   events: { FingerprintChanged: z.object({ fingerprint: fingerprintViewSchema }) },
   subscribers: ['admin'],
-  messages: (message) => {
-    return {
-      GetMostRecent: message({
-        allow: ['admin'],
-        payload: z.object({ limit: limitSchema, cursor: z.string().max(256).nullable().default(null) }),
-        handle: async (p, ctx) => {
-          const sorted = (await all(ctx.store)).sort(newestFirst);
-          let start = 0;
-          if (p.cursor) {
-            const [lastSeen, fingerprint, uid, extra] = p.cursor.split(':');
-            const pivot = { lastSeen: Number(lastSeen), fingerprint, uid } as FingerprintRecord;
-            if (!fingerprint || !uid || extra !== undefined || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
-            while (start < sorted.length && newestFirst(sorted[start]!, pivot) <= 0) start += 1;
-          }
-          const items = sorted.slice(start, start + p.limit);
-          const last = items[items.length - 1];
-          return page(items.map(fingerprintView), last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}:${last.uid}` : null);
-        },
-      }),
+  messages: (message) => ({
+    GetMostRecent: message({
+      allow: ['admin'],
+      payload: z.object({ limit: limitSchema, cursor: z.string().max(256).nullable().default(null) }),
+      handle: async (p, ctx) => {
+        const sorted = (await all(ctx.store)).sort(newestFirst);
+        let start = 0;
+        if (p.cursor) {
+          const [lastSeen, fingerprint, uid, extra] = p.cursor.split(':');
+          const pivot = { lastSeen: Number(lastSeen), fingerprint, uid } as FingerprintRecord;
+          if (!fingerprint || !uid || extra !== undefined || !Number.isFinite(pivot.lastSeen)) throw new GreenroomError(ErrorCode.BAD_PAYLOAD, 'cursor: invalid');
+          while (start < sorted.length && newestFirst(sorted[start]!, pivot) <= 0) start += 1;
+        }
+        const items = sorted.slice(start, start + p.limit);
+        const last = items[items.length - 1];
+        return page(items.map(fingerprintView), last && start + p.limit < sorted.length ? `${last.lastSeen}:${last.fingerprint}:${last.uid}` : null);
+      },
+    }),
 
-      /** One row: the uid's, or the device's most recently seen. */
-      Get: message({
-        allow: ['admin'],
-        payload: rowRef,
-        handle: async (p, ctx) => fingerprintView(await resolve(ctx.store, p, true)),
-      }),
+    /** One row: the uid's, or the device's most recently seen. */
+    Get: message({
+      allow: ['admin'],
+      payload: rowRef,
+      handle: async (p, ctx) => fingerprintView(await resolve(ctx.store, p, true)),
+    }),
 
-      /** Blocks one row: that device for that user, and that user by uid (UserStore.Block). */
-      Block: message({
-        allow: ['admin'],
-        payload: rowRef,
-        handle: async (p, ctx): Promise<Forward<UserView>> => {
-          const f = await resolve(ctx.store, p);
-          return ctx.forward(UserStore.Block, { uid: f.uid, fingerprint: f.fingerprint });
-        },
-      }),
+    /** Blocks one row: that device for that user, and that user by uid (UserStore.Block). */
+    Block: message({
+      allow: ['admin'],
+      payload: rowRef,
+      handle: async (p, ctx): Promise<Forward<UserView>> => {
+        const f = await resolve(ctx.store, p);
+        return ctx.forward(UserStore.Block, { uid: f.uid, fingerprint: f.fingerprint });
+      },
+    }),
 
-      Unblock: message({
-        allow: ['admin'],
-        payload: rowRef,
-        handle: async (p, ctx): Promise<Forward<UserView>> => {
-          const f = await resolve(ctx.store, p);
-          return ctx.forward(UserStore.Unblock, { uid: f.uid });
-        },
-      }),
+    Unblock: message({
+      allow: ['admin'],
+      payload: rowRef,
+      handle: async (p, ctx): Promise<Forward<UserView>> => {
+        const f = await resolve(ctx.store, p);
+        return ctx.forward(UserStore.Unblock, { uid: f.uid });
+      },
+    }),
 
-      // ---- internal ----
+    // ---- internal ----
 
-      /** Login: records the device's row for its user; a blocked row is refused and nothing is written. */
-      Seen: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
-        handle: async (p, ctx) => {
-          const t = ctx.state.now();
-          const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
-          const f = row?.value;
-          if (f?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
-          const next: FingerprintRecord = f
-            ? { ...f, lastSeen: t, count: f.count + 1, ...(p.device ? { device: p.device } : {}) }
-            : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false, ...(p.device ? { device: p.device } : {}) };
-          await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
-          ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
-          return fingerprintView(next);
-        },
-      }),
+    /** Login: records the device's row for its user; a blocked row is refused and nothing is written. */
+    Seen: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
+      handle: async (p, ctx) => {
+        const t = ctx.state.now();
+        const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
+        const f = row?.value;
+        if (f?.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this device is blocked');
+        const next: FingerprintRecord = f
+          ? { ...f, lastSeen: t, count: f.count + 1, ...(p.device ? { device: p.device } : {}) }
+          : { fingerprint: p.fingerprint, uid: p.uid, firstSeen: t, lastSeen: t, count: 1, blocked: false, ...(p.device ? { device: p.device } : {}) };
+        await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
+        ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
+        return fingerprintView(next);
+      },
+    }),
 
-      /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
-      IsBlocked: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ fingerprint: z.string() }),
-        handle: async (p, ctx) => (await deviceRows(ctx.store, p.fingerprint)).some((r) => r.value.blocked),
-      }),
+    /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
+    IsBlocked: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ fingerprint: z.string() }),
+      handle: async (p, ctx) => (await deviceRows(ctx.store, p.fingerprint)).some((r) => r.value.blocked),
+    }),
 
-      /** Has this user logged in from this device (by its server-issued id) before? (the login limiter asks) */
-      KnownDevice: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ device: z.string(), uid: z.string() }),
-        handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'device', p.device)).some((r) => r.value.uid === p.uid),
-      }),
+    /** Has this user logged in from this device (by its server-issued id) before? (the login limiter asks) */
+    KnownDevice: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ device: z.string(), uid: z.string() }),
+      handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'device', p.device)).some((r) => r.value.uid === p.uid),
+    }),
 
-      /** Blocks or unblocks one user's row of one device. */
-      SetBlocked: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
-        handle: async (p, ctx) => {
-          const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
-          return { changed: await setBlocked(ctx, rows, p.blocked) };
-        },
-      }),
+    /** Blocks or unblocks one user's row of one device. */
+    SetBlocked: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
+      handle: async (p, ctx) => {
+        const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
+        return { changed: await setBlocked(ctx, rows, p.blocked) };
+      },
+    }),
 
-      /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
-      ForUser: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string() }),
-        handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => fingerprintView(r.value)),
-      }),
+    /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
+    ForUser: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string() }),
+      handle: async (p, ctx) => (await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid)).map((r) => fingerprintView(r.value)),
+    }),
 
-      /** Forgets the devices of the users being deleted, in one write. */
-      DeleteForUser: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uids: z.array(z.string()) }),
-        handle: async (p, ctx) => {
-          const rows = (await Promise.all(p.uids.map((uid) => ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', uid)))).flat();
-          await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
-          return { deleted: rows.length };
-        },
-      }),
+    /** Forgets the devices of the users being deleted, in one write. */
+    DeleteForUser: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uids: z.array(z.string()) }),
+      handle: async (p, ctx) => {
+        const rows = (await Promise.all(p.uids.map((uid) => ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', uid)))).flat();
+        await ctx.store.write(rows.map((r) => ({ op: 'delete', collection: 'fingerprints', id: r.id })));
+        return { deleted: rows.length };
+      },
+    }),
 
-      SetBlockedForUser: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), blocked: z.boolean() }),
-        handle: async (p, ctx) => {
-          return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
-        },
-      }),
-    };
-  },
+    SetBlockedForUser: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), blocked: z.boolean() }),
+      handle: async (p, ctx) => {
+        return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
+      },
+    }),
+  }),
 });

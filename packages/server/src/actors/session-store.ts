@@ -139,285 +139,283 @@ export const SessionStore = defineActor({
   state: (_ctx, deps: SessionStoreDeps) => initialState(deps),
   events: { SessionChanged: sessionChanged },
   subscribers: ['admin'],
-  messages: (message) => {
-    return {
-      GetOwn: message({
-        allow: 'any',
-        payload: z.object({}),
-        handle: async (_p, ctx) => {
-          const mine = (await userSessions(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, ctx.state.now()));
-          mine.sort((a, b) => b.lastUsed - a.lastUsed || a.sid.localeCompare(b.sid));
-          return page(mine.map((s) => ({ ...view(ctx.state, s), current: s.sid === ctx.caller.sid })), null);
-        },
+  messages: (message) => ({
+    GetOwn: message({
+      allow: 'any',
+      payload: z.object({}),
+      handle: async (_p, ctx) => {
+        const mine = (await userSessions(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, ctx.state.now()));
+        mine.sort((a, b) => b.lastUsed - a.lastUsed || a.sid.localeCompare(b.sid));
+        return page(mine.map((s) => ({ ...view(ctx.state, s), current: s.sid === ctx.caller.sid })), null);
+      },
+    }),
+
+    GetAll: message({
+      allow: ['admin'],
+      payload: pageRequest,
+      handle: async (p, ctx) => {
+        const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.cursor ?? undefined, limit: p.limit });
+        return page(res.items.map((i) => view(ctx.state, i.value)), res.next);
+      },
+    }),
+
+    Revoke: message({
+      allow: 'any',
+      payload: z.object({ sid: z.uuid() }),
+      handle: async (p, ctx) => {
+        const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+        if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
+        if (ctx.caller.role !== 'admin' && !ctx.caller.system && s.uid !== ctx.caller.uid) {
+          throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may revoke only your own sessions');
+        }
+        const ended = await revoke(ctx, [s], 'revoked');
+        logSecurityEvent(ctx.log, 'session.revoked', { ...actorOf(ctx.caller), target: { uid: s.uid, sid: s.sid }, ended: ended.length });
+        return { revoked: 1 };
+      },
+    }),
+
+    RevokeAllForUser: message({
+      allow: ['admin'],
+      payload: z.object({ uid: z.uuid() }),
+      handle: async (p, ctx) => {
+        if (!(await ctx.store.get('users', p.uid))) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
+        const ended = await revoke(ctx, await userSessions(ctx.store, p.uid), 'revoked');
+        logSecurityEvent(ctx.log, 'user.sessions-revoked', { ...actorOf(ctx.caller), target: { uid: p.uid }, ended: ended.length });
+        return { revoked: ended.length };
+      },
+    }),
+
+    Stats: message({
+      allow: ['admin'],
+      payload: z.object({}),
+      handle: async (_p, ctx) => {
+        const t = ctx.state.now();
+        let live = 0;
+        await allPages(async (after) => {
+          const res = await ctx.store.scan<SessionRecord>('sessions', { after: after ?? undefined, limit: 500 });
+          for (const i of res.items) if (isLive(i.value, t)) live += 1;
+          return { items: [], next: res.next };
+        });
+        return { connections: ctx.state.connections.size, sessions: live, asksPerSecond: ctx.state.deps.askRate(), uptime: t - ctx.state.started };
+      },
+    }),
+
+    // ---- internal: asked by the server itself, never from the wire ----
+
+    /** Login and guest: a new session, evicting the least recently used beyond the per-user cap. */
+    Create: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), fingerprint: z.string(), passwordChangedAt: z.number().nullable().optional() }),
+      handle: async (p, ctx) => {
+        const t = ctx.state.now();
+        // Re-checked inside the mailbox: a block that committed before this message wins.
+        const user = await ctx.store.get<UserRecord>('users', p.uid);
+        if (!user) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+        // A password login checked a password that has been changed since: that password ended with its change.
+        if (p.passwordChangedAt !== undefined && (user.passwordChangedAt ?? null) !== p.passwordChangedAt) {
+          throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
+        }
+        // The user's own row of this device; for a guest (a new identity on this device), any row of it.
+        const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => user.role === 'guest' || r.value.uid === p.uid);
+        if (user.blocked || rows.some((r) => r.value.blocked)) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+
+        // Past the cap, the least recently used sessions are evicted first (4001 evicted).
+        const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
+        live.sort((a, b) => a.lastUsed - b.lastUsed || a.created - b.created);
+        await revoke(ctx, live.slice(0, Math.max(0, live.length - ctx.state.deps.maxSessionsPerUser + 1)), 'evicted');
+
+        const sid = randomUUID();
+        const refreshToken = ctx.state.deps.newRefreshToken(sid, 0);
+        const absoluteExpiresAt = t + ctx.state.deps.refreshMaxTtlMs;
+        const session: SessionRecord = {
+          sid,
+          uid: p.uid,
+          fingerprint: p.fingerprint,
+          created: t,
+          lastUsed: t,
+          expiresAt: Math.min(t + ctx.state.deps.refreshTtlMs, absoluteExpiresAt),
+          absoluteExpiresAt,
+          revokedAt: null,
+          revokeReason: null,
+          refreshHash: ctx.state.deps.hashToken(refreshToken),
+          generation: 0,
+          previousHash: null,
+          rotatedAt: null,
+          graceSealed: null,
+        };
+        await ctx.state.deps.locks.run(sid, () => ctx.store.put('sessions', sid, session));
+        ctx.publish('SessionChanged', { session: view(ctx.state, session), change: 'created' });
+        return { session, refreshToken, role: user.role };
+      },
+    }),
+
+    /** The green room: binds a connection to its session once the session is live and its user unblocked. */
+    Register: message({
+      allow: [],
+      internal: true,
+      payload: z.object({
+        connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null),
+        uid: z.string(),
+        sid: z.string(),
+        address: z.string().nullable().default(null),
       }),
+      handle: async (p, ctx) => {
+        const { session: s, user } = await liveSession(ctx.state, ctx.store, p.uid, p.sid);
+        // Quotas: one stolen or shared token cannot take every connection slot of the server.
+        if ((ctx.state.bySid.get(s.sid)?.size ?? 0) >= ctx.state.deps.maxConnectionsPerSession) {
+          throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this session', { retryAfterSeconds: 5 });
+        }
+        const userConnections = ctx.state.perUser.get(s.uid) ?? 0;
+        if (userConnections >= ctx.state.deps.maxConnectionsPerUser) {
+          throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
+        }
+        ctx.state.perUser.set(s.uid, userConnections + 1);
+        const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt), p.address);
+        const reg: Registered = { connection: p.connection, principal };
+        ctx.state.connections.set(p.connection.id, reg);
+        let set = ctx.state.bySid.get(s.sid);
+        if (!set) ctx.state.bySid.set(s.sid, (set = new Set()));
+        set.add(reg);
+        ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
+        return principal;
+      },
+    }),
 
-      GetAll: message({
-        allow: ['admin'],
-        payload: pageRequest,
-        handle: async (p, ctx) => {
-          const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.cursor ?? undefined, limit: p.limit });
-          return page(res.items.map((i) => view(ctx.state, i.value)), res.next);
-        },
-      }),
+    /** Is this session live and its user unblocked, right now? Answers the user's current role. */
+    Check: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), sid: z.string() }),
+      handle: async (p, ctx) => ({ role: (await liveSession(ctx.state, ctx.store, p.uid, p.sid)).user.role }),
+    }),
 
-      Revoke: message({
-        allow: 'any',
-        payload: z.object({ sid: z.uuid() }),
-        handle: async (p, ctx) => {
-          const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
-          if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
-          if (ctx.caller.role !== 'admin' && !ctx.caller.system && s.uid !== ctx.caller.uid) {
-            throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may revoke only your own sessions');
-          }
-          const ended = await revoke(ctx, [s], 'revoked');
-          logSecurityEvent(ctx.log, 'session.revoked', { ...actorOf(ctx.caller), target: { uid: s.uid, sid: s.sid }, ended: ended.length });
-          return { revoked: 1 };
-        },
-      }),
+    Unregister: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ connectionId: z.string() }),
+      handle: async (p, ctx) => {
+        const reg = ctx.state.connections.get(p.connectionId);
+        if (!reg) return { unregistered: false };
+        ctx.state.connections.delete(p.connectionId);
+        const left = (ctx.state.perUser.get(reg.principal.uid) ?? 1) - 1;
+        if (left > 0) ctx.state.perUser.set(reg.principal.uid, left);
+        else ctx.state.perUser.delete(reg.principal.uid);
+        const set = ctx.state.bySid.get(reg.principal.sid);
+        set?.delete(reg);
+        if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
+        const s = await ctx.store.get<SessionRecord>('sessions', reg.principal.sid);
+        if (s) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'disconnected' });
+        return { unregistered: true };
+      },
+    }),
 
-      RevokeAllForUser: message({
-        allow: ['admin'],
-        payload: z.object({ uid: z.uuid() }),
-        handle: async (p, ctx) => {
-          if (!(await ctx.store.get('users', p.uid))) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
-          const ended = await revoke(ctx, await userSessions(ctx.store, p.uid), 'revoked');
-          logSecurityEvent(ctx.log, 'user.sessions-revoked', { ...actorOf(ctx.caller), target: { uid: p.uid }, ended: ended.length });
-          return { revoked: ended.length };
-        },
-      }),
+    /** Which session a connection belongs to, as of now (null once it is gone). */
+    Resolve: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ connectionId: z.string() }),
+      handle: (p, ctx) => ctx.state.connections.get(p.connectionId)?.principal ?? null,
+    }),
 
-      Stats: message({
-        allow: ['admin'],
-        payload: z.object({}),
-        handle: async (_p, ctx) => {
-          const t = ctx.state.now();
-          let live = 0;
-          await allPages(async (after) => {
-            const res = await ctx.store.scan<SessionRecord>('sessions', { after: after ?? undefined, limit: 500 });
-            for (const i of res.items) if (isLive(i.value, t)) live += 1;
-            return { items: [], next: res.next };
-          });
-          return { connections: ctx.state.connections.size, sessions: live, asksPerSecond: ctx.state.deps.askRate(), uptime: t - ctx.state.started };
-        },
-      }),
+    /** Ends one session for a reason (logout, reuse); its sockets close with 4001 and that reason. Answers whose it was. */
+    End: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ sid: z.string(), reason: z.enum(SESSION_END_REASONS) }),
+      handle: async (p, ctx) => {
+        const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+        if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
+        return { ended: (await revoke(ctx, [s], p.reason)).length, uid: s.uid };
+      },
+    }),
 
-      // ---- internal: asked by the server itself, never from the wire ----
+    /** Ends every session of a user but `except` (a block closes them with 4003; a new password keeps its own). */
+    EndAllForUser: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']), except: z.string().nullable().default(null) }),
+      handle: async (p, ctx) => {
+        const sessions = (await userSessions(ctx.store, p.uid)).filter((s) => s.sid !== p.except);
+        return { ended: (await revoke(ctx, sessions, p.reason)).length };
+      },
+    }),
 
-      /** Login and guest: a new session, evicting the least recently used beyond the per-user cap. */
-      Create: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), fingerprint: z.string(), passwordChangedAt: z.number().nullable().optional() }),
-        handle: async (p, ctx) => {
-          const t = ctx.state.now();
-          // Re-checked inside the mailbox: a block that committed before this message wins.
-          const user = await ctx.store.get<UserRecord>('users', p.uid);
-          if (!user) throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
-          // A password login checked a password that has been changed since: that password ended with its change.
-          if (p.passwordChangedAt !== undefined && (user.passwordChangedAt ?? null) !== p.passwordChangedAt) {
-            throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
-          }
-          // The user's own row of this device; for a guest (a new identity on this device), any row of it.
-          const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => user.role === 'guest' || r.value.uid === p.uid);
-          if (user.blocked || rows.some((r) => r.value.blocked)) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+    /** After a refresh: the session's sockets now expire later. */
+    Touch: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ sid: z.string(), expiresAt: z.number() }),
+      handle: (p, ctx) => {
+        for (const r of ctx.state.bySid.get(p.sid) ?? []) r.principal.expiresAt = p.expiresAt;
+        return { touched: true };
+      },
+    }),
 
-          // Past the cap, the least recently used sessions are evicted first (4001 evicted).
-          const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
-          live.sort((a, b) => a.lastUsed - b.lastUsed || a.created - b.created);
-          await revoke(ctx, live.slice(0, Math.max(0, live.length - ctx.state.deps.maxSessionsPerUser + 1)), 'evicted');
+    /**
+     * Cleanup, one page per ask (the mailbox is given back between pages): deletes the sessions of the page
+     * after `after` that have been over (revoked or expired) for longer than the retention. Live sessions are
+     * never touched. Returns the cursor of the next page, or null.
+     */
+    Cleanup: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
+      handle: async (p, ctx) => {
+        const cutoff = ctx.state.now() - p.retentionMs;
+        const overSince = (s: SessionRecord) => s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt);
+        const doomedNow = (s: SessionRecord | undefined): s is SessionRecord => !!s && !isLive(s, ctx.state.now()) && overSince(s) < cutoff;
+        const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.after ?? undefined, limit: p.batchSize });
+        const doomed = res.items.map((i) => i.value).filter(doomedNow);
+        // Re-checked in each session's queue: a session refreshed meanwhile is not deleted.
+        const deleted = await Promise.all(
+          doomed.map((s) =>
+            ctx.state.deps.locks.run(s.sid, async () => {
+              if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
+              await ctx.store.delete('sessions', s.sid);
+              closeSockets(ctx.state, s.sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
+              return true;
+            }),
+          ),
+        );
+        return { deleted: deleted.filter(Boolean).length, next: res.next };
+      },
+    }),
 
-          const sid = randomUUID();
-          const refreshToken = ctx.state.deps.newRefreshToken(sid, 0);
-          const absoluteExpiresAt = t + ctx.state.deps.refreshMaxTtlMs;
-          const session: SessionRecord = {
-            sid,
-            uid: p.uid,
-            fingerprint: p.fingerprint,
-            created: t,
-            lastUsed: t,
-            expiresAt: Math.min(t + ctx.state.deps.refreshTtlMs, absoluteExpiresAt),
-            absoluteExpiresAt,
-            revokedAt: null,
-            revokeReason: null,
-            refreshHash: ctx.state.deps.hashToken(refreshToken),
-            generation: 0,
-            previousHash: null,
-            rotatedAt: null,
-            graceSealed: null,
-          };
-          await ctx.state.deps.locks.run(sid, () => ctx.store.put('sessions', sid, session));
-          ctx.publish('SessionChanged', { session: view(ctx.state, session), change: 'created' });
-          return { session, refreshToken, role: user.role };
-        },
-      }),
+    /** When a user last used any session (guest cleanup asks before deleting a guest). */
+    LastActivity: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string() }),
+      handle: async (p, ctx) => {
+        const sessions = await userSessions(ctx.store, p.uid);
+        return { lastUsed: sessions.reduce((m, s) => Math.max(m, s.lastUsed), 0), live: sessions.some((s) => isLive(s, ctx.state.now())) };
+      },
+    }),
 
-      /** The green room: binds a connection to its session once the session is live and its user unblocked. */
-      Register: message({
-        allow: [],
-        internal: true,
-        payload: z.object({
-          connection: z.custom<LiveConnection>((v) => typeof v === 'object' && v !== null),
-          uid: z.string(),
-          sid: z.string(),
-          address: z.string().nullable().default(null),
-        }),
-        handle: async (p, ctx) => {
-          const { session: s, user } = await liveSession(ctx.state, ctx.store, p.uid, p.sid);
-          // Quotas: one stolen or shared token cannot take every connection slot of the server.
-          if ((ctx.state.bySid.get(s.sid)?.size ?? 0) >= ctx.state.deps.maxConnectionsPerSession) {
-            throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this session', { retryAfterSeconds: 5 });
-          }
-          const userConnections = ctx.state.perUser.get(s.uid) ?? 0;
-          if (userConnections >= ctx.state.deps.maxConnectionsPerUser) {
-            throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
-          }
-          ctx.state.perUser.set(s.uid, userConnections + 1);
-          const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt), p.address);
-          const reg: Registered = { connection: p.connection, principal };
-          ctx.state.connections.set(p.connection.id, reg);
-          let set = ctx.state.bySid.get(s.sid);
-          if (!set) ctx.state.bySid.set(s.sid, (set = new Set()));
-          set.add(reg);
-          ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
-          return principal;
-        },
-      }),
+    /** Removes every session of the users being deleted (after closing any socket); one flush for many users. */
+    DeleteForUser: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uids: z.array(z.string()) }),
+      handle: async (p, ctx) => {
+        const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
+        for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
+        await Promise.all(sessions.map((s) => ctx.state.deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
+        return { deleted: sessions.length };
+      },
+    }),
 
-      /** Is this session live and its user unblocked, right now? Answers the user's current role. */
-      Check: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), sid: z.string() }),
-        handle: async (p, ctx) => ({ role: (await liveSession(ctx.state, ctx.store, p.uid, p.sid)).user.role }),
-      }),
-
-      Unregister: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ connectionId: z.string() }),
-        handle: async (p, ctx) => {
-          const reg = ctx.state.connections.get(p.connectionId);
-          if (!reg) return { unregistered: false };
-          ctx.state.connections.delete(p.connectionId);
-          const left = (ctx.state.perUser.get(reg.principal.uid) ?? 1) - 1;
-          if (left > 0) ctx.state.perUser.set(reg.principal.uid, left);
-          else ctx.state.perUser.delete(reg.principal.uid);
-          const set = ctx.state.bySid.get(reg.principal.sid);
-          set?.delete(reg);
-          if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
-          const s = await ctx.store.get<SessionRecord>('sessions', reg.principal.sid);
-          if (s) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'disconnected' });
-          return { unregistered: true };
-        },
-      }),
-
-      /** Which session a connection belongs to, as of now (null once it is gone). */
-      Resolve: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ connectionId: z.string() }),
-        handle: (p, ctx) => ctx.state.connections.get(p.connectionId)?.principal ?? null,
-      }),
-
-      /** Ends one session for a reason (logout, reuse); its sockets close with 4001 and that reason. Answers whose it was. */
-      End: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ sid: z.string(), reason: z.enum(SESSION_END_REASONS) }),
-        handle: async (p, ctx) => {
-          const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
-          if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
-          return { ended: (await revoke(ctx, [s], p.reason)).length, uid: s.uid };
-        },
-      }),
-
-      /** Ends every session of a user but `except` (a block closes them with 4003; a new password keeps its own). */
-      EndAllForUser: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']), except: z.string().nullable().default(null) }),
-        handle: async (p, ctx) => {
-          const sessions = (await userSessions(ctx.store, p.uid)).filter((s) => s.sid !== p.except);
-          return { ended: (await revoke(ctx, sessions, p.reason)).length };
-        },
-      }),
-
-      /** After a refresh: the session's sockets now expire later. */
-      Touch: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ sid: z.string(), expiresAt: z.number() }),
-        handle: (p, ctx) => {
-          for (const r of ctx.state.bySid.get(p.sid) ?? []) r.principal.expiresAt = p.expiresAt;
-          return { touched: true };
-        },
-      }),
-
-      /**
-       * Cleanup, one page per ask (the mailbox is given back between pages): deletes the sessions of the page
-       * after `after` that have been over (revoked or expired) for longer than the retention. Live sessions are
-       * never touched. Returns the cursor of the next page, or null.
-       */
-      Cleanup: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
-        handle: async (p, ctx) => {
-          const cutoff = ctx.state.now() - p.retentionMs;
-          const overSince = (s: SessionRecord) => s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt);
-          const doomedNow = (s: SessionRecord | undefined): s is SessionRecord => !!s && !isLive(s, ctx.state.now()) && overSince(s) < cutoff;
-          const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.after ?? undefined, limit: p.batchSize });
-          const doomed = res.items.map((i) => i.value).filter(doomedNow);
-          // Re-checked in each session's queue: a session refreshed meanwhile is not deleted.
-          const deleted = await Promise.all(
-            doomed.map((s) =>
-              ctx.state.deps.locks.run(s.sid, async () => {
-                if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
-                await ctx.store.delete('sessions', s.sid);
-                closeSockets(ctx.state, s.sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
-                return true;
-              }),
-            ),
-          );
-          return { deleted: deleted.filter(Boolean).length, next: res.next };
-        },
-      }),
-
-      /** When a user last used any session (guest cleanup asks before deleting a guest). */
-      LastActivity: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string() }),
-        handle: async (p, ctx) => {
-          const sessions = await userSessions(ctx.store, p.uid);
-          return { lastUsed: sessions.reduce((m, s) => Math.max(m, s.lastUsed), 0), live: sessions.some((s) => isLive(s, ctx.state.now())) };
-        },
-      }),
-
-      /** Removes every session of the users being deleted (after closing any socket); one flush for many users. */
-      DeleteForUser: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uids: z.array(z.string()) }),
-        handle: async (p, ctx) => {
-          const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
-          for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
-          await Promise.all(sessions.map((s) => ctx.state.deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
-          return { deleted: sessions.length };
-        },
-      }),
-
-      /** A role change applies to the next ask on every open socket of the user. */
-      UpdateRole: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), role: z.string() }),
-        handle: (p, ctx) => {
-          if (!ctx.state.perUser.has(p.uid)) return { updated: true };
-          for (const r of ctx.state.connections.values()) if (r.principal.uid === p.uid) r.principal.role = p.role;
-          return { updated: true };
-        },
-      }),
-    };
-  },
+    /** A role change applies to the next ask on every open socket of the user. */
+    UpdateRole: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), role: z.string() }),
+      handle: (p, ctx) => {
+        if (!ctx.state.perUser.has(p.uid)) return { updated: true };
+        for (const r of ctx.state.connections.values()) if (r.principal.uid === p.uid) r.principal.role = p.role;
+        return { updated: true };
+      },
+    }),
+  }),
 });

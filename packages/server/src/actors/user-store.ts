@@ -113,308 +113,306 @@ export const UserStore = defineActor({
   state: (_ctx, options: UserStoreOptions): State => ({ now: options.now ?? Date.now, passwords: options.passwords ?? true }),
   events: { UserChanged: z.object({ user: userViewSchema }) },
   subscribers: ['admin'],
-  messages: (message) => {
-    return {
-      GetOwn: message({
-        allow: 'any',
-        payload: z.object({}),
-        handle: async (_p, ctx) => userView(await mustGet(ctx.store, ctx.caller.uid ?? '')),
-      }),
+  messages: (message) => ({
+    GetOwn: message({
+      allow: 'any',
+      payload: z.object({}),
+      handle: async (_p, ctx) => userView(await mustGet(ctx.store, ctx.caller.uid ?? '')),
+    }),
 
-      GetAll: message({
-        allow: ['admin'],
-        payload: pageRequest,
-        handle: async (p, ctx) => {
-          const res = await ctx.store.scan<UserRecord>('users', { after: p.cursor ?? undefined, limit: p.limit });
-          return page(res.items.map((i) => userView(i.value)), res.next);
-        },
-      }),
+    GetAll: message({
+      allow: ['admin'],
+      payload: pageRequest,
+      handle: async (p, ctx) => {
+        const res = await ctx.store.scan<UserRecord>('users', { after: p.cursor ?? undefined, limit: p.limit });
+        return page(res.items.map((i) => userView(i.value)), res.next);
+      },
+    }),
 
-      /** One user, by uid or by username. */
-      Get: message({
-        allow: ['admin'],
-        payload: z.union([z.object({ uid: z.uuid() }), z.object({ username: z.string().min(1).max(64) })]),
-        handle: async (p, ctx) => {
-          if ('uid' in p) return userView(await mustGet(ctx.store, p.uid));
-          const u = await findByUsername(ctx.store, p.username);
-          if (!u) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
-          return userView(u);
-        },
-      }),
+    /** One user, by uid or by username. */
+    Get: message({
+      allow: ['admin'],
+      payload: z.union([z.object({ uid: z.uuid() }), z.object({ username: z.string().min(1).max(64) })]),
+      handle: async (p, ctx) => {
+        if ('uid' in p) return userView(await mustGet(ctx.store, p.uid));
+        const u = await findByUsername(ctx.store, p.username);
+        if (!u) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
+        return userView(u);
+      },
+    }),
 
-      Create: message({
-        allow: ['admin'],
-        payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema.default('user'), displayName: displayNameSchema.optional() }),
-        handle: async (p, ctx) => {
-          refusePasswords(ctx.state);
-          const passwordHash = await hashPassword(p.password);
-          return userView(await create(ctx, { username: p.username, displayName: p.displayName ?? p.username, role: p.role, passwordHash }));
-        },
-      }),
+    Create: message({
+      allow: ['admin'],
+      payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema.default('user'), displayName: displayNameSchema.optional() }),
+      handle: async (p, ctx) => {
+        refusePasswords(ctx.state);
+        const passwordHash = await hashPassword(p.password);
+        return userView(await create(ctx, { username: p.username, displayName: p.displayName ?? p.username, role: p.role, passwordHash }));
+      },
+    }),
 
-      /** Admins change anything; a user changes only their own displayName (docs/protocol.md, Built-in actors). */
-      Update: message({
-        allow: 'any',
-        payload: z.object({
-          uid: z.uuid(),
-          displayName: displayNameSchema.optional(),
-          role: roleSchema.optional(),
-          username: usernameSchema.optional(),
-          password: passwordSchema.optional(),
-        }),
-        handle: async (p, ctx) => {
-          const admin = ctx.caller.system || ctx.caller.role === 'admin';
-          if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
-            throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
-          }
-          if (p.password !== undefined) refusePasswords(ctx.state);
-          const u = await mustGet(ctx.store, p.uid);
-          // Idle guests are deleted by cleanup: a user an identity provider signs in must keep its uid, so it is
-          // never made a guest.
-          if (p.role === 'guest' && u.role !== 'guest' && (await ctx.store.findBy(IDENTITIES, 'uid', u.uid)).length > 0) {
-            throw new GreenroomError(ErrorCode.CONFLICT, 'a user signed in through an identity provider cannot be made a guest');
-          }
-          if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
-            throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
-          }
-          const next: UserRecord = {
-            ...u,
-            displayName: p.displayName ?? u.displayName,
-            role: p.role ?? u.role,
-            username: p.username ?? u.username,
-            usernameKey: usernameKey(p.username ?? u.username),
-            passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
-            ...(p.password !== undefined ? { passwordChangedAt: ctx.state.now() } : {}),
-          };
+    /** Admins change anything; a user changes only their own displayName (docs/protocol.md, Built-in actors). */
+    Update: message({
+      allow: 'any',
+      payload: z.object({
+        uid: z.uuid(),
+        displayName: displayNameSchema.optional(),
+        role: roleSchema.optional(),
+        username: usernameSchema.optional(),
+        password: passwordSchema.optional(),
+      }),
+      handle: async (p, ctx) => {
+        const admin = ctx.caller.system || ctx.caller.role === 'admin';
+        if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
+          throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
+        }
+        if (p.password !== undefined) refusePasswords(ctx.state);
+        const u = await mustGet(ctx.store, p.uid);
+        // Idle guests are deleted by cleanup: a user an identity provider signs in must keep its uid, so it is
+        // never made a guest.
+        if (p.role === 'guest' && u.role !== 'guest' && (await ctx.store.findBy(IDENTITIES, 'uid', u.uid)).length > 0) {
+          throw new GreenroomError(ErrorCode.CONFLICT, 'a user signed in through an identity provider cannot be made a guest');
+        }
+        if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
+          throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
+        }
+        const next: UserRecord = {
+          ...u,
+          displayName: p.displayName ?? u.displayName,
+          role: p.role ?? u.role,
+          username: p.username ?? u.username,
+          usernameKey: usernameKey(p.username ?? u.username),
+          passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
+          ...(p.password !== undefined ? { passwordChangedAt: ctx.state.now() } : {}),
+        };
+        await ctx.store.put('users', u.uid, next);
+        if (next.role !== u.role) {
+          await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
+          logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
+        }
+        // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
+        if (p.password !== undefined) {
+          const except = ctx.caller.uid === u.uid ? ctx.caller.sid : null;
+          const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'revoked', except });
+          logSecurityEvent(ctx.log, 'user.password-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, sessionsEnded: ended });
+        }
+        ctx.publish('UserChanged', { user: userView(next) });
+        return userView(next);
+      },
+    }),
+
+    /**
+     * Blocks a user by uid: the user record (and the fingerprint that led here, if any) durably, then every
+     * session revoked and every socket closed with 4003 — all before the answer.
+     */
+    Block: message({
+      allow: ['admin'],
+      payload: z.object({ uid: z.uuid(), fingerprint: z.string().max(64).optional() }),
+      handle: async (p, ctx) => {
+        const u = await mustGet(ctx.store, p.uid);
+        if (p.fingerprint) await ctx.ask(FingerprintStore.SetBlocked, { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
+        const next: UserRecord = { ...u, blocked: true };
+        await ctx.store.put('users', u.uid, next);
+        const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'blocked' });
+        logSecurityEvent(ctx.log, 'user.blocked', {
+          ...actorOf(ctx.caller),
+          target: { uid: u.uid },
+          ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}),
+          sessionsEnded: ended,
+        });
+        ctx.publish('UserChanged', { user: userView(next) });
+        return userView(next);
+      },
+    }),
+
+    /** Clears the blocked flags of the user and of its fingerprints; sessions revoked by the block stay revoked. */
+    Unblock: message({
+      allow: ['admin'],
+      payload: z.object({ uid: z.uuid() }),
+      handle: async (p, ctx) => {
+        const u = await mustGet(ctx.store, p.uid);
+        await ctx.ask(FingerprintStore.SetBlockedForUser, { uid: u.uid, blocked: false });
+        const next: UserRecord = { ...u, blocked: false };
+        await ctx.store.put('users', u.uid, next);
+        logSecurityEvent(ctx.log, 'user.unblocked', { ...actorOf(ctx.caller), target: { uid: u.uid } });
+        ctx.publish('UserChanged', { user: userView(next) });
+        return userView(next);
+      },
+    }),
+
+    // ---- internal ----
+
+    /** The full record, password hash included, for the login route only. */
+    FindForLogin: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ username: z.string().max(256) }),
+      handle: async (p, ctx) => (await findByUsername(ctx.store, p.username)) ?? null,
+    }),
+
+    /** Login upgrades an old, cheaper hash: stored only if the hash is still the one that was verified. */
+    ReplaceHash: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string(), from: z.string(), to: z.string() }),
+      handle: async (p, ctx) => {
+        const u = await mustGet(ctx.store, p.uid);
+        if (u.passwordHash !== p.from) return { replaced: false };
+        await ctx.store.put('users', u.uid, { ...u, passwordHash: p.to });
+        return { replaced: true };
+      },
+    }),
+
+    RecordLogin: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ uid: z.string() }),
+      handle: async (p, ctx) => {
+        const u = await mustGet(ctx.store, p.uid);
+        if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+        const next = { ...u, lastLogin: ctx.state.now() };
+        await ctx.store.put('users', u.uid, next);
+        return userView(next);
+      },
+    }),
+
+    CreateGuest: message({
+      allow: [],
+      internal: true,
+      payload: z.object({}),
+      handle: async (_p, ctx) => {
+        const name = `guest-${uuidv4().slice(0, 8)}`;
+        // A guest signs in as it is made: one write, lastLogin included.
+        return userView(await create(ctx, { username: name, displayName: 'Guest', role: 'guest', passwordHash: null, lastLogin: ctx.state.now() }));
+      },
+    }),
+
+    /**
+     * Cleanup, one batch per ask (so the mailbox is given back between batches): looks at the next `batchSize`
+     * guests after `after` (by uid) and deletes those unused for `idleMs` (no session used since, none live),
+     * with their sessions and devices. A blocked guest, or one whose device is blocked, is kept: the block must
+     * outlive it. Returns the cursor of the next batch, or null.
+     */
+    CleanupGuests: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ idleMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
+      handle: async (p, ctx) => {
+        const cutoff = ctx.state.now() - p.idleMs;
+        const guests = (await ctx.store.findBy<UserRecord>('users', 'role', 'guest'))
+          .map((r) => r.value)
+          .filter((g) => p.after === null || g.uid > p.after)
+          .sort((x, y) => (x.uid < y.uid ? -1 : 1));
+        const batch = guests.slice(0, p.batchSize);
+        const stale: UserRecord[] = [];
+        for (const g of batch) {
+          if (g.blocked || Math.max(g.lastLogin ?? 0, g.created) >= cutoff) continue;
+          const activity = await ctx.ask(SessionStore.LastActivity, { uid: g.uid });
+          if (activity.live || activity.lastUsed >= cutoff) continue;
+          const devices = await ctx.ask(FingerprintStore.ForUser, { uid: g.uid });
+          if (devices.some((f) => f.blocked)) continue;
+          stale.push(g);
+        }
+        // One ask (and one flush) per batch, not per guest.
+        const uids = stale.map((g) => g.uid);
+        if (uids.length > 0) {
+          await ctx.ask(SessionStore.DeleteForUser, { uids });
+          await ctx.ask(FingerprintStore.DeleteForUser, { uids });
+          await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
+        }
+        return { deleted: stale.length, next: guests.length > batch.length ? batch[batch.length - 1]!.uid : null };
+      },
+    }),
+
+    /**
+     * The user an identity provider's (issuer, subject) maps to, made on its first exchange: one stable uid per
+     * pair, whatever the username or email says (an exchange never takes over an existing user by name). A
+     * `role` (from the provider) replaces the user's role; null keeps it (`user` for a new user). Refused with
+     * BLOCKED, writing nothing, for a blocked user. Made or found, the user's lastLogin is now.
+     */
+    Exchange: message({
+      allow: [],
+      internal: true,
+      payload: z.object({
+        issuer: z.string().min(1).max(1024),
+        subject: z.string().min(1).max(1024),
+        role: roleSchema.nullable(),
+        displayName: z.string().max(400).nullable(),
+        usernameHint: z.string().max(400).nullable(),
+      }),
+      handle: async (p, ctx) => {
+        const key = identityKey(p.issuer, p.subject);
+        const link = await ctx.store.get<IdentityRecord>(IDENTITIES, key);
+        const u = link ? await ctx.store.get<UserRecord>('users', link.uid) : undefined;
+        if (u) {
+          if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+          const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: ctx.state.now() };
           await ctx.store.put('users', u.uid, next);
           if (next.role !== u.role) {
             await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
-            logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
+            logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
+            ctx.publish('UserChanged', { user: userView(next) });
           }
-          // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
-          if (p.password !== undefined) {
-            const except = ctx.caller.uid === u.uid ? ctx.caller.sid : null;
-            const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'revoked', except });
-            logSecurityEvent(ctx.log, 'user.password-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, sessionsEnded: ended });
+          return { user: userView(next), created: false };
+        }
+        // A new user (or one whose record is gone): a username made safe and unique, a readable displayName. The
+        // username always carries a mark of this identity: a hint (an email's local part, a preferred username)
+        // is the provider's user's to choose, so the bare hint would let the first to exchange take a name
+        // someone else is known by here.
+        const base = usernameBase(p.usernameHint) || 'user';
+        let username = '';
+        for (const candidate of [`${base}-${key.slice(0, 8)}`, `${base}-${key.slice(0, 16)}`, `${base}-${randomBytes(6).toString('hex')}`]) {
+          const parsed = usernameSchema.safeParse(candidate);
+          if (parsed.success && !(await findByUsername(ctx.store, parsed.data))) {
+            username = parsed.data;
+            break;
           }
-          ctx.publish('UserChanged', { user: userView(next) });
-          return userView(next);
-        },
-      }),
+        }
+        if (!username) username = `user-${randomBytes(8).toString('hex')}`;
+        const shown = p.displayName === null ? null : displayNameSchema.safeParse(p.displayName);
+        const t = ctx.state.now();
+        const user: UserRecord = {
+          uid: uuidv4(),
+          username,
+          usernameKey: usernameKey(username),
+          displayName: shown?.success ? shown.data : username,
+          role: p.role ?? 'user',
+          blocked: false,
+          created: t,
+          lastLogin: t,
+          passwordHash: null,
+        };
+        const identity: IdentityRecord = { uid: user.uid, issuer: p.issuer, subject: p.subject, created: t };
+        // One write: the user and its link exist together or not at all.
+        await ctx.store.write([
+          { op: 'put', collection: 'users', id: user.uid, value: user },
+          { op: 'put', collection: IDENTITIES, id: key, value: identity },
+        ]);
+        ctx.publish('UserChanged', { user: userView(user) });
+        return { user: userView(user), created: true };
+      },
+    }),
 
-      /**
-       * Blocks a user by uid: the user record (and the fingerprint that led here, if any) durably, then every
-       * session revoked and every socket closed with 4003 — all before the answer.
-       */
-      Block: message({
-        allow: ['admin'],
-        payload: z.object({ uid: z.uuid(), fingerprint: z.string().max(64).optional() }),
-        handle: async (p, ctx) => {
-          const u = await mustGet(ctx.store, p.uid);
-          if (p.fingerprint) await ctx.ask(FingerprintStore.SetBlocked, { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
-          const next: UserRecord = { ...u, blocked: true };
-          await ctx.store.put('users', u.uid, next);
-          const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'blocked' });
-          logSecurityEvent(ctx.log, 'user.blocked', {
-            ...actorOf(ctx.caller),
-            target: { uid: u.uid },
-            ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}),
-            sessionsEnded: ended,
-          });
-          ctx.publish('UserChanged', { user: userView(next) });
-          return userView(next);
-        },
-      }),
+    /** A user without a password (test harness and load tools: sessions are then issued directly). */
+    Provision: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ username: usernameSchema, role: roleSchema }),
+      handle: async (p, ctx) => userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash: null })),
+    }),
 
-      /** Clears the blocked flags of the user and of its fingerprints; sessions revoked by the block stay revoked. */
-      Unblock: message({
-        allow: ['admin'],
-        payload: z.object({ uid: z.uuid() }),
-        handle: async (p, ctx) => {
-          const u = await mustGet(ctx.store, p.uid);
-          await ctx.ask(FingerprintStore.SetBlockedForUser, { uid: u.uid, blocked: false });
-          const next: UserRecord = { ...u, blocked: false };
-          await ctx.store.put('users', u.uid, next);
-          logSecurityEvent(ctx.log, 'user.unblocked', { ...actorOf(ctx.caller), target: { uid: u.uid } });
-          ctx.publish('UserChanged', { user: userView(next) });
-          return userView(next);
-        },
-      }),
-
-      // ---- internal ----
-
-      /** The full record, password hash included, for the login route only. */
-      FindForLogin: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ username: z.string().max(256) }),
-        handle: async (p, ctx) => (await findByUsername(ctx.store, p.username)) ?? null,
-      }),
-
-      /** Login upgrades an old, cheaper hash: stored only if the hash is still the one that was verified. */
-      ReplaceHash: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string(), from: z.string(), to: z.string() }),
-        handle: async (p, ctx) => {
-          const u = await mustGet(ctx.store, p.uid);
-          if (u.passwordHash !== p.from) return { replaced: false };
-          await ctx.store.put('users', u.uid, { ...u, passwordHash: p.to });
-          return { replaced: true };
-        },
-      }),
-
-      RecordLogin: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ uid: z.string() }),
-        handle: async (p, ctx) => {
-          const u = await mustGet(ctx.store, p.uid);
-          if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-          const next = { ...u, lastLogin: ctx.state.now() };
-          await ctx.store.put('users', u.uid, next);
-          return userView(next);
-        },
-      }),
-
-      CreateGuest: message({
-        allow: [],
-        internal: true,
-        payload: z.object({}),
-        handle: async (_p, ctx) => {
-          const name = `guest-${uuidv4().slice(0, 8)}`;
-          // A guest signs in as it is made: one write, lastLogin included.
-          return userView(await create(ctx, { username: name, displayName: 'Guest', role: 'guest', passwordHash: null, lastLogin: ctx.state.now() }));
-        },
-      }),
-
-      /**
-       * Cleanup, one batch per ask (so the mailbox is given back between batches): looks at the next `batchSize`
-       * guests after `after` (by uid) and deletes those unused for `idleMs` (no session used since, none live),
-       * with their sessions and devices. A blocked guest, or one whose device is blocked, is kept: the block must
-       * outlive it. Returns the cursor of the next batch, or null.
-       */
-      CleanupGuests: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ idleMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
-        handle: async (p, ctx) => {
-          const cutoff = ctx.state.now() - p.idleMs;
-          const guests = (await ctx.store.findBy<UserRecord>('users', 'role', 'guest'))
-            .map((r) => r.value)
-            .filter((g) => p.after === null || g.uid > p.after)
-            .sort((x, y) => (x.uid < y.uid ? -1 : 1));
-          const batch = guests.slice(0, p.batchSize);
-          const stale: UserRecord[] = [];
-          for (const g of batch) {
-            if (g.blocked || Math.max(g.lastLogin ?? 0, g.created) >= cutoff) continue;
-            const activity = await ctx.ask(SessionStore.LastActivity, { uid: g.uid });
-            if (activity.live || activity.lastUsed >= cutoff) continue;
-            const devices = await ctx.ask(FingerprintStore.ForUser, { uid: g.uid });
-            if (devices.some((f) => f.blocked)) continue;
-            stale.push(g);
-          }
-          // One ask (and one flush) per batch, not per guest.
-          const uids = stale.map((g) => g.uid);
-          if (uids.length > 0) {
-            await ctx.ask(SessionStore.DeleteForUser, { uids });
-            await ctx.ask(FingerprintStore.DeleteForUser, { uids });
-            await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
-          }
-          return { deleted: stale.length, next: guests.length > batch.length ? batch[batch.length - 1]!.uid : null };
-        },
-      }),
-
-      /**
-       * The user an identity provider's (issuer, subject) maps to, made on its first exchange: one stable uid per
-       * pair, whatever the username or email says (an exchange never takes over an existing user by name). A
-       * `role` (from the provider) replaces the user's role; null keeps it (`user` for a new user). Refused with
-       * BLOCKED, writing nothing, for a blocked user. Made or found, the user's lastLogin is now.
-       */
-      Exchange: message({
-        allow: [],
-        internal: true,
-        payload: z.object({
-          issuer: z.string().min(1).max(1024),
-          subject: z.string().min(1).max(1024),
-          role: roleSchema.nullable(),
-          displayName: z.string().max(400).nullable(),
-          usernameHint: z.string().max(400).nullable(),
-        }),
-        handle: async (p, ctx) => {
-          const key = identityKey(p.issuer, p.subject);
-          const link = await ctx.store.get<IdentityRecord>(IDENTITIES, key);
-          const u = link ? await ctx.store.get<UserRecord>('users', link.uid) : undefined;
-          if (u) {
-            if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-            const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: ctx.state.now() };
-            await ctx.store.put('users', u.uid, next);
-            if (next.role !== u.role) {
-              await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
-              logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
-              ctx.publish('UserChanged', { user: userView(next) });
-            }
-            return { user: userView(next), created: false };
-          }
-          // A new user (or one whose record is gone): a username made safe and unique, a readable displayName. The
-          // username always carries a mark of this identity: a hint (an email's local part, a preferred username)
-          // is the provider's user's to choose, so the bare hint would let the first to exchange take a name
-          // someone else is known by here.
-          const base = usernameBase(p.usernameHint) || 'user';
-          let username = '';
-          for (const candidate of [`${base}-${key.slice(0, 8)}`, `${base}-${key.slice(0, 16)}`, `${base}-${randomBytes(6).toString('hex')}`]) {
-            const parsed = usernameSchema.safeParse(candidate);
-            if (parsed.success && !(await findByUsername(ctx.store, parsed.data))) {
-              username = parsed.data;
-              break;
-            }
-          }
-          if (!username) username = `user-${randomBytes(8).toString('hex')}`;
-          const shown = p.displayName === null ? null : displayNameSchema.safeParse(p.displayName);
-          const t = ctx.state.now();
-          const user: UserRecord = {
-            uid: uuidv4(),
-            username,
-            usernameKey: usernameKey(username),
-            displayName: shown?.success ? shown.data : username,
-            role: p.role ?? 'user',
-            blocked: false,
-            created: t,
-            lastLogin: t,
-            passwordHash: null,
-          };
-          const identity: IdentityRecord = { uid: user.uid, issuer: p.issuer, subject: p.subject, created: t };
-          // One write: the user and its link exist together or not at all.
-          await ctx.store.write([
-            { op: 'put', collection: 'users', id: user.uid, value: user },
-            { op: 'put', collection: IDENTITIES, id: key, value: identity },
-          ]);
-          ctx.publish('UserChanged', { user: userView(user) });
-          return { user: userView(user), created: true };
-        },
-      }),
-
-      /** A user without a password (test harness and load tools: sessions are then issued directly). */
-      Provision: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ username: usernameSchema, role: roleSchema }),
-        handle: async (p, ctx) => userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash: null })),
-      }),
-
-      /** GREENROOM_ADMIN bootstrap: creates the user unless the username exists (or, with onlyIfEmpty, any user does). */
-      Ensure: message({
-        allow: [],
-        internal: true,
-        payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema, onlyIfEmpty: z.boolean().default(false) }),
-        handle: async (p, ctx) => {
-          const existing = await findByUsername(ctx.store, p.username);
-          if (existing) return { user: userView(existing), created: false };
-          if (p.onlyIfEmpty && (await ctx.store.count('users')) > 0) return { user: null, created: false };
-          const passwordHash = await hashPassword(p.password);
-          return { user: userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash })), created: true };
-        },
-      }),
-    };
-  },
+    /** GREENROOM_ADMIN bootstrap: creates the user unless the username exists (or, with onlyIfEmpty, any user does). */
+    Ensure: message({
+      allow: [],
+      internal: true,
+      payload: z.object({ username: usernameSchema, password: passwordSchema, role: roleSchema, onlyIfEmpty: z.boolean().default(false) }),
+      handle: async (p, ctx) => {
+        const existing = await findByUsername(ctx.store, p.username);
+        if (existing) return { user: userView(existing), created: false };
+        if (p.onlyIfEmpty && (await ctx.store.count('users')) > 0) return { user: null, created: false };
+        const passwordHash = await hashPassword(p.password);
+        return { user: userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash })), created: true };
+      },
+    }),
+  }),
 });
