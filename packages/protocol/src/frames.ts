@@ -21,10 +21,11 @@ export type ReplyFrame =
   | { id: AskId; ok: true; result: unknown }
   | { id: AskId | null; ok: false; error: ErrorBody };
 
-/** Server → client: a push from an actor the client subscribed to. */
+/** Server → client: a push from an actor the client subscribed to, on one of its topics (default: the actor's name). */
 export interface PushFrame {
   event: string;
   from: string;
+  topic: string;
   payload: unknown;
 }
 

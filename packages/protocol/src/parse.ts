@@ -55,7 +55,8 @@ export function parseServerFrame(text: string): ServerFrame | null {
   }
   if (!isPlainObject(raw)) return null;
   if (typeof raw.event === 'string' && typeof raw.from === 'string') {
-    return { event: raw.event, from: raw.from, payload: raw.payload };
+    // A server before topics sent none: its one topic was the actor's own.
+    return { event: raw.event, from: raw.from, topic: typeof raw.topic === 'string' ? raw.topic : raw.from, payload: raw.payload };
   }
   if (raw.ok === true && readId(raw.id) !== null) return { id: raw.id as AskId, ok: true, result: raw.result };
   if (raw.ok === false && isPlainObject(raw.error) && typeof raw.error.code === 'string') {

@@ -244,10 +244,20 @@ describe('parseServerFrame', () => {
     expect(parseServerFrame('{"id":"1","ok":false,"error":[{"code":"X"}]}')).toBeNull();
   });
 
-  it('reads a push', () => {
+  it('reads a push, with its topic', () => {
+    expect(parseServerFrame('{"event":"Posted","from":"Room","topic":"room-1","payload":{"text":"hi"}}')).toEqual({
+      event: 'Posted',
+      from: 'Room',
+      topic: 'room-1',
+      payload: { text: 'hi' },
+    });
+  });
+
+  it("reads a push without a topic as one on the actor's own", () => {
     expect(parseServerFrame('{"event":"UserChanged","from":"UserStore","payload":{"user":{}}}')).toEqual({
       event: 'UserChanged',
       from: 'UserStore',
+      topic: 'UserStore',
       payload: { user: {} },
     });
   });
@@ -274,7 +284,7 @@ describe('parseServerFrame', () => {
       { id: 'a', ok: true as const, result: { items: [], nextCursor: null } },
       { id: 0, ok: false as const, error: { code: ErrorCode.RATE_LIMITED, message: 'slow down' } },
       { id: null, ok: false as const, error: { code: ErrorCode.BAD_FRAME, message: 'bad' } },
-      { event: 'SessionChanged', from: 'SessionStore', payload: { change: 'created' } },
+      { event: 'SessionChanged', from: 'SessionStore', topic: 'SessionStore', payload: { change: 'created' } },
     ];
     for (const f of frames) expect(parseServerFrame(JSON.stringify(f))).toEqual(f);
   });

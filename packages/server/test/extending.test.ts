@@ -149,7 +149,7 @@ describe('Notes (the example app actor)', () => {
     expect(await expectOk(b.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
 
     const note = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'for everyone' }));
-    const expected = { event: 'NoteAdded', from: 'Notes', payload: { note } };
+    const expected = { event: 'NoteAdded', from: 'Notes', topic: 'Notes', payload: { note } };
     expect(await a.waitForPush('NoteAdded')).toEqual([expected]);
     expect(await b.waitForPush('NoteAdded')).toEqual([expected]);
     // A push to the outsider would have been sent before this answer on the same socket.
@@ -158,12 +158,12 @@ describe('Notes (the example app actor)', () => {
 
     expect(await expectOk(b.ask('Notes', 'Unsubscribe'))).toEqual({ subscribed: false });
     const second = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'after b left' }));
-    expect((await a.waitForPush('NoteAdded', 2))[1]).toEqual({ event: 'NoteAdded', from: 'Notes', payload: { note: second } });
+    expect((await a.waitForPush('NoteAdded', 2))[1]).toEqual({ event: 'NoteAdded', from: 'Notes', topic: 'Notes', payload: { note: second } });
     await expectOk(b.ask('Notes', 'List', { limit: 1 }));
     expect(b.pushes).toEqual([expected]);
 
     await expectOk(a.ask('Notes', 'Delete', { id: second.id }));
-    expect(await a.waitForPush('NoteDeleted')).toEqual([{ event: 'NoteDeleted', from: 'Notes', payload: { id: second.id } }]);
+    expect(await a.waitForPush('NoteDeleted')).toEqual([{ event: 'NoteDeleted', from: 'Notes', topic: 'Notes', payload: { id: second.id } }]);
   });
 });
 

@@ -191,7 +191,7 @@ export class ActorRegistry {
     const host = this.hosts.get(actor);
     if (!host || host.subscribers.size === 0) return;
     const rule = host.definition.subscribers;
-    const frame: PushFrame = { event, from: actor, payload };
+    const frame: PushFrame = { event, from: actor, topic: actor, payload };
     for (const [id, sub] of host.subscribers) {
       if (allows(rule, sub.caller)) sub.push(frame);
       else host.subscribers.delete(id);
