@@ -145,8 +145,8 @@ describe('Notes (the example app actor)', () => {
     const { client: a } = await io.connect('user');
     const { client: b } = await io.connect('guest');
     const { client: outsider } = await io.connect('user');
-    expect(await expectOk(a.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
-    expect(await expectOk(b.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true });
+    expect(await expectOk(a.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true, topic: 'Notes' });
+    expect(await expectOk(b.ask('Notes', 'Subscribe'))).toEqual({ subscribed: true, topic: 'Notes' });
 
     const note = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'for everyone' }));
     const expected = { event: 'NoteAdded', from: 'Notes', topic: 'Notes', payload: { note } };
@@ -156,7 +156,7 @@ describe('Notes (the example app actor)', () => {
     await expectOk(outsider.ask('Notes', 'List', { limit: 1 }));
     expect(outsider.pushes).toEqual([]);
 
-    expect(await expectOk(b.ask('Notes', 'Unsubscribe'))).toEqual({ subscribed: false });
+    expect(await expectOk(b.ask('Notes', 'Unsubscribe'))).toEqual({ subscribed: false, topic: 'Notes' });
     const second = await expectOk<Note>(a.ask('Notes', 'Add', { text: 'after b left' }));
     expect((await a.waitForPush('NoteAdded', 2))[1]).toEqual({ event: 'NoteAdded', from: 'Notes', topic: 'Notes', payload: { note: second } });
     await expectOk(b.ask('Notes', 'List', { limit: 1 }));

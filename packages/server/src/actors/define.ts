@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { MessageTypes, RoleRuleType } from '@greenroom/protocol';
 import type { Store } from '../store/store.js';
+import type { PresenceEntry } from './topics.js';
 
 export type Role = 'admin' | 'user' | 'guest' | (string & {});
 
@@ -77,9 +78,34 @@ export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
    * other actor's answer. Use it to avoid two actors waiting on each other.
    */
   forward<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Forward<R>;
-  /** Pushes one of this actor's declared events to its subscribers (each re-authorized at delivery). */
-  publish<K extends keyof E & string>(event: K, payload: z.output<E[K]>): void;
+  /**
+   * Pushes one of this actor's declared events to the subscribers of one topic (default: the actor's own, its name),
+   * each re-authorized at delivery against the actor's `subscribers` rule.
+   */
+  publish<K extends keyof E & string>(event: K, payload: z.output<E[K]>, options?: { topic?: string }): void;
+  /**
+   * A kick: every connection of `uid` leaves `topic` now. They receive nothing more from it, before this handler
+   * answers. Returns how many subscriptions were removed.
+   */
+  unsubscribe(options: { topic: string; uid: string }): number;
+  /** Who is subscribed to a topic (default: the actor's own) on this server: uid, connections, since. */
+  presence(topic?: string): PresenceEntry[];
 }
+
+/** What a lifecycle hook hears. */
+export interface LifecycleEvents {
+  /** A connection closed (whatever the reason). */
+  connectionClosed: { connectionId: string; uid: string; sid: string };
+  /** A session ended (revoked, expired and cleaned up, evicted, logged out, blocked). */
+  sessionEnded: { uid: string; sid: string; reason: string };
+  /** A user was deleted (an idle guest, by cleanup). */
+  userDeleted: { uid: string };
+}
+
+/** Lifecycle hooks run in the actor's mailbox like a message from the server itself, once per event. */
+export type LifecycleHooks<S, E extends EventSchemas> = {
+  readonly [K in keyof LifecycleEvents]?: (info: LifecycleEvents[K], ctx: ActorContext<S, E>) => unknown;
+};
 
 export interface MessageDef<S = any, E extends EventSchemas = any, Z extends z.ZodType = z.ZodType, R = unknown, A extends RoleRule = RoleRule, I extends boolean = boolean> {
   readonly allow: A;
@@ -106,6 +132,11 @@ export interface ActorDefinition<S = unknown, D = any> {
   readonly events: Readonly<EventSchemas>;
   /** Who may subscribe to the events; pushes are re-authorized against it at each delivery. */
   readonly subscribers: RoleRule;
+  /** Whether a caller may subscribe to a topic other than the actor's own (runs in the mailbox); none: never. */
+  readonly mayJoin: ((topic: string, ctx: ActorContext<any, any>) => boolean | Promise<boolean>) | null;
+  /** Whether subscribers hear `PresenceChanged` and may ask `Presence`. */
+  readonly presence: boolean;
+  readonly hooks: LifecycleHooks<any, any>;
 }
 
 export const DEFINITION: unique symbol = Symbol('greenroom.actor');
@@ -121,20 +152,37 @@ type ClientMessages<M extends AnyMessages> = {
   };
 };
 
-/** The framework's own messages for an actor with events. */
-type SubscriptionMessages<E extends EventSchemas, Sub extends RoleRule> = keyof E extends never
+const topicSchema = z.string().min(1).max(128);
+const topicPayload = z.object({ topic: topicSchema.optional() });
+
+/** Pushed to a topic's subscribers when a user joins it (first connection) or leaves it (last one), for `presence: true`. */
+export const presenceChanged = z.object({ topic: z.string(), uid: z.string(), change: z.enum(['joined', 'left']), connections: z.number() });
+
+/** The framework's own messages for an actor with events (and presence). */
+type SubscriptionMessages<E extends EventSchemas, Sub extends RoleRule, Pr extends boolean> = keyof E extends never
   ? {}
   : {
-      Subscribe: MessageDef<unknown, E, z.ZodObject<{}>, { subscribed: true }, Sub, false>;
-      Unsubscribe: MessageDef<unknown, E, z.ZodObject<{}>, { subscribed: false }, Sub, false>;
-    };
+      Subscribe: MessageDef<unknown, E, typeof topicPayload, { subscribed: true; topic: string }, Sub, false>;
+      Unsubscribe: MessageDef<unknown, E, typeof topicPayload, { subscribed: false; topic: string }, Sub, false>;
+    } & (Pr extends true ? { Presence: MessageDef<unknown, E, typeof topicPayload, PresenceEntry[], Sub, false> } : {});
+
+/** The events a client hears: the declared ones, and PresenceChanged for an actor with presence. */
+type ClientEvents<E extends EventSchemas, Pr extends boolean> = { [K in keyof E]: z.output<E[K]> } & (Pr extends true ? { PresenceChanged: z.output<typeof presenceChanged> } : {});
 
 /** An actor's handle: its name, a typed reference per message, and (types only) what a client may know of it. */
-export type ActorHandle<N extends string = string, S = any, D = any, M extends AnyMessages = AnyMessages, E extends EventSchemas = EventSchemas, Sub extends RoleRule = RoleRule> = {
+export type ActorHandle<
+  N extends string = string,
+  S = any,
+  D = any,
+  M extends AnyMessages = AnyMessages,
+  E extends EventSchemas = EventSchemas,
+  Sub extends RoleRule = RoleRule,
+  Pr extends boolean = boolean,
+> = {
   readonly name: N;
   readonly [DEFINITION]: ActorDefinition<S, D>;
-  readonly '~types'?: { messages: ClientMessages<M & SubscriptionMessages<E, Sub>>; events: { [K in keyof E]: z.output<E[K]> } };
-} & { readonly [K in keyof (M & SubscriptionMessages<E, Sub>)]: MessageRef<z.input<(M & SubscriptionMessages<E, Sub>)[K]['payload']>, Answer<ReturnType<(M & SubscriptionMessages<E, Sub>)[K]['handle']>>> };
+  readonly '~types'?: { messages: ClientMessages<M & SubscriptionMessages<E, Sub, Pr>>; events: ClientEvents<E, Pr> };
+} & { readonly [K in keyof (M & SubscriptionMessages<E, Sub, Pr>)]: MessageRef<z.input<(M & SubscriptionMessages<E, Sub, Pr>)[K]['payload']>, Answer<ReturnType<(M & SubscriptionMessages<E, Sub, Pr>)[K]['handle']>>> };
 
 /** Any actor's handle, as the registry takes it: `D` is what its registration passes (`void`: nothing). */
 export interface AnyActor<D = any> {
@@ -161,56 +209,95 @@ type NoReservedNames<E extends EventSchemas> = {
   readonly then?: never;
   readonly prototype?: never;
   readonly toJSON?: never;
-} & (keyof E extends never ? {} : { readonly Subscribe?: never; readonly Unsubscribe?: never });
+} & (keyof E extends never ? {} : { readonly Subscribe?: never; readonly Unsubscribe?: never; readonly Presence?: never });
 
 /**
  * Defines an actor. `state(ctx, deps)` runs once when the actor is registered (`deps`: what the registration
- * passes, for actors that need the server's settings). An actor that declares `events` gets `Subscribe` and
- * `Unsubscribe` from the framework, allowed to `subscribers` (default: any authenticated caller).
+ * passes, for actors that need the server's settings). An actor that declares `events` gets `Subscribe {topic?}` and
+ * `Unsubscribe {topic?}` from the framework, allowed to `subscribers` (default: any authenticated caller):
+ * the actor's own topic (its name) always, another topic only if `mayJoin(topic, ctx)` says so. With
+ * `presence: true` it also gets `Presence {topic?}` (for subscribers of that topic) and pushes `PresenceChanged`.
  */
-export function defineActor<const N extends string, S, M extends AnyMessages, const Sub extends RoleRule = 'any', E extends EventSchemas = {}, D = void>(def: {
+export function defineActor<
+  const N extends string,
+  S,
+  M extends AnyMessages,
+  const Sub extends RoleRule = 'any',
+  E extends EventSchemas = {},
+  D = void,
+  const Pr extends boolean = false,
+>(def: {
   name: N;
   state: (ctx: StateContext, deps: D) => S | Promise<S>;
   events?: E;
   subscribers?: Sub;
+  mayJoin?: (topic: string, ctx: ActorContext<S, E>) => boolean | Promise<boolean>;
+  presence?: Pr;
+  hooks?: LifecycleHooks<S, E>;
   messages: (message: MessageBuilder<S, E>) => M & NoReservedNames<E>;
-}): ActorHandle<N, S, D, M, E, Sub> {
+}): ActorHandle<N, S, D, M, E, Sub, Pr> {
   const events: EventSchemas = { ...(def.events ?? {}) };
   const subscribers: RoleRule = def.subscribers ?? 'any';
+  const presence = def.presence === true;
   const own = def.messages((m) => m);
   // A null prototype: a wire `type` such as `__proto__` or `constructor` can never find a message.
   const messages: Record<string, MessageDef<S, any, z.ZodType, unknown>> = Object.assign(Object.create(null), own);
+  if (presence && Object.keys(events).length === 0) throw new Error(`actor ${def.name}: presence needs events to subscribe to`);
   if (Object.keys(events).length > 0) {
-    for (const type of ['Subscribe', 'Unsubscribe'] as const) {
+    for (const type of ['Subscribe', 'Unsubscribe', ...(presence ? ['Presence'] : [])]) {
       if (type in messages) throw new Error(`actor ${def.name}: ${type} comes from the framework for an actor with events; do not define it`);
     }
-    messages.Subscribe = subscriptionMessage(subscribers, true);
-    messages.Unsubscribe = subscriptionMessage(subscribers, false);
+    messages.Subscribe = subscriptionMessage(subscribers, 'subscribe');
+    messages.Unsubscribe = subscriptionMessage(subscribers, 'unsubscribe');
+    if (presence) {
+      messages.Presence = subscriptionMessage(subscribers, 'presence');
+      events.PresenceChanged = presenceChanged;
+    }
   }
   const handle: Record<string | symbol, unknown> = { name: def.name };
   for (const type of Object.keys(messages)) {
     if (RESERVED.has(type)) throw new Error(`actor ${def.name}: a message may not be called ${type}`);
     handle[type] = Object.freeze({ actor: def.name, type, [MESSAGE_REF]: true });
   }
-  handle[DEFINITION] = Object.freeze({ name: def.name, state: def.state, messages, events, subscribers });
-  return Object.freeze(handle) as ActorHandle<N, S, D, M, E, Sub>;
+  handle[DEFINITION] = Object.freeze({
+    name: def.name,
+    state: def.state,
+    messages,
+    events,
+    subscribers,
+    mayJoin: (def.mayJoin ?? null) as ActorDefinition['mayJoin'],
+    presence,
+    hooks: { ...(def.hooks ?? {}) } as LifecycleHooks<any, any>,
+  });
+  return Object.freeze(handle) as ActorHandle<N, S, D, M, E, Sub, Pr>;
+}
+
+/**
+ * Tells every actor with a hook for it that something happened (the built-ins call it when a session ends or a user
+ * is deleted). Not part of the actors' API: `ctx` must be the one the registry handed the handler.
+ */
+export function notifyLifecycle<K extends keyof LifecycleEvents>(ctx: object, kind: K, info: LifecycleEvents[K]): void {
+  (ctx as { lifecycle(kind: K, info: LifecycleEvents[K]): void }).lifecycle(kind, info);
 }
 
 /** What the registry's context offers the framework's own messages (not part of the actors' API). */
 export interface SubscriptionControl {
-  subscribe(): void;
-  unsubscribe(): void;
+  /** Subscribes the calling connection to a topic it may join; answers the topic. */
+  subscribeCaller(topic: string | undefined): Promise<string>;
+  unsubscribeCaller(topic: string | undefined): string;
+  /** Presence of a topic the calling connection is subscribed to. */
+  presenceFor(topic: string | undefined): PresenceEntry[];
 }
 
-function subscriptionMessage(allow: RoleRule, on: boolean): MessageDef<any, any, z.ZodType, unknown> {
+function subscriptionMessage(allow: RoleRule, what: 'subscribe' | 'unsubscribe' | 'presence'): MessageDef<any, any, z.ZodType, unknown> {
   return {
     allow,
-    payload: z.object({}),
-    handle: (_p, ctx) => {
+    payload: topicPayload,
+    handle: async (p: z.output<typeof topicPayload>, ctx) => {
       const control = ctx as unknown as SubscriptionControl;
-      if (on) control.subscribe();
-      else control.unsubscribe();
-      return { subscribed: on };
+      if (what === 'subscribe') return { subscribed: true, topic: await control.subscribeCaller(p.topic) };
+      if (what === 'unsubscribe') return { subscribed: false, topic: control.unsubscribeCaller(p.topic) };
+      return control.presenceFor(p.topic);
     },
   };
 }

@@ -15,16 +15,25 @@ import { GreenroomError, toPublicError } from '../errors.js';
 import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
 import type { Store } from '../store/store.js';
 import { catalog, type ActorCatalog } from './catalog.js';
-import { allows, definitionOf, Forward, SYSTEM_CALLER, type ActorContext, type ActorDefinition, type AnyActor, type Caller, type MessageDef, type MessageRef, type PayloadArg, type SubscriptionControl } from './define.js';
+import { z } from 'zod';
+import {
+  allows,
+  definitionOf,
+  Forward,
+  SYSTEM_CALLER,
+  type ActorContext,
+  type ActorDefinition,
+  type AnyActor,
+  type Caller,
+  type LifecycleEvents,
+  type MessageDef,
+  type MessageRef,
+  type PayloadArg,
+  type SubscriptionControl,
+} from './define.js';
+import { Topics, type PresenceChange, type PresenceEntry, type Subscriber } from './topics.js';
 
-/** A connection that can receive pushes; `caller` reflects its current role. */
-export interface Subscriber {
-  readonly connectionId: string;
-  readonly caller: Caller;
-  /** True once the connection has closed: a Subscribe still queued from before then must not add it back. */
-  readonly closed?: boolean;
-  push(frame: PushFrame): void;
-}
+export type { Subscriber };
 
 export type Reply = (error: GreenroomError | null, result?: unknown) => void;
 
@@ -44,7 +53,7 @@ const SYSTEM_LANE = '\0system';
 interface Host {
   readonly definition: ActorDefinition<unknown>;
   readonly mailbox: Mailbox<Envelope>;
-  readonly subscribers: Map<string, Subscriber>;
+  readonly topics: Topics;
   state: unknown;
 }
 
@@ -73,7 +82,7 @@ export class ActorRegistry {
     const host: Host = {
       definition,
       state,
-      subscribers: new Map(),
+      topics: new Topics(),
       // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
       mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log), {
         capacity: this.options.mailboxCapacity,
@@ -186,38 +195,79 @@ export class ActorRegistry {
     }
   }
 
-  /** Delivers a push to every subscriber still allowed to receive it; one who lost the right is dropped silently. */
-  publish(actor: string, event: string, payload: unknown): void {
+  /**
+   * Delivers a push to a topic's subscribers still allowed to receive it (the actor's `subscribers` rule, against
+   * their current role); one who lost the right is dropped silently.
+   */
+  publish(actor: string, event: string, payload: unknown, topic: string = actor): void {
     const host = this.hosts.get(actor);
-    if (!host || host.subscribers.size === 0) return;
+    if (host) this.deliver(host, { event, from: actor, topic, payload });
+  }
+
+  private deliver(host: Host, frame: PushFrame): void {
     const rule = host.definition.subscribers;
-    const frame: PushFrame = { event, from: actor, topic: actor, payload };
-    for (const [id, sub] of host.subscribers) {
+    for (const sub of host.topics.subscribers(frame.topic)) {
       if (allows(rule, sub.caller)) sub.push(frame);
-      else host.subscribers.delete(id);
+      else this.announce(host, [host.topics.remove(frame.topic, sub.connectionId)]);
     }
   }
 
-  subscribe(actor: string, subscriber: Subscriber): void {
-    // A connection's subscriptions are removed when it closes; an ask queued before that may still run after it.
-    if (subscriber.closed) return;
-    this.hosts.get(actor)?.subscribers.set(subscriber.connectionId, subscriber);
+  /** Tells a topic's subscribers who joined or left it (actors with presence). */
+  private announce(host: Host, changes: Array<PresenceChange | null>): void {
+    if (!host.definition.presence) return;
+    for (const c of changes) if (c) this.deliver(host, { event: 'PresenceChanged', from: host.definition.name, topic: c.topic, payload: c });
   }
 
-  /** Connections subscribed to an actor's pushes. */
+  /** Adds a connection to a topic (never one that has closed: an ask queued before its close may run after it). */
+  subscribe(actor: string, topic: string, subscriber: Subscriber): void {
+    const host = this.hosts.get(actor);
+    if (host) this.announce(host, [host.topics.add(topic, subscriber)]);
+  }
+
+  unsubscribe(actor: string, topic: string, connectionId: string): void {
+    const host = this.hosts.get(actor);
+    if (host) this.announce(host, [host.topics.remove(topic, connectionId)]);
+  }
+
+  /** A kick: every connection of `uid` leaves the topic. */
+  kick(actor: string, topic: string, uid: string): number {
+    const host = this.hosts.get(actor);
+    if (!host) return 0;
+    const before = host.topics.size;
+    this.announce(host, host.topics.removeUser(topic, uid));
+    return before - host.topics.size;
+  }
+
+  /** Subscriptions to an actor's topics, over all of them. */
   subscribers(actor: string): number {
-    return this.hosts.get(actor)?.subscribers.size ?? 0;
+    return this.hosts.get(actor)?.topics.size ?? 0;
   }
 
-  unsubscribe(actor: string, connectionId: string): void {
-    this.hosts.get(actor)?.subscribers.delete(connectionId);
+  /** Called when a connection closes: its subscriptions go, and the actors that listen hear of it. */
+  connectionClosed(connectionId: string, principal: { uid: string; sid: string } | null): void {
+    for (const host of this.hosts.values()) this.announce(host, host.topics.removeConnection(connectionId));
+    if (principal) this.lifecycle('connectionClosed', { connectionId, uid: principal.uid, sid: principal.sid });
   }
 
-  /** Called when a connection closes. */
-  unsubscribeAll(connectionId: string): void {
-    for (const host of this.hosts.values()) host.subscribers.delete(connectionId);
+  /**
+   * Runs an actor's lifecycle hook in its mailbox, as the server itself, once per event; a hook that fails is
+   * logged, never retried.
+   */
+  lifecycle<K extends keyof LifecycleEvents>(kind: K, info: LifecycleEvents[K]): void {
+    for (const host of this.hosts.values()) {
+      const hook = host.definition.hooks[kind];
+      if (!hook) continue;
+      const message: MessageDef<unknown, any> = { allow: [], internal: true, payload: ANY, handle: (p, ctx) => hook(p as never, ctx) };
+      const reply: Reply = (err) => {
+        if (err) this.log.warn({ actor: host.definition.name, hook: kind, code: err.code }, 'lifecycle hook failed');
+      };
+      host.mailbox.post({ message, payload: info, caller: SYSTEM_CALLER, origin: undefined, reply: this.withDeadline(reply, this.options.askTimeoutMs), dropAfter: Infinity }, SYSTEM_LANE, false);
+    }
   }
 }
+
+/** A hook's payload comes from the server itself: nothing to validate. */
+const ANY = z.any();
 
 /** The server's own caller, on behalf of `caller` (kept for attribution only: it grants nothing). */
 function forwardedFor(caller: Caller): Caller {
@@ -247,14 +297,41 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
   forward<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Forward<R> {
     return new Forward<R>(ref, payload[0] ?? {});
   }
-  publish(event: string, payload: unknown): void {
-    this.registry.publish(this.host.definition.name, event, payload);
+  publish(event: string, payload: unknown, options: { topic?: string } = {}): void {
+    this.registry.publish(this.host.definition.name, event, payload, options.topic);
   }
-  subscribe(): void {
-    if (!this.env.origin) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'only a connection can subscribe');
-    this.registry.subscribe(this.host.definition.name, this.env.origin);
+  unsubscribe(options: { topic: string; uid: string }): number {
+    return this.registry.kick(this.host.definition.name, options.topic, options.uid);
   }
-  unsubscribe(): void {
-    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, this.env.origin.connectionId);
+  presence(topic: string = this.host.definition.name): PresenceEntry[] {
+    return this.host.topics.presence(topic);
+  }
+  /** For the built-ins (define.ts notifyLifecycle): a session ended, a user was deleted. */
+  lifecycle<K extends keyof LifecycleEvents>(kind: K, info: LifecycleEvents[K]): void {
+    this.registry.lifecycle(kind, info);
+  }
+
+  // ---- the framework's Subscribe, Unsubscribe and Presence ----
+
+  async subscribeCaller(topic: string = this.host.definition.name): Promise<string> {
+    const origin = this.env.origin;
+    if (!origin) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'only a connection can subscribe');
+    // The actor's own topic is open to whoever its rule lets subscribe; any other only if mayJoin says so.
+    const mayJoin = this.host.definition.mayJoin;
+    if (topic !== this.host.definition.name && !(mayJoin && (await mayJoin(topic, this)))) {
+      throw new GreenroomError(ErrorCode.FORBIDDEN, `you may not subscribe to ${this.host.definition.name} topic ${topic}`);
+    }
+    this.registry.subscribe(this.host.definition.name, topic, origin);
+    return topic;
+  }
+  unsubscribeCaller(topic: string = this.host.definition.name): string {
+    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, topic, this.env.origin.connectionId);
+    return topic;
+  }
+  presenceFor(topic: string = this.host.definition.name): PresenceEntry[] {
+    if (!this.env.origin || !this.host.topics.has(topic, this.env.origin.connectionId)) {
+      throw new GreenroomError(ErrorCode.FORBIDDEN, 'presence is for subscribers of that topic');
+    }
+    return this.host.topics.presence(topic);
   }
 }

@@ -12,7 +12,7 @@ import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
-import { defineActor, type Caller, type Role } from './define.js';
+import { defineActor, notifyLifecycle, type Caller, type Role } from './define.js';
 import { allPages, page, pageRequest } from './paging.js';
 import { deviceRows, isLive, sessionViewSchema, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
 
@@ -111,6 +111,7 @@ async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndRea
   // Sockets close even for a session that was already revoked: nothing of it may stay connected.
   for (const s of sessions) closeSockets(ctx.state, s.sid, sessionEnds[reason].close);
   const done = ended.filter((s): s is SessionRecord => s !== null);
+  for (const s of done) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason });
   for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
   return done;
 }
@@ -374,6 +375,8 @@ export const SessionStore = defineActor({
               if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
               await ctx.store.delete('sessions', s.sid);
               closeSockets(ctx.state, s.sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
+              // A revoked session was announced when it was revoked; an expired one ends here, for the hooks.
+              if (!s.revokedAt) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason: 'expired' });
               return true;
             }),
           ),

@@ -12,7 +12,7 @@ import { GreenroomError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { hashPassword } from '../auth/passwords.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
-import { defineActor } from './define.js';
+import { defineActor, notifyLifecycle } from './define.js';
 import { FingerprintStore } from './fingerprint-store.js';
 import { page, pageRequest } from './paging.js';
 import { userView, userViewSchema, type UserRecord, type UserView } from './records.js';
@@ -319,6 +319,7 @@ export const UserStore = defineActor({
           await ctx.ask(SessionStore.DeleteForUser, { uids });
           await ctx.ask(FingerprintStore.DeleteForUser, { uids });
           await ctx.store.write(stale.map((g) => ({ op: 'delete', collection: 'users', id: g.uid })));
+          for (const uid of uids) notifyLifecycle(ctx, 'userDeleted', { uid });
         }
         return { deleted: stale.length, next: guests.length > batch.length ? batch[batch.length - 1]!.uid : null };
       },

@@ -180,7 +180,7 @@ export class AdminSocket {
       onAskDone: () => void this.inflight--,
       onClose: (c) => {
         this.connections.delete(c);
-        this.options.registry.unsubscribeAll(c.connectionId);
+        this.options.registry.connectionClosed(c.connectionId, null);
       },
     });
     this.connections.add(connection);

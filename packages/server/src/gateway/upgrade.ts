@@ -110,7 +110,7 @@ export class GreenRoom {
 
   private onClose(c: Connection): void {
     this.connections.remove(c);
-    this.registry.unsubscribeAll(c.id);
+    this.registry.connectionClosed(c.id, c.attached ? c.caller : null);
     this.unregister(c.id);
   }
 
