@@ -68,6 +68,8 @@ export type EventSchemas = Record<string, z.ZodType>;
 
 export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
   readonly state: S;
+  /** A keyed actor's key for this instance (null: the keyless one, and every unkeyed actor). */
+  readonly key: string | null;
   readonly caller: Caller;
   readonly store: Store;
   readonly log: Logger;
@@ -121,6 +123,8 @@ export type Answer<R> = Awaited<R> extends infer V ? (V extends Forward<infer F>
 export interface StateContext {
   readonly store: Store;
   readonly log: Logger;
+  /** A keyed actor's key for this instance (null: the keyless one, and every unkeyed actor). */
+  readonly key: string | null;
 }
 
 /** What the registry runs: the actor as defined, with the framework's Subscribe/Unsubscribe added. */
@@ -137,6 +141,10 @@ export interface ActorDefinition<S = unknown, D = any> {
   /** Whether subscribers hear `PresenceChanged` and may ask `Presence`. */
   readonly presence: boolean;
   readonly hooks: LifecycleHooks<any, any>;
+  /** A keyed actor: the key of a message's payload (none: the keyless instance). */
+  readonly key: ((payload: any) => string | undefined) | null;
+  /** How long a keyed instance with nothing to do lives on. */
+  readonly idleMs: number;
 }
 
 export const DEFINITION: unique symbol = Symbol('greenroom.actor');
@@ -234,6 +242,13 @@ export function defineActor<
   mayJoin?: (topic: string, ctx: ActorContext<S, E>) => boolean | Promise<boolean>;
   presence?: Pr;
   hooks?: LifecycleHooks<S, E>;
+  /**
+   * A keyed actor: one instance (state and mailbox) per key of the payload, started by its first message and stopped
+   * after `idleMs` (default 60 s) with nothing to do; what must outlive it goes through `ctx.store`. A message whose
+   * payload has no key goes to the keyless instance (the framework's Subscribe, Unsubscribe, Presence and hooks too).
+   */
+  key?: (payload: any) => string | undefined;
+  idleMs?: number;
   messages: (message: MessageBuilder<S, E>) => M & NoReservedNames<E>;
 }): ActorHandle<N, S, D, M, E, Sub, Pr> {
   const events: EventSchemas = { ...(def.events ?? {}) };
@@ -268,6 +283,8 @@ export function defineActor<
     mayJoin: (def.mayJoin ?? null) as ActorDefinition['mayJoin'],
     presence,
     hooks: { ...(def.hooks ?? {}) } as LifecycleHooks<any, any>,
+    key: def.key ?? null,
+    idleMs: def.idleMs ?? 60_000,
   });
   return Object.freeze(handle) as ActorHandle<N, S, D, M, E, Sub, Pr>;
 }

@@ -50,11 +50,26 @@ interface Envelope {
 /** The lane of the server's own asks (login, registration, asks between actors). */
 const SYSTEM_LANE = '\0system';
 
+/** One running copy of an actor: the only one, or (a keyed actor) the one of one key. */
+interface Instance {
+  readonly key: string | null;
+  readonly mailbox: Mailbox<Envelope>;
+  state: unknown;
+  /** Resolves once `state` is built (a keyed instance builds it as it starts, with its first message queued). */
+  readonly ready: Promise<void>;
+  /** Messages posted to it and not finished: an instance is idle at 0. */
+  pending: number;
+  idleTimer: NodeJS.Timeout | null;
+}
+
 interface Host {
   readonly definition: ActorDefinition<unknown>;
-  readonly mailbox: Mailbox<Envelope>;
   readonly topics: Topics;
-  state: unknown;
+  readonly log: Logger;
+  readonly deps: unknown;
+  /** The keyless instance: every message of an unkeyed actor, and those of a keyed one whose payload names no key. */
+  readonly root: Instance;
+  readonly keyed: Map<string, Instance>;
 }
 
 export interface RegistryOptions {
@@ -65,6 +80,8 @@ export interface RegistryOptions {
 
 export class ActorRegistry {
   private readonly hosts = new Map<string, Host>();
+  /** Numbers the keyed instances' mailboxes. */
+  private instanceSeq = 0;
 
   constructor(
     private readonly system: ActorSystem,
@@ -78,23 +95,70 @@ export class ActorRegistry {
     const definition: ActorDefinition<unknown, D> = definitionOf(actor);
     if (this.hosts.has(definition.name)) throw new Error(`actor ${definition.name} is already registered`);
     const log = this.log.child({ actor: definition.name });
-    const state = await definition.state({ store: this.store, log }, deps[0] as D);
-    const host: Host = {
-      definition,
-      state,
-      topics: new Topics(),
-      // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
-      mailbox: this.system.spawn<Envelope>(definition.name, (env) => this.handle(host, env, log), {
-        capacity: this.options.mailboxCapacity,
-        laneCapacity: Math.max(1, Math.floor(this.options.mailboxCapacity / 10)),
-      }),
-    };
+    const state = await definition.state({ store: this.store, log, key: null }, deps[0] as D);
+    const host: Host = { definition, topics: new Topics(), log, deps: deps[0], keyed: new Map(), root: null as unknown as Instance };
+    (host as { root: Instance }).root = this.spawnInstance(host, null, state);
     this.hosts.set(definition.name, host);
   }
 
-  /** Messages queued in an actor's mailbox, not yet started (0 for an unknown actor). */
+  /** Starts one instance: its mailbox at once, its state (if not given) built before its first message runs. */
+  private spawnInstance(host: Host, key: string | null, state?: unknown): Instance {
+    // A key can hold any character; the mailbox's name is the actor's and a number (`$` is in no actor's name).
+    const name = key === null ? host.definition.name : `${host.definition.name}$${++this.instanceSeq}`;
+    const instance = { key, state, pending: 0, idleTimer: null } as Omit<Instance, 'mailbox' | 'ready'> as Instance;
+    (instance as { ready: Promise<void> }).ready =
+      state !== undefined || key === null
+        ? Promise.resolve()
+        : Promise.resolve(host.definition.state({ store: this.store, log: host.log, key }, host.deps)).then((s) => void (instance.state = s));
+    // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
+    (instance as { mailbox: Mailbox<Envelope> }).mailbox = this.system.spawn<Envelope>(name, (env) => this.handle(host, instance, env), {
+      capacity: this.options.mailboxCapacity,
+      laneCapacity: Math.max(1, Math.floor(this.options.mailboxCapacity / 10)),
+    });
+    return instance;
+  }
+
+  /** The instance a message goes to: its key's (started on demand), or the root. */
+  private instanceFor(host: Host, payload: unknown): Instance {
+    let key: unknown;
+    try {
+      key = host.definition.key?.(payload);
+    } catch (err) {
+      host.log.error({ err }, 'key function failed; the keyless instance takes the message');
+    }
+    if (typeof key !== 'string' || key.length === 0) return host.root;
+    let instance = host.keyed.get(key);
+    if (!instance) host.keyed.set(key, (instance = this.spawnInstance(host, key)));
+    if (instance.idleTimer) {
+      clearTimeout(instance.idleTimer);
+      instance.idleTimer = null;
+    }
+    return instance;
+  }
+
+  /** A keyed instance with nothing left to do stops after the actor's idle time; its next message starts it again. */
+  private finished(host: Host, instance: Instance): void {
+    instance.pending -= 1;
+    if (instance.key === null || instance.pending > 0) return;
+    instance.idleTimer = setTimeout(() => {
+      if (instance.pending > 0 || host.keyed.get(instance.key!) !== instance) return;
+      host.keyed.delete(instance.key!);
+      this.system.stopOne(instance.mailbox.name);
+    }, host.definition.idleMs).unref();
+  }
+
+  /** Messages queued in an actor's mailboxes, not yet started (0 for an unknown actor). */
   queued(actor: string): number {
-    return this.hosts.get(actor)?.mailbox.size ?? 0;
+    const host = this.hosts.get(actor);
+    if (!host) return 0;
+    let n = host.root.mailbox.size;
+    for (const i of host.keyed.values()) n += i.mailbox.size;
+    return n;
+  }
+
+  /** Running instances of a keyed actor (its keys started and not yet stopped for idleness). */
+  instances(actor: string): number {
+    return this.hosts.get(actor)?.keyed.size ?? 0;
   }
 
   names(): string[] {
@@ -156,7 +220,15 @@ export class ActorRegistry {
     // by its length), bounded; the server's own asks share one lane and are never refused.
     const fromClient = origin !== undefined;
     const lane = fromClient ? (caller.uid ?? caller.connectionId ?? SYSTEM_LANE) : SYSTEM_LANE;
-    if (!host.mailbox.post({ message, payload: parsed.data, caller, origin, reply, dropAfter }, lane, fromClient)) {
+    const instance = this.instanceFor(host, parsed.data);
+    if (instance.mailbox.post({ message, payload: parsed.data, caller, origin, reply, dropAfter }, lane, fromClient)) {
+      instance.pending += 1;
+    } else {
+      // A key started for this message alone still stops when idle.
+      if (instance.pending === 0) {
+        instance.pending = 1;
+        this.finished(host, instance);
+      }
       reply(new GreenroomError(ErrorCode.UNAVAILABLE, `${host.definition.name} is busy; try again`, { retryAfterSeconds: 1 }));
     }
   }
@@ -176,10 +248,25 @@ export class ActorRegistry {
     };
   }
 
-  private async handle(host: Host, env: Envelope, log: Logger): Promise<void> {
+  private async handle(host: Host, instance: Instance, env: Envelope): Promise<void> {
+    try {
+      await this.run(host, instance, env);
+    } finally {
+      this.finished(host, instance);
+    }
+  }
+
+  private async run(host: Host, instance: Instance, env: Envelope): Promise<void> {
+    const log = host.log;
     // Its caller has been told TIMEOUT (or is about to be): the work is dropped, not done late.
     if (Date.now() >= env.dropAfter) return env.reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
-    const ctx = new Context(this, host, env, log);
+    try {
+      await instance.ready;
+    } catch (err) {
+      log.error({ err, key: instance.key }, 'state failed');
+      return env.reply(toPublicError(err));
+    }
+    const ctx = new Context(this, host, instance, env);
     try {
       const result = await env.message.handle(env.payload, ctx);
       if (result instanceof Forward) {
@@ -261,7 +348,9 @@ export class ActorRegistry {
       const reply: Reply = (err) => {
         if (err) this.log.warn({ actor: host.definition.name, hook: kind, code: err.code }, 'lifecycle hook failed');
       };
-      host.mailbox.post({ message, payload: info, caller: SYSTEM_CALLER, origin: undefined, reply: this.withDeadline(reply, this.options.askTimeoutMs), dropAfter: Infinity }, SYSTEM_LANE, false);
+      if (host.root.mailbox.post({ message, payload: info, caller: SYSTEM_CALLER, origin: undefined, reply: this.withDeadline(reply, this.options.askTimeoutMs), dropAfter: Infinity }, SYSTEM_LANE, false)) {
+        host.root.pending += 1;
+      }
     }
   }
 }
@@ -278,12 +367,18 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
   constructor(
     private readonly registry: ActorRegistry,
     private readonly host: Host,
+    private readonly instance: Instance,
     private readonly env: Envelope,
-    readonly log: Logger,
   ) {}
 
+  get log(): Logger {
+    return this.host.log;
+  }
   get state(): unknown {
-    return this.host.state;
+    return this.instance.state;
+  }
+  get key(): string | null {
+    return this.instance.key;
   }
   get caller(): Caller {
     return this.env.caller;

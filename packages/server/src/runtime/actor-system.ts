@@ -93,7 +93,8 @@ export class ActorSystem {
       } as never,
     ) as NactRef;
     this.mailboxes.set(name, ref);
-    const stopped = () => this.stopped;
+    // Stopped with the system, or on its own (stopOne).
+    const stopped = () => this.stopped || this.mailboxes.get(name) !== ref;
     return {
       name,
       get size() {
@@ -110,6 +111,14 @@ export class ActorSystem {
         return true;
       },
     };
+  }
+
+  /** Stops one actor (an idle keyed instance); messages posted to it afterwards are dropped. */
+  stopOne(name: string): void {
+    const ref = this.mailboxes.get(name);
+    if (!ref) return;
+    this.mailboxes.delete(name);
+    nact.stop(ref as never);
   }
 
   /** Stops every actor; messages posted afterwards are dropped (callers have their own deadlines). */
