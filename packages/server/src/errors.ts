@@ -33,7 +33,14 @@ export function toPublicError(err: unknown): GreenroomError {
 export class StoreError extends Error {
   override readonly name = 'StoreError';
   constructor(
-    readonly code: 'STORE_CORRUPT' | 'STORE_UNREADABLE' | 'STORE_LOCKED' | 'STORE_CLOSED' | 'STORE_WRITE_FAILED',
+    readonly code:
+      | 'STORE_CORRUPT'
+      | 'STORE_UNREADABLE'
+      | 'STORE_LOCKED'
+      | 'STORE_CLOSED'
+      | 'STORE_WRITE_FAILED'
+      /** A call's options are wrong (a scan's limit of 0, a prefix that is not a string): a bug of the caller. */
+      | 'STORE_INVALID_OPTION',
     message: string,
     options?: { cause?: unknown },
   ) {

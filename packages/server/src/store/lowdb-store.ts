@@ -6,7 +6,8 @@ import { BackupError, BEFORE_RESTORE_SUFFIX, backupWriteError, checkBackupTarget
 import { copyAll, DurableFile, parseStoreDocument, writeAll, writeFileDurably, type StoreDocument } from './durable-file.js';
 import { DataDirLock } from './lock.js';
 import { FieldIndex } from './field-index.js';
-import { deepFreeze, pageOf } from './memory-store.js';
+import { deepFreeze } from './memory-store.js';
+import { pageOf, SortedIds } from './scan.js';
 import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
 
 /** The store file's name in the data dir, unless `open` is told otherwise. */
@@ -69,6 +70,7 @@ export class LowdbStore implements Store {
   private failure: StoreError | null = null;
   private closed = false;
   private readonly index = new FieldIndex();
+  private readonly sortedIds = new SortedIds();
 
   private constructor(
     private readonly db: Low<StoreDocument>,
@@ -199,7 +201,9 @@ export class LowdbStore implements Store {
     ops.forEach((op, i) => {
       // Null-prototype collections: an id like `__proto__` is an ordinary key.
       const records = (doc[op.collection] ??= Object.create(null) as Record<string, StoredRecord>);
-      this.index.update(op.collection, op.id, records[op.id], values[i]);
+      const previous = records[op.id];
+      this.index.update(op.collection, op.id, previous, values[i]);
+      this.sortedIds.update(op.collection, op.id, previous !== undefined, op.op === 'put');
       if (op.op === 'put') records[op.id] = values[i]!;
       else delete records[op.id];
     });
@@ -209,8 +213,10 @@ export class LowdbStore implements Store {
 
   async scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>> {
     this.assertUsable();
-    const records = this.db.data[collection] ?? {};
-    return pageOf(Object.keys(records), (id) => records[id] as T, options);
+    const records = this.db.data[collection];
+    if (!records) return pageOf([], () => undefined as never, options);
+    // The collection's ids sorted once, then kept sorted by writes: no scan sorts the collection (about 50 ms at 100,000).
+    return pageOf(this.sortedIds.get(collection, () => Object.keys(records)), (id) => records[id] as T, options);
   }
 
   async count(collection: Collection): Promise<number> {

@@ -2,10 +2,8 @@ import { StoreError } from '../errors.js';
 import { backupWriteError, checkBackupTarget } from './backup.js';
 import { writeAll, writeFileDurably } from './durable-file.js';
 import { FieldIndex } from './field-index.js';
+import { pageOf, SortedIds } from './scan.js';
 import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
-
-/** The default page size of `scan`. */
-export const DEFAULT_SCAN_LIMIT = 100;
 
 /** Freezes a value and everything reachable from it, so a record handed out can never change the stored one. */
 export function deepFreeze<T>(value: T): T {
@@ -16,25 +14,11 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/**
- * One page of `ids` (any order) after the cursor. Shared by the stores so they page identically: ids compare by
- * UTF-16 code units (plain `<`, not locale order), and `next` is null when nothing follows the page.
- */
-export function pageOf<T>(ids: Iterable<string>, lookup: (id: string) => T, options: ScanOptions = {}): ScanPage<T> {
-  const limit = options.limit ?? DEFAULT_SCAN_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`scan limit must be a positive integer, got ${limit}`);
-  const after = options.after;
-  const sorted = [...ids].filter((id) => after === undefined || id > after).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const items = sorted.slice(0, limit).map((id) => ({ id, value: lookup(id) }));
-  // Only a page that leaves ids behind has a cursor: an exactly full last page ends the scan without an empty page.
-  const next = sorted.length > limit ? items[items.length - 1]!.id : null;
-  return { items, next };
-}
-
 /** The in-memory store: for tests, and the reference the contract test is written against. Not durable. */
 export class MemoryStore implements Store {
   private readonly collections = new Map<string, Map<string, StoredRecord>>();
   private readonly index = new FieldIndex();
+  private readonly sortedIds = new SortedIds();
   private closed = false;
 
   async get<T extends StoredRecord>(collection: Collection, id: string): Promise<T | undefined> {
@@ -56,7 +40,9 @@ export class MemoryStore implements Store {
     const values = ops.map((op) => (op.op === 'put' ? deepFreeze(structuredClone(op.value)) : undefined));
     ops.forEach((op, i) => {
       const records = this.collection(op.collection);
-      this.index.update(op.collection, op.id, records.get(op.id), values[i]);
+      const previous = records.get(op.id);
+      this.index.update(op.collection, op.id, previous, values[i]);
+      this.sortedIds.update(op.collection, op.id, previous !== undefined, op.op === 'put');
       if (op.op === 'put') records.set(op.id, values[i]!);
       else records.delete(op.id);
     });
@@ -64,8 +50,9 @@ export class MemoryStore implements Store {
 
   async scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>> {
     this.assertOpen();
-    const records = this.collections.get(collection) ?? new Map<string, StoredRecord>();
-    return pageOf(records.keys(), (id) => records.get(id) as T, options);
+    const records = this.collections.get(collection);
+    if (!records) return pageOf([], () => undefined as never, options);
+    return pageOf(this.sortedIds.get(collection, () => records.keys()), (id) => records.get(id) as T, options);
   }
 
   async count(collection: Collection): Promise<number> {

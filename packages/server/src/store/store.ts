@@ -15,16 +15,36 @@ export type WriteOp =
   | { op: 'put'; collection: Collection; id: string; value: StoredRecord }
   | { op: 'delete'; collection: Collection; id: string };
 
+/**
+ * What a scan reads: the ids of one collection in code-unit order (ascending, or descending with `reverse`), those
+ * within the range and the prefix, from just past the cursor, at most `limit` of them. The range and the prefix
+ * choose the rows; `reverse` only changes the order they come in. Every option may be left out.
+ */
 export interface ScanOptions {
-  /** Return only ids strictly greater than this (the cursor of the previous page). */
+  /** Only ids that start with this (`'room-1/'`). */
+  prefix?: string;
+  /** Only ids greater than or equal to this (the range's inclusive lower bound). */
+  gte?: string;
+  /** Only ids less than this (the range's exclusive upper bound). */
+  lt?: string;
+  /** Descending id order: newest first for time-ordered ids (uuid v7, ULID). */
+  reverse?: boolean;
+  /**
+   * The cursor: only ids past this one in the scan's direction (greater ascending, less with `reverse`). Pass the
+   * `next` of the previous page with the same other options. It need not be an id that still exists.
+   */
   after?: string;
-  /** At most this many items (default 100). */
+  /** At most this many items: a positive integer, 100 if left out. */
   limit?: number;
 }
 
 export interface ScanPage<T> {
+  /** In the scan's order. */
   items: Array<{ id: string; value: T }>;
-  /** The cursor for the next page, or null on the last page. Pages are in ascending id order. */
+  /**
+   * The cursor for the next page (the last item's id), or null on the last page. A page continues exactly where
+   * the last one ended, whatever was put or deleted in between: the cursor is an id, not an offset.
+   */
   next: string | null;
 }
 
@@ -34,6 +54,7 @@ export interface Store {
   delete(collection: Collection, id: string): Promise<void>;
   /** Applies all ops together: after a crash either all of them are there or none. */
   write(ops: readonly WriteOp[]): Promise<void>;
+  /** A page of records by id (ScanOptions); rejects bad options with StoreError STORE_INVALID_OPTION. */
   scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>>;
   count(collection: Collection): Promise<number>;
   /** Records whose `field` equals `value` (an indexed lookup: sessions by uid, users by username, ...). */
