@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { StoreError } from '../src/errors.js';
-import type { Store, StoredRecord } from '../src/store/store.js';
+import type { ScanOptions, Store, StoredRecord, WriteOp } from '../src/store/store.js';
 
 /**
  * The behaviour every Store must have (memory, lowdb, redis). `open` gives a fresh, empty store and a cleanup that
@@ -185,6 +185,183 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       });
     });
 
+    describe('scan queries: prefix, range, reverse', () => {
+      it('scans by prefix, and a prefix of U+FFFF code units still ends where it should', async () => {
+        await putAll('messages', ['room-1', 'room-1/a', 'room-1/b', 'room-10/a', 'room-2/a', 'room-', 'a\uffff', 'a\uffff\uffffb', 'b']);
+        expect(ids(await store.scan('messages', { prefix: 'room-1/' }))).toEqual(['room-1/a', 'room-1/b']);
+        expect(ids(await store.scan('messages', { prefix: 'room-1' }))).toEqual(['room-1', 'room-1/a', 'room-1/b', 'room-10/a']);
+        expect(ids(await store.scan('messages', { prefix: 'a\uffff' }))).toEqual(['a\uffff', 'a\uffff\uffffb']);
+        expect(ids(await store.scan('messages', { prefix: 'room-1/', limit: 1, after: 'room-1/a' }))).toEqual(['room-1/b']);
+        expect((await store.scan('messages', { prefix: '' })).items).toHaveLength(9);
+      });
+
+      it('scans a range: gte inclusive, lt exclusive, neither need exist, and it meets the prefix', async () => {
+        await putAll('events', ['2024-01-31', '2024-02-01', '2024-02-15', '2024-02-29', '2024-03-01', 'x-2024-02-10']);
+        expect(ids(await store.scan('events', { gte: '2024-02-01', lt: '2024-03-01' }))).toEqual(['2024-02-01', '2024-02-15', '2024-02-29']);
+        expect(ids(await store.scan('events', { gte: '2024-02-02', lt: '2024-02-29' }))).toEqual(['2024-02-15']);
+        expect(ids(await store.scan('events', { gte: '2024-02-29' }))).toEqual(['2024-02-29', '2024-03-01', 'x-2024-02-10']);
+        expect(ids(await store.scan('events', { lt: '2024-02-01' }))).toEqual(['2024-01-31']);
+        expect(ids(await store.scan('events', { prefix: '2024-02', gte: '2024-02-10' }))).toEqual(['2024-02-15', '2024-02-29']);
+        expect(await store.scan('events', { gte: '2024-03', lt: '2024-02' })).toEqual({ items: [], next: null });
+        const first = await store.scan('events', { gte: '2024-02-01', lt: '2024-03-01', limit: 2 });
+        expect([ids(first), first.next]).toEqual([['2024-02-01', '2024-02-15'], '2024-02-15']);
+        const rest = await store.scan('events', { gte: '2024-02-01', lt: '2024-03-01', limit: 2, after: first.next! });
+        expect(rest).toEqual({ items: [{ id: '2024-02-29', value: { id: '2024-02-29' } }], next: null });
+      });
+
+      it('scans in reverse (descending by code unit), within a range, and keeps order through later writes', async () => {
+        await putAll('messages', ['b', '10', 'a', 'B', '9', 'aa']);
+        const page = await store.scan('messages', { reverse: true });
+        expect(ids(page)).toEqual(['b', 'aa', 'a', 'B', '9', '10']);
+        expect(page.items[0]).toEqual({ id: 'b', value: { id: 'b' } });
+        expect(page.next).toBeNull();
+        expect(ids(await store.scan('messages', { reverse: true, gte: '9', lt: 'aa' }))).toEqual(['a', 'B', '9']);
+        await store.write([
+          { op: 'put', collection: 'messages', id: 'ab', value: {} },
+          { op: 'delete', collection: 'messages', id: 'a' },
+          { op: 'put', collection: 'messages', id: 'gone', value: {} },
+          { op: 'delete', collection: 'messages', id: 'gone' },
+          { op: 'put', collection: 'messages', id: 'b', value: { again: true } },
+        ]);
+        expect(ids(await store.scan('messages', { reverse: true }))).toEqual(['b', 'ab', 'aa', 'B', '9', '10']);
+        expect(ids(await store.scan('messages'))).toEqual(['10', '9', 'B', 'aa', 'ab', 'b']);
+      });
+
+      it('pages the newest first within a prefix: reverse with a limit, the cursor going on downwards', async () => {
+        // Time-ordered ids under a per-room prefix, as uuid v7 or ULID ids behind `room/` would be.
+        const room1 = Array.from({ length: 7 }, (_, i) => `room-1/${String(i).padStart(3, '0')}`);
+        await putAll('messages', [...room1, 'room-0/999', 'room-2/000', 'room-1']);
+        const latest = await store.scan('messages', { prefix: 'room-1/', reverse: true, limit: 3 });
+        expect(ids(latest)).toEqual(['room-1/006', 'room-1/005', 'room-1/004']);
+        expect(latest.next).toBe('room-1/004');
+        const older = await store.scan('messages', { prefix: 'room-1/', reverse: true, limit: 3, after: latest.next! });
+        expect(ids(older)).toEqual(['room-1/003', 'room-1/002', 'room-1/001']);
+        const oldest = await store.scan('messages', { prefix: 'room-1/', reverse: true, limit: 3, after: older.next! });
+        expect(oldest).toEqual({ items: [{ id: 'room-1/000', value: { id: 'room-1/000' } }], next: null });
+        // An exactly full last page ends the scan.
+        const exact = await store.scan('messages', { prefix: 'room-1/', reverse: true, limit: 4, after: 'room-1/004' });
+        expect([ids(exact), exact.next]).toEqual([['room-1/003', 'room-1/002', 'room-1/001', 'room-1/000'], null]);
+      });
+
+      it('gives an empty last page for an empty collection, an emptied one, and a prefix or range that matches nothing', async () => {
+        for (const options of [{}, { reverse: true }, { prefix: 'a', reverse: true, limit: 1 }, { gte: 'a', lt: 'z' }]) {
+          expect(await store.scan('never-used', options)).toEqual({ items: [], next: null });
+        }
+        await putAll('emptied', ['a', 'b']);
+        expect(ids(await store.scan('emptied', { reverse: true }))).toEqual(['b', 'a']);
+        await store.write([
+          { op: 'delete', collection: 'emptied', id: 'a' },
+          { op: 'delete', collection: 'emptied', id: 'b' },
+        ]);
+        expect(await store.scan('emptied', { reverse: true })).toEqual({ items: [], next: null });
+        expect(await store.scan('emptied')).toEqual({ items: [], next: null });
+        await putAll('users', ['a', 'b']);
+        expect(await store.scan('users', { prefix: 'c' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { prefix: 'ab', reverse: true })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { gte: 'a0', lt: 'b' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { lt: 'a', reverse: true })).toEqual({ items: [], next: null });
+      });
+
+      it('a cursor past the end, in either direction, gives an empty last page', async () => {
+        await putAll('users', ['b', 'c', 'd']);
+        expect(await store.scan('users', { after: 'd' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { after: 'zzz' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { reverse: true, after: 'b' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { reverse: true, after: 'a' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { reverse: true, after: '' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { prefix: 'c', reverse: true, after: 'c' })).toEqual({ items: [], next: null });
+        // Past the end of the range, though not of the collection.
+        expect(await store.scan('users', { lt: 'c', after: 'b' })).toEqual({ items: [], next: null });
+        expect(await store.scan('users', { gte: 'c', reverse: true, after: 'c' })).toEqual({ items: [], next: null });
+        // A reverse cursor is "below": ids less than it, whether or not it exists.
+        expect(ids(await store.scan('users', { reverse: true, after: 'cc' }))).toEqual(['c', 'b']);
+        expect(ids(await store.scan('users', { reverse: true, after: 'zzz' }))).toEqual(['d', 'c', 'b']);
+      });
+
+      it('pages never skip nor repeat a row, either way, with inserts and deletes before and after the cursor', async () => {
+        const random = seeded(20240229);
+        const randomId = () => Array.from({ length: 1 + Math.floor(random() * 5) }, () => 'abcd'[Math.floor(random() * 4)]).join('');
+        const queries = [{}, { reverse: true }, { prefix: 'b' }, { prefix: 'b', reverse: true }, { gte: 'ab', lt: 'cd' }, { gte: 'ab', lt: 'cd', reverse: true }];
+        const inScan = (id: string, q: { prefix?: string; gte?: string; lt?: string }) =>
+          (q.prefix === undefined || id.startsWith(q.prefix)) && (q.gte === undefined || id >= q.gte) && (q.lt === undefined || id < q.lt);
+        for (let round = 0; round < 36; round++) {
+          const query = queries[round % queries.length]!;
+          const reverse = 'reverse' in query;
+          const collection = `paging-${round}`;
+          const live = new Set(Array.from({ length: 40 }, randomId));
+          await store.write([...live].map((id) => ({ op: 'put' as const, collection, id, value: { id } })));
+          const initial = new Set(live);
+          const deleted = new Set<string>();
+          const seen: string[] = [];
+          let after: string | undefined;
+          for (let pages = 0; ; pages++) {
+            expect(pages).toBeLessThan(500);
+            const page = await store.scan(collection, { ...query, after, limit: 1 + Math.floor(random() * 6) });
+            for (const id of ids(page)) expect([round, id, live.has(id) && inScan(id, query)]).toEqual([round, id, true]);
+            seen.push(...ids(page));
+            if (page.next === null) break;
+            after = page.next;
+            // Between pages: new rows just before and just after the cursor and anywhere; deletes of the cursor's
+            // own row, of rows on either side, and of any row.
+            const cursor = after;
+            const ops: WriteOp[] = [];
+            const add = (id: string) => ops.push({ op: 'put', collection, id, value: { id } });
+            const remove = (id: string) => ops.push({ op: 'delete', collection, id });
+            add(`${cursor}a`); // just above the cursor
+            if (cursor.length > 1) add(cursor.slice(0, -1)); // just below it
+            for (let i = 0; i < 3; i++) add(randomId());
+            const rows = [...live].sort();
+            const at = rows.indexOf(cursor);
+            if (random() < 0.3) remove(cursor);
+            for (const id of [rows[at - 1], rows[at + 1], rows[Math.floor(random() * rows.length)]]) {
+              if (id !== undefined && random() < 0.6) remove(id);
+            }
+            await store.write(ops);
+            for (const op of ops) {
+              if (op.op === 'put') live.add(op.id);
+              else if (live.delete(op.id)) deleted.add(op.id);
+            }
+          }
+          expect([round, new Set(seen).size]).toEqual([round, seen.length]); // nothing repeated
+          const ordered = [...seen].sort();
+          if (reverse) ordered.reverse();
+          expect([round, seen]).toEqual([round, ordered]);
+          const stayed = [...initial].filter((id) => !deleted.has(id) && inScan(id, query));
+          expect([round, stayed.filter((id) => !seen.includes(id))]).toEqual([round, []]); // nothing skipped
+        }
+      });
+
+      it('rejects bad options with StoreError STORE_INVALID_OPTION', async () => {
+        await store.put('users', 'a', {});
+        const bad: unknown[] = [
+          { limit: 0 },
+          { limit: -5 },
+          { limit: 2.5 },
+          { limit: Number.NaN },
+          { limit: '10' },
+          { prefix: 5 },
+          { prefix: null },
+          { gte: ['a'] },
+          { lt: {} },
+          { after: 7 },
+          { reverse: 'yes' },
+          { prefx: 'a' },
+          'a',
+          null,
+        ];
+        for (const options of bad) {
+          const err = await store.scan('users', options as ScanOptions).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect([options, err]).toEqual([options, expect.any(StoreError)]);
+          expect(err).toMatchObject({ code: 'STORE_INVALID_OPTION' });
+        }
+        // Left out and explicitly undefined are the same.
+        expect(ids(await store.scan('users', { after: undefined, prefix: undefined, reverse: undefined, limit: undefined }))).toEqual(['a']);
+      });
+    });
+
     describe('findBy', () => {
       const sorted = (rows: Array<{ id: string }>) => rows.map((r) => r.id).sort();
 
@@ -319,4 +496,16 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       });
     });
   });
+}
+
+/** A small seeded PRNG (mulberry32): the random paging test is the same run after run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -156,6 +156,20 @@ describe('LowdbStore on disk', () => {
     expect(Object.isFrozen(u1)).toBe(true);
   });
 
+  it('scans in order after a reopen, and through writes made after it', async () => {
+    const store = await open();
+    await store.write(['m3', 'm1', 'm2'].map((id) => ({ op: 'put' as const, collection: 'messages', id, value: {} })));
+    expect((await store.scan('messages', { reverse: true, limit: 2 })).items.map((i) => i.id)).toEqual(['m3', 'm2']);
+    await store.close();
+
+    const again = await open();
+    await again.put('messages', 'm0', {}); // before the index exists
+    expect((await again.scan('messages', { reverse: true })).items.map((i) => i.id)).toEqual(['m3', 'm2', 'm1', 'm0']);
+    await again.put('messages', 'm4', {});
+    await again.delete('messages', 'm2');
+    expect((await again.scan('messages', { reverse: true, limit: 3 })).items.map((i) => i.id)).toEqual(['m4', 'm3', 'm1']);
+  });
+
   it('uses the file named in options', async () => {
     const store = await open({ file: 'other.json' });
     await store.put('users', 'u1', {});
