@@ -1,5 +1,7 @@
 /** Greenroom's public API (docs/embedding.md, docs/extending.md). Internals are reached from server.ts, never from here. */
 export { Greenroom, type AttachOptions, type GreenroomOptions } from './server.js';
+// The stand-alone server with `greenroom serve`'s signal handling, for an app's own main module.
+export { serve } from './serve.js';
 export {
   defineActor,
   allows,

@@ -9,7 +9,7 @@ import { allPages } from '../actors/paging.js';
 import { UserStore } from '../actors/user-store.js';
 import { loadConfig } from '../config.js';
 import { ConfigError, GreenroomError, StoreError } from '../errors.js';
-import { Greenroom, internals } from '../server.js';
+import { serve } from '../serve.js';
 import { BackupError } from '../store/backup.js';
 import { LowdbStore } from '../store/lowdb-store.js';
 import { backupStore, openAdminChannel } from './admin-channel.js';
@@ -43,42 +43,6 @@ How user commands reach the server (GREENROOM_DATA names the data dir):
   - --server URL (or GREENROOM_SERVER_URL): a server on another machine, as the admin named by
     GREENROOM_ADMIN=name:password. https:// is required (http:// only for a loopback host); the command logs in,
     and logs out when it is done.`;
-
-/** Signals this close together are one request to stop (see serve). */
-const SAME_SIGNAL_MS = 1000;
-
-async function serve(): Promise<void> {
-  // The handlers are in place before the server starts: a signal during start-up stops it gracefully once it is up
-  // (a supervisor may stop it as soon as its health check passes), never kills it with its lock left behind.
-  let first = 0;
-  let started: Greenroom | null = null;
-  const stop = (server: Greenroom, signal: NodeJS.Signals) => {
-    internals(server).log.info({ signal }, 'shutting down');
-    server.stop().then(
-      () => process.exit(0),
-      (err) => {
-        internals(server).log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  let pending: NodeJS.Signals | null = null;
-  const onSignal = (signal: NodeJS.Signals) => {
-    // A second signal exits at once — but one within a second of the first is the same request: a Ctrl-C in a
-    // terminal reaches this process both from the terminal and forwarded by `npm start`.
-    if (first > 0) {
-      if (Date.now() - first >= SAME_SIGNAL_MS) process.exit(1);
-      return;
-    }
-    first = Date.now();
-    if (started) stop(started, signal);
-    else pending = signal;
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  started = await Greenroom.start();
-  if (pending) stop(started, pending);
-}
 
 async function readPassword(fromStdin: boolean): Promise<string> {
   if (!fromStdin) {
@@ -205,7 +169,10 @@ async function main(argv: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  if (command === 'serve') return serve();
+  if (command === 'serve') {
+    await serve();
+    return;
+  }
   if (command === 'user') return user(rest);
   if (command === 'backup') return backup(rest);
   if (command === 'restore') return restore(rest);
