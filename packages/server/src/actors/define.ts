@@ -198,6 +198,11 @@ export interface AnyActor<D = any> {
   readonly [DEFINITION]: ActorDefinition<any, D>;
 }
 
+/** Whether a value is an actor's handle, as `defineActor` returns it (from this copy of the framework). */
+export function isActor(value: unknown): value is AnyActor {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && DEFINITION in value;
+}
+
 /** The actor a handle stands for. */
 export function definitionOf<D>(actor: AnyActor<D>): ActorDefinition<unknown, D> {
   return actor[DEFINITION];

@@ -12,12 +12,17 @@ import { ConfigError, GreenroomError, StoreError } from '../errors.js';
 import { serve } from '../serve.js';
 import { BackupError } from '../store/backup.js';
 import { LowdbStore } from '../store/lowdb-store.js';
+import { loadActors } from './actors-module.js';
 import { backupStore, openAdminChannel } from './admin-channel.js';
 
 const HELP = `greenroom — an actor-model backend for WebSocket sessions
 
 Usage:
-  greenroom serve                         start the server (GREENROOM_* variables configure it)
+  greenroom serve [--actors MODULE]       start the server (GREENROOM_* variables configure it). --actors serves
+                                          an app's actors beside the built-ins: MODULE is a path (relative to
+                                          here) or a package name, whose \`actors\` export (or default export)
+                                          is an array of actors made with defineActor. SIGTERM or SIGINT stops
+                                          the server gracefully (exit 0); a second one a second later exits 1.
   greenroom user add <username> [--role R] [--display-name NAME] [--password-stdin]
                                           create a user (password from stdin or GREENROOM_USER_PASSWORD);
                                           refused when GREENROOM_PASSWORDS=false
@@ -43,6 +48,12 @@ How user commands reach the server (GREENROOM_DATA names the data dir):
   - --server URL (or GREENROOM_SERVER_URL): a server on another machine, as the admin named by
     GREENROOM_ADMIN=name:password. https:// is required (http:// only for a loopback host); the command logs in,
     and logs out when it is done.`;
+
+async function serveCommand(args: string[]): Promise<void> {
+  const { values } = parseCommand({ args, allowPositionals: false, options: { actors: { type: 'string' } } });
+  const actors = values.actors === undefined ? [] : await loadActors(values.actors, typedPath('.'));
+  await serve({ actors });
+}
 
 async function readPassword(fromStdin: boolean): Promise<string> {
   if (!fromStdin) {
@@ -169,10 +180,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  if (command === 'serve') {
-    await serve();
-    return;
-  }
+  if (command === 'serve') return serveCommand(rest);
   if (command === 'user') return user(rest);
   if (command === 'backup') return backup(rest);
   if (command === 'restore') return restore(rest);
