@@ -1,7 +1,7 @@
 // What `npm start`, `npm test` and `npm run dev` share: a pinned pnpm (so a machine with only Node and npm works),
 // an install when the lockfile or a package manifest changed since the last one, and a build of what is out of date.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +16,7 @@ export const STOPPED = new Error('stopped by a signal');
  * Runs a command from the top of the workspace; exits with its status if it fails. A SIGINT or SIGTERM meanwhile is
  * passed on to it, and once it has ended the step rejects with STOPPED: nothing it started is left running.
  */
-function run(command, args) {
+function run(command, args, { failure } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: root, stdio: 'inherit' });
     let stopped = false;
@@ -34,14 +34,17 @@ function run(command, args) {
     child.once('exit', (code) => {
       done();
       if (stopped) reject(STOPPED);
-      else if (code !== 0) process.exit(code ?? 1);
-      else resolve();
+      else if (code !== 0) {
+        if (failure) console.error(failure);
+        process.exit(code ?? 1);
+      } else resolve();
     });
   });
 }
 
-export function pnpm(args) {
-  return run(npx, ['--yes', PNPM, ...args]);
+/** Runs the pinned pnpm; `failure` is printed (to stderr) before exiting when it fails. */
+export function pnpm(args, options) {
+  return run(npx, ['--yes', PNPM, ...args], options);
 }
 
 /** Newest modification time (ms) of a file, or of any file below a directory (node_modules and dist skipped). */
@@ -61,14 +64,45 @@ function newest(path) {
   return latest;
 }
 
-const packages = readdirSync(join(root, 'packages'));
+/** Whether this is a CI run (`CI` set, as CI services and .ci/run set it): there the lockfile is only ever read. */
+const ci = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
 
-/** Installs unless node_modules is newer than the lockfile and every package manifest. */
+function readLockfile() {
+  try {
+    return readFileSync(join(root, 'pnpm-lock.yaml'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Installs unless node_modules is newer than the lockfile, every package manifest and the packages folder (a package
+ * added or removed). In CI the lockfile must already match the manifests (a frozen install, which fails loudly when
+ * it does not); elsewhere a plain install brings it up to date, so a package added under packages/ just works — and
+ * the updated pnpm-lock.yaml is to be committed with it.
+ */
 export async function ensureInstalled() {
-  const installed = newest(join(root, 'node_modules', '.modules.yaml'));
-  const manifests = [join(root, 'pnpm-lock.yaml'), join(root, 'package.json'), ...packages.map((p) => join(root, 'packages', p, 'package.json'))];
-  if (installed > 0 && manifests.every((m) => newest(m) < installed)) return;
-  await pnpm(['install', '--frozen-lockfile', '--reporter=append-only']);
+  const stamp = join(root, 'node_modules', '.modules.yaml');
+  const installed = newest(stamp);
+  const packagesDir = join(root, 'packages');
+  const packages = readdirSync(packagesDir);
+  const manifests = [join(root, 'pnpm-lock.yaml'), join(root, 'pnpm-workspace.yaml'), join(root, 'package.json'), ...packages.map((p) => join(packagesDir, p, 'package.json'))];
+  const changed = Math.max(statSync(packagesDir).mtimeMs, ...manifests.map(newest));
+  if (installed > 0 && changed < installed) return;
+  if (ci) {
+    await pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], {
+      failure:
+        'greenroom: the frozen install failed. If pnpm says the lockfile is out of date (ERR_PNPM_OUTDATED_LOCKFILE), a package.json ' +
+        'changed without pnpm-lock.yaml: run `pnpm install` (or `npm test`, which runs it outside CI) and commit pnpm-lock.yaml.',
+    });
+  } else {
+    const before = readLockfile();
+    await pnpm(['install', '--reporter=append-only']);
+    if (readLockfile() !== before) console.log('greenroom: pnpm-lock.yaml was updated to match the package manifests: commit it with them.');
+  }
+  // The install is the newest thing now, whatever order pnpm wrote its files in.
+  const now = new Date();
+  utimesSync(stamp, now, now);
 }
 
 /**
