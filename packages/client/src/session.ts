@@ -67,13 +67,27 @@ function storedDevice(baseUrl: string): { get(): string | undefined; set(id: str
  * server's id for this device: a browser keeps it (localStorage) and sends it with every later login, so a user
  * locked out by guesses from elsewhere can still sign in here. In Node, keep `pair.deviceId` and pass it back.
  */
-export async function login(baseUrl: string, credentials: { username: string; password: string; deviceId?: string }, fetchImpl: Fetch = fetch): Promise<TokenPair> {
+export function login(baseUrl: string, credentials: { username: string; password: string; deviceId?: string }, fetchImpl: Fetch = fetch): Promise<TokenPair> {
+  return signIn(baseUrl, '/auth/login', credentials, fetchImpl);
+}
+
+/**
+ * POST /auth/guest: a session for a new `guest` user (in a browser, with its cookies). The device id is kept and
+ * sent as `login` does it; a device the server has blocked is refused (`BLOCKED`), and so is every guest when the
+ * server disables them (`FORBIDDEN`).
+ */
+export function signInAsGuest(baseUrl: string, options: { deviceId?: string } = {}, fetchImpl: Fetch = fetch): Promise<TokenPair> {
+  return signIn(baseUrl, '/auth/guest', options, fetchImpl);
+}
+
+/** The sign-in routes: post the body with this device's id, keep the id the server answers with. */
+async function signIn(baseUrl: string, path: string, body: { deviceId?: string }, fetchImpl: Fetch): Promise<TokenPair> {
   const device = storedDevice(baseUrl);
-  const deviceId = credentials.deviceId ?? device.get();
-  const res = await fetchImpl(`${baseUrl}/auth/login`, {
+  const deviceId = body.deviceId ?? device.get();
+  const res = await fetchImpl(`${baseUrl}${path}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ ...credentials, ...(deviceId ? { deviceId } : {}) }),
+    body: JSON.stringify({ ...body, ...(deviceId ? { deviceId } : {}) }),
     credentials: 'include',
   });
   if (!res.ok) throw await errorOf(res);

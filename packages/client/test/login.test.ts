@@ -1,11 +1,12 @@
 /**
  * `login()` keeps the server-issued device id: in a browser (localStorage) it is stored from the first answer and
  * sent with every later login, so the server knows the device (a user locked out by guesses from elsewhere still
- * signs in here). Without storage it is returned for the app to keep. Real server, real password hashing.
+ * signs in here). Without storage it is returned for the app to keep. `signInAsGuest()` returns a pair that
+ * connects. Real server, real password hashing.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { startTestServer, type TestServer } from '@greenroom/server/testing';
-import { login } from '@greenroom/client';
+import { GreenroomClient, login, signInAsGuest } from '@greenroom/client';
 import { UserStore } from '@greenroom/server';
 
 const PASSWORD = 'a long enough password';
@@ -58,5 +59,28 @@ describe('login() and the device id', () => {
     expect(again.deviceId).toBe(first.deviceId);
     const fresh = await login(server.url, { username: 'kim', password: PASSWORD }, recording);
     expect(fresh.deviceId).not.toBe(first.deviceId);
+  });
+});
+
+describe('signInAsGuest()', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  it('returns a pair for a new guest user that connects, with a device id that is kept when passed back', async () => {
+    const pair = await signInAsGuest(server.url);
+    expect(pair).toMatchObject({ role: 'guest', deviceId: expect.stringMatching(/^dv_/) });
+    const client = new GreenroomClient({ url: server.url, auth: { mode: 'tokens', tokens: pair } });
+    try {
+      await client.connect();
+      await expect(client.ask('UserStore', 'GetOwn')).resolves.toMatchObject({ uid: pair.uid, role: 'guest' });
+    } finally {
+      client.close();
+    }
+    const again = await signInAsGuest(server.url, { deviceId: pair.deviceId! });
+    expect(again.deviceId).toBe(pair.deviceId);
+    expect(again.uid).not.toBe(pair.uid);
   });
 });
