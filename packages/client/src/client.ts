@@ -9,29 +9,43 @@
  *   `signedOut`; 4003 → `blocked`, no reconnect; an unknown code → reconnect with backoff;
  * - asks made while disconnected wait (bounded queue) until their deadline, then reject UNAVAILABLE; asks in flight
  *   when the socket drops reject CONNECTION_LOST; no ask is silently lost or answered twice;
- * - subscriptions are re-established after every reconnect; one refresh in flight at a time (see session.ts).
+ * - subscriptions, one per (actor, topic), are re-established after every reconnect, each with its own payload; one
+ *   the server refuses then is dropped and reported (`subscriptionRefused`), never re-sent in a loop;
+ * - one refresh in flight at a time (see session.ts).
  */
 import { ErrorCode, closeSpecOf, parseRetryAfter, parseServerFrame, refusalOf, type AppTypes, type AskId, type ClientEnd, type UntypedApp } from '@greenroom/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
-import { GreenroomClientError } from './errors.js';
+import { GreenroomClientError, type ClientErrorCode } from './errors.js';
 import { Session, type AuthOptions } from './session.js';
 import type {
   ActorName,
   AskArgs,
   AskOptions,
-  ConnectionEvent,
+  ClientEvent,
   EventName,
+  EventSource,
   IsUntyped,
   ListenerFor,
   MessageName,
   PayloadArg,
   PayloadOf,
+  PushFilter,
+  PushListener,
   ResultOf,
   SubscribableActor,
+  SubscriptionRefusal,
+  UnsubscribeOptions,
 } from './typed.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | ClientEnd;
 const STATES: ReadonlySet<string> = new Set<ConnectionState>(['connecting', 'open', 'reconnecting', 'closed', 'signedOut', 'blocked']);
+/** Names only the client emits: a push that uses one is ignored, so no actor can fake a state or a refusal. */
+const CLIENT_EVENTS: ReadonlySet<string> = new Set([...STATES, 'subscriptionRefused' satisfies ClientEvent]);
+/**
+ * A Subscribe that failed with one of these never got an answer on a live socket (it went away, or the client
+ * stopped): the subscription is kept and sent again on the next socket. Any other failure drops it.
+ */
+const SOCKET_GONE: ReadonlySet<ClientErrorCode> = new Set<ClientErrorCode>(['CONNECTION_LOST', 'CLOSED', 'SIGNED_OUT', 'BLOCKED']);
 
 /** The part of the WebSocket API the client uses: the browser's and ws's alike. */
 export interface SocketLike {
@@ -83,7 +97,23 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
-type Listener = (payload: unknown, from: string) => void;
+type Listener = (payload: unknown, from: string, topic: string) => void;
+
+interface ListenerEntry {
+  fn: Listener;
+  from?: string;
+  topic?: string;
+}
+
+/** One subscription the client restores after every reconnect. */
+interface Subscription {
+  actor: string;
+  /** The topic named in the payload, else the actor's own (its name), as the server reads it. */
+  topic: string;
+  payload: unknown;
+  /** The app's own `subscribe` for it is still queued or in flight: a reconnect does not send a second one. */
+  waiting: boolean;
+}
 
 function isNode(): boolean {
   return typeof process !== 'undefined' && typeof (process as { versions?: { node?: string } }).versions?.node === 'string';
@@ -126,8 +156,9 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
   private epoch = 0;
   private readonly queue: Pending[] = [];
   private readonly inflight = new Map<AskId, Pending>();
-  private readonly listeners = new Map<string, Set<Listener>>();
-  private readonly subscriptions = new Map<string, { actor: string; payload: unknown }>();
+  private readonly listeners = new Map<string, Set<ListenerEntry>>();
+  /** actor → topic → subscription. */
+  private readonly subscriptions = new Map<string, Map<string, Subscription>>();
   /** A 4001 allows one refresh before giving up; reset once a socket opens. */
   private refreshedAfterEnd = false;
   private readonly ready: Promise<void>;
@@ -226,28 +257,49 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
     });
   }
 
-  /** Subscribes to an actor's pushes, now and after every reconnect. */
+  /**
+   * Subscribes to one topic of an actor (`payload.topic`; without one, the actor's own topic), now and after every
+   * reconnect with this payload. Topics of one actor are separate subscriptions; subscribing to the same topic
+   * again replaces its payload. Rejects as an ask does; the subscription is then forgotten, unless the socket went
+   * away before the answer (`CONNECTION_LOST`): it is sent again on the next socket.
+   */
   async subscribe<K extends SubscribableActor<A, Role>>(actor: K, ...args: PayloadArg<PayloadOf<A, Role, K, 'Subscribe'>>): Promise<void> {
     const [payload = {}] = args;
-    this.subscriptions.set(actor, { actor, payload });
-    await this.send(actor, 'Subscribe', payload);
+    const sub: Subscription = { actor, topic: topicOf(actor, payload), payload, waiting: true };
+    let topics = this.subscriptions.get(actor);
+    if (!topics) this.subscriptions.set(actor, (topics = new Map()));
+    topics.set(sub.topic, sub);
+    try {
+      await this.send(actor, 'Subscribe', payload);
+    } catch (err) {
+      this.forgetUnlessGone(sub, err);
+      throw err;
+    } finally {
+      sub.waiting = false;
+    }
   }
 
-  async unsubscribe(actor: SubscribableActor<A, Role>): Promise<void> {
-    this.subscriptions.delete(actor);
-    await this.send(actor, 'Unsubscribe', {});
+  /** Leaves one topic of an actor (default: its own); its other topics stay subscribed. */
+  async unsubscribe(actor: SubscribableActor<A, Role>, options: UnsubscribeOptions = {}): Promise<void> {
+    const topics = this.subscriptions.get(actor);
+    topics?.delete(options.topic ?? actor);
+    if (topics?.size === 0) this.subscriptions.delete(actor);
+    await this.send(actor, 'Unsubscribe', options.topic === undefined ? {} : { topic: options.topic });
   }
 
   /**
-   * Listens to pushes by event name (`UserChanged`, …) or to connection states (`open`, `reconnecting`,
-   * `closed`, `signedOut`, `blocked`, `connecting`). Returns a function that removes the listener.
+   * Listens to the client's own events — connection states (`connecting`, `open`, `reconnecting`, `closed`,
+   * `signedOut`, `blocked`) and `subscriptionRefused` — or to pushes by event name (`UserChanged`, …), optionally
+   * only those from one actor or on one topic. Returns a function that removes the listener.
    */
-  on<E extends ConnectionEvent | EventName<A>>(event: E, listener: ListenerFor<A, E>): () => void {
+  on<E extends ClientEvent>(event: E, listener: ListenerFor<A, E, Role>): () => void;
+  on<E extends EventName<A>, F extends EventSource<A, E> = EventSource<A, E>>(event: E, listener: PushListener<A, E, F>, filter?: PushFilter<F>): () => void;
+  on(event: string, listener: unknown, filter: PushFilter = {}): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
-    const l = listener as Listener;
-    set.add(l);
-    return () => set.delete(l);
+    const entry: ListenerEntry = { fn: listener as Listener, from: filter.from, topic: filter.topic };
+    set.add(entry);
+    return () => set.delete(entry);
   }
 
   /** Refreshes the credentials now (shared with any refresh already in flight). */
@@ -271,17 +323,45 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
   private setState(state: ConnectionState): void {
     if (this.currentState === state) return;
     this.currentState = state;
-    this.emit(state, undefined, 'client');
+    this.emit(state, undefined, 'client', 'client');
   }
 
-  private emit(event: string, payload: unknown, from: string): void {
+  private emit(event: string, payload: unknown, from: string, topic: string): void {
     for (const l of [...(this.listeners.get(event) ?? [])]) {
+      if ((l.from !== undefined && l.from !== from) || (l.topic !== undefined && l.topic !== topic)) continue;
       try {
-        l(payload, from);
+        l.fn(payload, from, topic);
       } catch {
         /* a listener's error is its own */
       }
     }
+  }
+
+  /** Sends every subscription again on a new socket; one the server refuses is dropped and reported. */
+  private resubscribe(): void {
+    for (const topics of this.subscriptions.values()) {
+      for (const sub of topics.values()) {
+        if (sub.waiting) continue; // the app's own Subscribe is in the queue, sent right after
+        this.send(sub.actor, 'Subscribe', sub.payload).catch((err: unknown) => {
+          if (!this.forgetUnlessGone(sub, err)) return;
+          const refusal: SubscriptionRefusal = { actor: sub.actor, topic: sub.topic, error: err as GreenroomClientError };
+          this.emit('subscriptionRefused', refusal, 'client', 'client');
+        });
+      }
+    }
+  }
+
+  /**
+   * Drops a subscription whose Subscribe failed on a live socket (refused, or not answered in time), if it is still
+   * the current one for its topic (not unsubscribed or replaced meanwhile). Whether it dropped it.
+   */
+  private forgetUnlessGone(sub: Subscription, err: unknown): boolean {
+    if (err instanceof GreenroomClientError && SOCKET_GONE.has(err.code)) return false;
+    const topics = this.subscriptions.get(sub.actor);
+    if (topics?.get(sub.topic) !== sub) return false;
+    topics.delete(sub.topic);
+    if (topics.size === 0) this.subscriptions.delete(sub.actor);
+    return true;
   }
 
   private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
@@ -317,7 +397,7 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
       this.attempt = 0;
       this.refreshedAfterEnd = false;
       this.setState('open');
-      for (const s of this.subscriptions.values()) void this.send(s.actor, 'Subscribe', s.payload).catch(() => undefined);
+      this.resubscribe();
       for (const p of this.queue.splice(0)) this.transmit(p);
     };
     ws.onmessage = (ev) => this.onFrame(ev.data);
@@ -348,7 +428,7 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
   private onFrame(data: unknown): void {
     const frame = parseServerFrame(typeof data === 'string' ? data : String(data));
     if (!frame) return;
-    if ('event' in frame) return this.emit(frame.event, frame.payload, frame.from);
+    if ('event' in frame) return CLIENT_EVENTS.has(frame.event) ? undefined : this.emit(frame.event, frame.payload, frame.from, frame.topic);
     if (frame.id === null) return;
     const pending = this.inflight.get(frame.id);
     if (!pending) return;
@@ -504,6 +584,12 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
     for (const p of this.inflight.values()) p.reject(err);
     this.inflight.clear();
   }
+}
+
+/** The topic a Subscribe payload names, else the actor's own. */
+function topicOf(actor: string, payload: unknown): string {
+  const topic = (payload as { topic?: unknown } | null)?.topic;
+  return typeof topic === 'string' ? topic : actor;
 }
 
 /** The server refused the credentials for good (as opposed to being unreachable or busy): credentialRefusal. */

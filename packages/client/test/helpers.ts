@@ -1,6 +1,6 @@
 /**
- * Test helpers for @greenroom/client: an instrumented socket factory (every close() call recorded with the
- * readyState at the time; how many sockets are OPEN at once), a tiny fake WebSocket server built on `ws` whose
+ * Test helpers for @greenroom/client: an instrumented socket factory (every frame sent and every close() call
+ * recorded, the latter with the readyState at the time; how many sockets are OPEN at once), a tiny fake WebSocket server built on `ws` whose
  * upgrades can be held back and whose sockets the test scripts, and waits that resolve on events rather than on
  * wall-clock bounds. Waiting on a condition and asserting an error code come from @greenroom/server/testing.
  */
@@ -24,6 +24,8 @@ export interface SocketRecord {
   closedAt?: number;
   closeCode?: number;
   closeReason?: string;
+  /** Every frame the client sent on it, parsed. */
+  sent: any[];
   /** Every close() the client called on it (not ws's own calls), with the readyState at that moment. */
   closeCalls: Array<{ readyState: number; code?: number }>;
   /** Resolves when the socket is CLOSED (whoever closed it, and whether or not it ever opened). */
@@ -47,10 +49,16 @@ export function instrumentedFactory() {
       headers,
       ws,
       createdAt: performance.now(),
+      sent: [],
       closeCalls: [],
       closed: new Promise<void>((r) => (markClosed = r)),
     };
     sockets.push(record);
+    const send = ws.send.bind(ws);
+    ws.send = ((data: string) => {
+      record.sent.push(JSON.parse(data));
+      send(data);
+    }) as typeof ws.send;
     const close = ws.close.bind(ws);
     ws.close = (code?: number, reason?: string | Buffer) => {
       // ws calls close() on itself to answer a peer's close frame; only calls from outside ws (the client) count.

@@ -2,7 +2,7 @@
  * Compile-time tests of the typed client (checked by the root typecheck; jest does not run this file). Each
  * `@ts-expect-error` must fail to compile for the reason in its comment; the rest must compile as they stand.
  */
-import { createClient, GreenroomClient, type ClientOptions } from '@greenroom/client';
+import { createClient, GreenroomClient, type ClientOptions, type GreenroomClientError, type SubscriptionRefusal } from '@greenroom/client';
 
 /** Exact type equality: `any` equals only `any`, so a result typed `any` fails `expectType<{ value: number }>`. */
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends <T>() => T extends Y ? 1 : 2 ? true : false;
@@ -116,7 +116,15 @@ export async function subscriptions(): Promise<void> {
   await client.subscribe('Counter');
   await client.subscribe('Counter', {});
   await client.subscribe('Feed', { topic: 'news' });
+  await client.subscribe('Feed', { topic: 'sports' });
   await client.unsubscribe('Feed');
+  // One topic of the actor; the others stay subscribed.
+  await client.unsubscribe('Feed', { topic: 'news' });
+  await client.unsubscribe('Counter', {});
+  // @ts-expect-error a topic is a string
+  await client.unsubscribe('Feed', { topic: 1 });
+  // @ts-expect-error unsubscribe takes only a topic
+  await client.unsubscribe('Feed', { room: 'news' });
   // @ts-expect-error Feed's Subscribe needs a topic
   await client.subscribe('Feed');
   // @ts-expect-error wrong Subscribe payload
@@ -166,6 +174,68 @@ export function events(): void {
   client.on('idle', () => undefined);
 }
 
+export function filteredEvents(): void {
+  const client = createClient<App>(options);
+  // A push's listener also gets the topic; listeners that take fewer arguments still fit.
+  client.on('Posted', (payload, from, topic) => {
+    expectType<{ id: string; text: string }>()(payload);
+    expectType<'Feed'>()(from);
+    expectType<string>()(topic);
+  });
+  // `from` narrows the sender, and so the payload, to that actor's event.
+  client.on(
+    'Changed',
+    (payload, from) => {
+      expectType<{ value: number }>()(payload);
+      expectType<'Counter'>()(from);
+    },
+    { from: 'Counter' },
+  );
+  // `topic` alone keeps every actor that declares the event.
+  client.on(
+    'Changed',
+    (payload, from, topic) => {
+      expectType<{ value: number } | { topic: string }>()(payload);
+      expectType<'Counter' | 'Feed'>()(from);
+      expectType<string>()(topic);
+    },
+    { topic: 'news' },
+  );
+  client.on('Posted', () => undefined, { from: 'Feed', topic: 'news' });
+
+  // @ts-expect-error Counter never pushes Posted
+  client.on('Posted', () => undefined, { from: 'Counter' });
+  // @ts-expect-error unknown actor
+  client.on('Changed', () => undefined, { from: 'Nope' });
+  // @ts-expect-error a topic is a string
+  client.on('Changed', () => undefined, { topic: 1 });
+  // @ts-expect-error filters are for pushes, not connection states
+  client.on('open', () => undefined, { from: 'Counter' });
+  client.on(
+    'Changed',
+    // @ts-expect-error from Counter only: the payload is Counter's
+    (payload: { topic: string }) => void payload,
+    { from: 'Counter' },
+  );
+}
+
+export function refusals(): void {
+  const client = createClient<App>(options);
+  client.on('subscriptionRefused', (refusal, from) => {
+    expectType<SubscriptionRefusal<'Counter' | 'Feed' | 'Audit'>>()(refusal);
+    expectType<'Counter' | 'Feed' | 'Audit'>()(refusal.actor);
+    expectType<string>()(refusal.topic);
+    expectType<GreenroomClientError>()(refusal.error);
+    expectType<'client'>()(from);
+  });
+  // A role names only the actors it may subscribe to.
+  createClient<App, 'user'>(options).on('subscriptionRefused', ({ actor }) => {
+    expectType<'Counter' | 'Feed'>()(actor);
+  });
+  // @ts-expect-error a refusal carries no push payload
+  client.on('subscriptionRefused', (refusal: { value: number }) => void refusal);
+}
+
 export async function untyped(): Promise<void> {
   // The default app: any actor, message and payload; results and pushes `unknown` unless given.
   const client = new GreenroomClient(options);
@@ -177,9 +247,24 @@ export async function untyped(): Promise<void> {
   await client.subscribe('UserStore');
   await client.subscribe(actor, { topic: 'x' });
   await client.unsubscribe(actor);
+  await client.unsubscribe(actor, { topic: 'x' });
   client.on('UserChanged', (payload, from) => {
     expectType<unknown>()(payload);
     expectType<string>()(from);
+  });
+  client.on(
+    'Said',
+    (payload, from, topic) => {
+      expectType<unknown>()(payload);
+      expectType<'Room'>()(from);
+      expectType<string>()(topic);
+    },
+    { from: 'Room', topic: 'a' },
+  );
+  client.on('subscriptionRefused', ({ actor, topic, error }) => {
+    expectType<string>()(actor);
+    expectType<string>()(topic);
+    expectType<GreenroomClientError>()(error);
   });
   client.on('open', (payload, from) => {
     expectType<undefined>()(payload);
