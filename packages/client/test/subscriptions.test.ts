@@ -1,9 +1,9 @@
 /**
  * Subscriptions per (actor, topic) and push listeners, against a real server on loopback: every topic of an actor
- * is sent again after a reconnect with its own payload (read from the frames the client sends), one topic can be
- * left alone, a resubscribe the server refuses is reported once and dropped, and `on` hears one actor or one topic.
- * How pushes are routed by their `topic` is scripted on a fake server (the real one names a push's topic only once
- * actors publish to topics).
+ * is sent again after a reconnect with its own payload (read from the frames the client sends) and delivers again,
+ * one topic can be left alone, a resubscribe the server refuses is reported once and dropped, and `on` hears one
+ * actor or one topic. Pushes the real server never sends (no topic, a client event's name) are scripted on a fake
+ * server.
  *
  * Timing: outcomes and order only; every wait is on an event or a condition.
  */
@@ -18,19 +18,23 @@ const FAST = { baseMs: 5, capMs: 20 };
 /** The zod-free stand-in for a schema: these test actors take and push any value. */
 const anything = { safeParse: (data: unknown) => ({ success: true, data }) } as unknown as MessageDef['payload'];
 
-/** An actor whose `Say` pushes `Said` with the payload it was given; only `member`s may subscribe to Room. */
+/**
+ * An actor whose `Say` pushes `Said` with the payload it was given, to the payload's `topic` (default: its own);
+ * any topic may be joined. Only `member`s may subscribe to Room.
+ */
 function talker<const N extends string>(name: N, subscribers: 'any' | readonly string[]) {
   return defineActor({
     name,
     state: () => ({}),
     events: { Said: anything },
     subscribers,
+    mayJoin: () => true,
     messages: (message) => ({
       Say: message({
         allow: 'any',
         payload: anything,
         handle: (p, ctx) => {
-          ctx.publish('Said', p);
+          ctx.publish('Said', p, { topic: (p as { topic?: string }).topic });
           return null;
         },
       }),
@@ -81,8 +85,8 @@ function subscriptionFrames(socket: SocketRecord): Array<{ to: string; type: str
 describe('subscriptions per topic', () => {
   it('two topics of one actor are both sent again after a reconnect, each with its own payload', async () => {
     const { client, session, inst } = await connected('member');
-    const heard: unknown[] = [];
-    client.on('Said', (payload) => heard.push(payload));
+    const heard: Array<[unknown, string]> = [];
+    client.on('Said', (payload, _from, topic) => heard.push([payload, topic]));
     await client.subscribe('Room', { topic: 'a' });
     await client.subscribe('Room', { topic: 'b', since: 7 });
     await client.subscribe('Hall');
@@ -96,8 +100,14 @@ describe('subscriptions per topic', () => {
     // And again after the next one: restored every time, not once.
     const third = await reconnect(client, session.sid, inst);
     expect(subscriptionFrames(third)).toEqual(subscriptionFrames(second));
-    await server.ask(Room.Say, { n: 1 });
-    await eventually(() => heard.length === 1, { intervalMs: 5 });
+    // Both topics deliver on the new socket.
+    await server.ask(Room.Say, { topic: 'a', n: 1 });
+    await server.ask(Room.Say, { topic: 'b', n: 2 });
+    await eventually(() => heard.length === 2, { intervalMs: 5 });
+    expect(heard).toEqual([
+      [{ topic: 'a', n: 1 }, 'a'],
+      [{ topic: 'b', n: 2 }, 'b'],
+    ]);
   });
 
   it('subscribing to a topic again replaces its payload, not the other topics', async () => {
@@ -117,8 +127,15 @@ describe('subscriptions per topic', () => {
     await client.subscribe('Room', { topic: 'a' });
     await client.subscribe('Room', { topic: 'b' });
     await client.subscribe('Hall');
+    const heard: string[] = [];
+    client.on('Said', (_payload, _from, topic) => heard.push(topic), { from: 'Room' });
     await client.unsubscribe('Room', { topic: 'a' });
     expect(subscriptionFrames(inst.sockets[0]!).at(-1)).toEqual({ to: 'Room', type: 'Unsubscribe', payload: { topic: 'a' } });
+    // At the server too: b still delivers, a no more (one actor's pushes arrive in order, so b's comes after a's).
+    await server.ask(Room.Say, { topic: 'a' });
+    await server.ask(Room.Say, { topic: 'b' });
+    await eventually(() => heard.length > 0, { intervalMs: 5 });
+    expect(heard).toEqual(['b']);
 
     const second = await reconnect(client, session.sid, inst);
     expect(subscriptionFrames(second)).toEqual([
@@ -207,7 +224,27 @@ describe('on(event, fn, { from, topic })', () => {
     expect(fromHall).toEqual([{ payload: { n: 2 }, from: 'Hall', topic: 'Hall' }]);
   });
 
-  it('with `topic`: hears that topic only; listeners get the topic; client event names cannot be pushed', async () => {
+  it('with `topic`: hears that topic only, of whichever actor', async () => {
+    const { client } = await connected('member');
+    const all: string[] = [];
+    const onB: Array<[unknown, string]> = [];
+    client.on('Said', (_payload, from, topic) => all.push(`${from}/${topic}`));
+    client.on('Said', (payload, from) => onB.push([payload, from]), { topic: 'b' });
+    await client.subscribe('Room', { topic: 'a' });
+    await client.subscribe('Room', { topic: 'b' });
+    await client.subscribe('Hall', { topic: 'b' });
+    await server.ask(Room.Say, { topic: 'a' });
+    await server.ask(Room.Say, { topic: 'b' });
+    await server.ask(Hall.Say, { topic: 'b' });
+    await eventually(() => all.length === 3, { intervalMs: 5 });
+    expect(all.sort()).toEqual(['Hall/b', 'Room/a', 'Room/b']);
+    expect(onB.sort()).toEqual([
+      [{ topic: 'b' }, 'Hall'],
+      [{ topic: 'b' }, 'Room'],
+    ]);
+  });
+
+  it('pushes without a topic are on the actor’s own; listeners get the topic; client event names cannot be pushed', async () => {
     const fake = await startFakeServer();
     try {
       const client = new GreenroomClient({ url: fake.url, auth: { mode: 'tokens', tokens: fakeTokens() }, backoff: FAST });
