@@ -15,9 +15,7 @@ export function chatClient(options: ClientOptions): ChatClient {
 /** Joins a room and hears its messages (`onMessage`), now and after every reconnect; returns the latest messages. */
 export async function enterRoom(client: ChatClient, room: string, onMessage: (m: ChatMessage) => void): Promise<ChatMessage[]> {
   await client.ask('ChatRoom', 'Join', { room });
-  client.on('Posted', (payload) => {
-    if (payload.message.room === room) onMessage(payload.message);
-  });
+  client.on('Posted', (payload) => onMessage(payload.message), { from: 'ChatRoom', topic: room });
   await client.subscribe('ChatRoom', { topic: room });
   return (await client.ask('ChatRoom', 'History', { room, limit: 50 })).items;
 }
