@@ -130,4 +130,19 @@ describe('keyed actors', () => {
     expect((await queued).count).toBeGreaterThanOrEqual(1);
     expect(starts.filter((k) => k === 'long').length).toBe(before);
   });
+
+  it('caps the instances a keyed actor runs: a new key past the cap is UNAVAILABLE, running keys keep serving', async () => {
+    const Capped = defineActor({
+      name: 'Capped',
+      key: (p: { k?: string }) => p.k,
+      maxInstances: 3,
+      idleMs: 60_000,
+      state: () => ({}),
+      messages: (message) => ({ Touch: message({ allow: 'any', payload: z.object({ k: z.string().max(16) }), handle: (_p, ctx) => ctx.key }) }),
+    });
+    await server.register(Capped);
+    for (const k of ['a', 'b', 'c']) expect(await server.ask(Capped.Touch, { k })).toBe(k);
+    await expect(server.ask(Capped.Touch, { k: 'd' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(await server.ask(Capped.Touch, { k: 'a' })).toBe('a');
+  });
 });

@@ -145,6 +145,8 @@ export interface ActorDefinition<S = unknown, D = any> {
   readonly key: ((payload: any) => string | undefined) | null;
   /** How long a keyed instance with nothing to do lives on. */
   readonly idleMs: number;
+  /** Keyed instances running at once, at most (a message for a new key past it: UNAVAILABLE). */
+  readonly maxInstances: number;
 }
 
 export const DEFINITION: unique symbol = Symbol('greenroom.actor');
@@ -254,6 +256,8 @@ export function defineActor<
    */
   key?: (payload: any) => string | undefined;
   idleMs?: number;
+  /** Keyed instances running at once, at most (default 10,000): keys come from clients. */
+  maxInstances?: number;
   messages: (message: MessageBuilder<S, E>) => M & NoReservedNames<E>;
 }): ActorHandle<N, S, D, M, E, Sub, Pr> {
   const events: EventSchemas = { ...(def.events ?? {}) };
@@ -290,6 +294,7 @@ export function defineActor<
     hooks: { ...(def.hooks ?? {}) } as LifecycleHooks<any, any>,
     key: def.key ?? null,
     idleMs: def.idleMs ?? 60_000,
+    maxInstances: def.maxInstances ?? 10_000,
   });
   return Object.freeze(handle) as ActorHandle<N, S, D, M, E, Sub, Pr>;
 }

@@ -56,7 +56,7 @@ interface Instance {
   readonly mailbox: Mailbox<Envelope>;
   state: unknown;
   /** Resolves once `state` is built (a keyed instance builds it as it starts, with its first message queued). */
-  readonly ready: Promise<void>;
+  ready: Promise<void>;
   /** Messages posted to it and not finished: an instance is idle at 0. */
   pending: number;
   idleTimer: NodeJS.Timeout | null;
@@ -68,7 +68,7 @@ interface Host {
   readonly log: Logger;
   readonly deps: unknown;
   /** The keyless instance: every message of an unkeyed actor, and those of a keyed one whose payload names no key. */
-  readonly root: Instance;
+  root: Instance;
   readonly keyed: Map<string, Instance>;
 }
 
@@ -96,8 +96,8 @@ export class ActorRegistry {
     if (this.hosts.has(definition.name)) throw new Error(`actor ${definition.name} is already registered`);
     const log = this.log.child({ actor: definition.name });
     const state = await definition.state({ store: this.store, log, key: null }, deps[0] as D);
-    const host: Host = { definition, topics: new Topics(), log, deps: deps[0], keyed: new Map(), root: null as unknown as Instance };
-    (host as { root: Instance }).root = this.spawnInstance(host, null, state);
+    const host = { definition, topics: new Topics(), log, deps: deps[0], keyed: new Map() } as Omit<Host, 'root'> as Host;
+    host.root = this.spawnInstance(host, null, state);
     this.hosts.set(definition.name, host);
   }
 
@@ -105,21 +105,20 @@ export class ActorRegistry {
   private spawnInstance(host: Host, key: string | null, state?: unknown): Instance {
     // A key can hold any character; the mailbox's name is the actor's and a number (`$` is in no actor's name).
     const name = key === null ? host.definition.name : `${host.definition.name}$${++this.instanceSeq}`;
-    const instance = { key, state, pending: 0, idleTimer: null } as Omit<Instance, 'mailbox' | 'ready'> as Instance;
-    (instance as { ready: Promise<void> }).ready =
-      state !== undefined || key === null
-        ? Promise.resolve()
-        : Promise.resolve(host.definition.state({ store: this.store, log: host.log, key }, host.deps)).then((s) => void (instance.state = s));
     // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
-    (instance as { mailbox: Mailbox<Envelope> }).mailbox = this.system.spawn<Envelope>(name, (env) => this.handle(host, instance, env), {
+    const mailbox = this.system.spawn<Envelope>(name, (env) => this.handle(host, instance, env), {
       capacity: this.options.mailboxCapacity,
       laneCapacity: Math.max(1, Math.floor(this.options.mailboxCapacity / 10)),
     });
+    const instance: Instance = { key, state, mailbox, pending: 0, idleTimer: null, ready: Promise.resolve() };
+    if (state === undefined && key !== null) {
+      instance.ready = Promise.resolve(host.definition.state({ store: this.store, log: host.log, key }, host.deps)).then((s) => void (instance.state = s));
+    }
     return instance;
   }
 
-  /** The instance a message goes to: its key's (started on demand), or the root. */
-  private instanceFor(host: Host, payload: unknown): Instance {
+  /** The instance a message goes to: its key's (started on demand), or the root; null past the actor's instance cap. */
+  private instanceFor(host: Host, payload: unknown): Instance | null {
     let key: unknown;
     try {
       key = host.definition.key?.(payload);
@@ -128,7 +127,11 @@ export class ActorRegistry {
     }
     if (typeof key !== 'string' || key.length === 0) return host.root;
     let instance = host.keyed.get(key);
-    if (!instance) host.keyed.set(key, (instance = this.spawnInstance(host, key)));
+    if (!instance) {
+      // Keys come from clients: past the cap a new key waits for others to go idle, old ones keep serving.
+      if (host.keyed.size >= host.definition.maxInstances) return null;
+      host.keyed.set(key, (instance = this.spawnInstance(host, key)));
+    }
     if (instance.idleTimer) {
       clearTimeout(instance.idleTimer);
       instance.idleTimer = null;
@@ -221,6 +224,7 @@ export class ActorRegistry {
     const fromClient = origin !== undefined;
     const lane = fromClient ? (caller.uid ?? caller.connectionId ?? SYSTEM_LANE) : SYSTEM_LANE;
     const instance = this.instanceFor(host, parsed.data);
+    if (!instance) return reply(new GreenroomError(ErrorCode.UNAVAILABLE, `${host.definition.name} has too many instances running; try again`, { retryAfterSeconds: 1 }));
     if (instance.mailbox.post({ message, payload: parsed.data, caller, origin, reply, dropAfter }, lane, fromClient)) {
       instance.pending += 1;
     } else {
