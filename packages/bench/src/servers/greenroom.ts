@@ -1,7 +1,8 @@
 /**
  * The Greenroom server process of the bench: the real server (lowdb store in a data dir, bearer auth, the green room)
- * with one trivial app actor, `Echo.Echo`, that answers its payload. Started by run.ts with --expose-gc; it seeds
- * sessions and reports its memory on request (over IPC), and stops gracefully on SIGTERM, as `greenroom serve` does.
+ * with one trivial app actor, `Echo.Echo`, that answers its payload, and a minimal chat room, `BenchRoom.Post`, for
+ * the rooms phase. Started by run.ts with --expose-gc; it seeds sessions and reports its memory on request (over
+ * IPC), and stops gracefully on SIGTERM, as `greenroom serve` does.
  */
 import { z } from 'zod';
 import { defineActor, Greenroom, type LowdbStore } from '@greenroom/server';
@@ -25,6 +26,36 @@ const Echo = defineActor({
   }),
 });
 
+const MESSAGES = 'bench-messages';
+
+/** Message ids: a counter of this process, zero-padded so the store's id order is the posting order. */
+let posted = 0;
+
+/**
+ * A chat room as small as the rooms phase needs: one keyed instance per room (posts to one room one at a time, rooms
+ * concurrently); a post is stored durably, then pushed to the room's topic. Anyone may join any room's topic:
+ * membership is not what the phase measures (packages/example-chat's ChatRoom checks it).
+ */
+const BenchRoom = defineActor({
+  name: 'BenchRoom',
+  key: (p: { room?: string }) => p.room,
+  state: () => ({}),
+  events: { Posted: z.object({ id: z.string(), room: z.string(), text: z.string(), at: z.number() }) },
+  mayJoin: () => true,
+  messages: (message) => ({
+    Post: message({
+      allow: 'any',
+      payload: z.object({ room: z.string().min(1).max(48), text: z.string().min(1).max(2000) }),
+      handle: async (p, ctx) => {
+        const m = { id: String(++posted).padStart(12, '0'), room: p.room, text: p.text, at: Date.now() };
+        await ctx.store.put(MESSAGES, `${p.room}/${m.id}`, m);
+        ctx.publish('Posted', m, { topic: p.room });
+        return m;
+      },
+    }),
+  }),
+});
+
 const opts = childOptions<GreenroomServerOptions>();
 
 const server = await Greenroom.start({
@@ -42,7 +73,7 @@ const server = await Greenroom.start({
     maxConnectionsPerUser: opts.maxConnections,
     logLevel: 'silent',
   },
-  actors: [Echo],
+  actors: [Echo, BenchRoom],
 });
 
 let stopping: Promise<void> | null = null;
@@ -69,6 +100,19 @@ serve({
     connections: internals(server).connections.size,
     asks: internals(server).connections.asks,
   }),
+  /** BenchRoom's stored messages: how many, and (`clear`) deleted in one write, so each round starts on an empty room. */
+  messages: async (req: { clear?: boolean }) => {
+    const store = internals(server).store;
+    const ids: string[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await store.scan(MESSAGES, { limit: 1_000, ...(after === undefined ? {} : { after }) });
+      ids.push(...page.items.map((i) => i.id));
+      if (page.next === null) break;
+      after = page.next;
+    }
+    if (req.clear && ids.length > 0) await store.write(ids.map((id) => ({ op: 'delete' as const, collection: MESSAGES, id })));
+    return { stored: ids.length };
+  },
   /** The monotonic clock in µs, the one V8's CPU profiles use (for cutting a profile to a measured window). */
   mark: () => Number(process.hrtime.bigint() / 1000n),
   stop: async () => {
