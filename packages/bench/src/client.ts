@@ -80,6 +80,8 @@ export interface RateResult {
   /** Each round's rate, when the figure combines rounds (in the order they ran). */
   rounds?: number[];
   latency: Array<[number, number]>;
+  /** Pushes received in the measured window (a load whose sockets subscribe). */
+  pushes?: number;
   firstError?: string;
 }
 
@@ -136,23 +138,41 @@ function handshakes(p: Target & { inflight: number; warmupMs: number; durationMs
 
 // ---------------------------------------------------------------- request/response load
 
+/** Rooms for `load`: each socket joins one room's topic and puts the room in every ask's payload. */
+export interface LoadRooms {
+  /** The actor whose `Subscribe { topic }` each socket asks before the load starts. */
+  actor: string;
+  /** Socket i is in room `room-<i mod count>`: one room for all, or the sockets spread over `count` rooms. */
+  count: number;
+  /** The payload's `text`, beside its `room`. */
+  text: string;
+}
+
 /**
  * `sockets` sockets, each keeping `inflight` asks outstanding: a reply sends the next ask. Each ask is a Greenroom
- * frame `{"id", "to", "type", "payload": {}}`; every reply is JSON-parsed for its id (the raw echo server sends the
- * frame back, so its reply has the id too). Replies with `ok: false` count as errors, not messages.
+ * frame `{"id", "to", "type", "payload"}`; every frame received is JSON-parsed (the raw echo server sends the frame
+ * back, so its reply has the id too). Replies with `ok: false` count as errors, not messages. With `rooms`, each
+ * socket first subscribes to its room's topic and asks with `{room, text}`; the pushes it then receives (frames with
+ * an `event`) are counted, not timed. Without, the payload is `{}`.
  */
-async function load(p: Target & { sockets: number; inflight: number; warmupMs: number; durationMs: number; to: string; type: string }): Promise<RateResult> {
+async function load(
+  p: Target & { sockets: number; inflight: number; warmupMs: number; durationMs: number; to: string; type: string; rooms?: LoadRooms },
+): Promise<RateResult> {
   const sockets = await Promise.all(Array.from({ length: p.sockets }, (_, i) => connect(p.url, tokenFor(p, i))));
+  const rooms = p.rooms;
+  const roomOf = (i: number) => `room-${i % (rooms?.count ?? 1)}`;
+  if (rooms) await Promise.all(sockets.map((ws, i) => subscribe(ws, rooms.actor, roomOf(i))));
   const hist = new Histogram();
   const start = performance.now();
   const from = start + p.warmupMs;
   const end = from + p.durationMs;
   let count = 0;
   let errors = 0;
+  let pushes = 0;
   let firstError: string | undefined;
   let outstanding = 0;
-  const payload = {};
-  for (const ws of sockets) {
+  for (const [i, ws] of sockets.entries()) {
+    const payload = rooms ? { room: roomOf(i), text: rooms.text } : {};
     const pending = new Map<number | string, number>();
     let n = 0;
     const send = () => {
@@ -163,10 +183,14 @@ async function load(p: Target & { sockets: number; inflight: number; warmupMs: n
     };
     ws.on('message', (data) => {
       const now = performance.now();
-      const frame = JSON.parse(data.toString()) as { id: number; ok?: boolean; error?: unknown };
-      const sent = pending.get(frame.id);
+      const frame = JSON.parse(data.toString()) as { id?: number; ok?: boolean; error?: unknown; event?: string };
+      if (frame.event !== undefined) {
+        if (now >= from && now <= end) pushes += 1;
+        return;
+      }
+      const sent = pending.get(frame.id!);
       if (sent === undefined) return;
-      pending.delete(frame.id);
+      pending.delete(frame.id!);
       outstanding -= 1;
       if (now >= from && now <= end) {
         if (frame.ok === false) {
@@ -186,7 +210,30 @@ async function load(p: Target & { sockets: number; inflight: number; warmupMs: n
   while (outstanding > 0 && performance.now() < drainBy) await sleep(10);
   await Promise.all(sockets.map((ws) => closeAndWait(ws)));
   const seconds = p.durationMs / 1000;
-  return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), ...(firstError ? { firstError } : {}) };
+  return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), ...(rooms ? { pushes } : {}), ...(firstError ? { firstError } : {}) };
+}
+
+/** Asks `actor.Subscribe { topic }` on `ws`; rejects on an error answer, a close, or after `timeoutMs`. */
+function subscribe(ws: WebSocket, actor: string, topic: string, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      ws.off('message', onMessage);
+      ws.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = (data: WebSocket.RawData) => {
+      const frame = JSON.parse(data.toString()) as { id?: string; ok?: boolean; error?: unknown };
+      if (frame.id !== 'subscribe') return;
+      done(frame.ok === false ? new Error(`Subscribe ${topic}: ${JSON.stringify(frame.error)}`) : undefined);
+    };
+    const onClose = () => done(new Error(`Subscribe ${topic}: socket closed`));
+    const timer = setTimeout(() => done(new Error(`Subscribe ${topic}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    ws.on('message', onMessage);
+    ws.once('close', onClose);
+    ws.send(JSON.stringify({ id: 'subscribe', to: actor, type: 'Subscribe', payload: { topic } }));
+  });
 }
 
 // ---------------------------------------------------------------- idle connections (memory)
