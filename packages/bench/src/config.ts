@@ -11,6 +11,11 @@ export interface BenchConfig {
   clientProcs: number;
   handshake: { inflight: number; sessions: number };
   load: { sockets: number; inflight: number };
+  /**
+   * Rooms: `sockets` sockets × `inflight` chat posts, to one room, then spread over `rooms` rooms (every socket
+   * subscribed to its room); `rooms` ≤ `sockets`, so that every room has a socket.
+   */
+  rooms: { sockets: number; inflight: number; rooms: number };
   memory: { connections: number; concurrency: number; settleMs: number };
   refreshStorm: { concurrency: number };
   lowdb: { users: number; sessionsPerUser: number; inflight: number };
@@ -34,6 +39,7 @@ export const FULL: BenchConfig = {
   clientProcs: 2,
   handshake: { inflight: 50, sessions: 1_000 },
   load: { sockets: 50, inflight: 10 },
+  rooms: { sockets: 100, inflight: 5, rooms: 100 },
   memory: { connections: 15_000, concurrency: 100, settleMs: 2_000 },
   refreshStorm: { concurrency: 200 },
   lowdb: { users: 10_000, sessionsPerUser: 2, inflight: 64 },
@@ -51,6 +57,7 @@ export const CI: BenchConfig = {
   clientProcs: 2,
   handshake: { inflight: 10, sessions: 20 },
   load: { sockets: 10, inflight: 10 },
+  rooms: { sockets: 10, inflight: 2, rooms: 10 },
   memory: { connections: 200, concurrency: 50, settleMs: 100 },
   refreshStorm: { concurrency: 20 },
   lowdb: { users: 100, sessionsPerUser: 2, inflight: 16 },

@@ -78,6 +78,10 @@ export interface Results {
   rawEcho?: RateResult;
   jsonEcho?: RateResult;
   asks?: RateResult;
+  /** Rooms phase: Echo.Echo asks (the baseline), chat posts to one room, and to `config.rooms.rooms` rooms. */
+  roomsEcho?: RateResult;
+  roomsOne?: RateResult;
+  roomsMany?: RateResult;
   memRaw?: MemResult;
   memGreenroom?: MemResult;
   refreshStorm?: { ms: number; statuses: Record<string, number>; distinctPairs: number; concurrency: number; generation: number; rotations: number };
@@ -138,7 +142,9 @@ function rateRatio(g: RateResult | undefined, b: RateResult | undefined): number
   return g.rate / b.rate;
 }
 
-/** A ratio against a target: `atLeast` (ratio ≥ target) or at most. */
+/** A ratio as shown: two decimals, or two significant digits below 0.1 (a chat post against an Echo ask: 0.0096×). */
+const times = (q: number) => `${Number.isFinite(q) && q < 0.1 ? q.toPrecision(2) : q.toFixed(2)}×`;
+
 /** A row where less is better (memory, time): Greenroom's figure against the baseline's; undefined = that side failed. */
 function lessIsBetter(metric: string, g: number | undefined, b: number | undefined, show: (n: number) => string, target: string, limit: number): Row {
   const ratio = (g ?? NaN) / (b ?? NaN);
@@ -205,6 +211,30 @@ export function rowsOf(r: Results): Row[] {
       target: '',
       met: '—',
     });
+  }
+  if (r.roomsEcho || r.roomsOne || r.roomsMany) {
+    const { sockets, inflight, rooms } = c.rooms;
+    const posts = (what: string, x: RateResult | undefined, b: RateResult | undefined, baseline: string): Row => ({
+      metric: `Chat posts/s, ${what} (${sockets} sockets × ${inflight} in flight, each subscribed to its room) vs ${baseline}`,
+      greenroom: x ? int(x.rate) : 'failed',
+      baseline: b ? int(b.rate) : 'failed',
+      ratio: times(rateRatio(x, b)),
+      target: '',
+      met: '—',
+    });
+    const latency = (what: string, x: RateResult | undefined): Row => ({
+      metric: `Chat post latency p50 / p99, ${what}, vs Echo asks`,
+      greenroom: x ? lat(x) : 'failed',
+      baseline: r.roomsEcho ? lat(r.roomsEcho) : 'failed',
+      ratio: '',
+      target: '',
+      met: '—',
+    });
+    rows.push(posts('1 room', r.roomsOne, r.roomsEcho, 'Echo asks'));
+    rows.push(latency('1 room', r.roomsOne));
+    rows.push(posts(`${rooms} rooms`, r.roomsMany, r.roomsEcho, 'Echo asks'));
+    rows.push(latency(`${rooms} rooms`, r.roomsMany));
+    rows.push({ ...posts(`${rooms} rooms`, r.roomsMany, r.roomsOne, '1 room'), metric: `Chat posts/s, ${rooms} rooms vs 1 room` });
   }
   if (r.memGreenroom || r.memRaw) {
     // RSS is the target; heap is shown beside it (in brackets: not a target of its own).
@@ -274,16 +304,21 @@ export function tableMarkdown(rows: Row[]): string {
 /** The figures behind the table: errors, latencies, breakdowns. */
 export function detailsMarkdown(r: Results): string {
   const out: string[] = [];
-  const rate = (name: string, x: RateResult | undefined) => {
+  const rate = (name: string, x: RateResult | undefined, more = '') => {
     if (!x) return;
     const rounds = x.rounds && x.rounds.length > 1 ? ` (median of ${x.rounds.length} rounds: ${x.rounds.map(int).join(', ')})` : '';
-    out.push(`- ${name}: ${int(x.count)} in ${x.seconds} s, ${int(x.rate)}/s${rounds}, latency p50 / p99 ${lat(x)}, errors ${x.errors}${x.firstError ? ` (first: ${x.firstError.split('\n')[0]})` : ''}`);
+    out.push(`- ${name}: ${int(x.count)} in ${x.seconds} s, ${int(x.rate)}/s${rounds}, latency p50 / p99 ${lat(x)}, errors ${x.errors}${x.firstError ? ` (first: ${x.firstError.split('\n')[0]})` : ''}${more}`);
   };
   rate('raw ws handshakes', r.rawHandshakes);
   rate('Greenroom handshakes', r.grHandshakes);
   rate('raw ws echo', r.rawEcho);
   rate('ws + JSON echo', r.jsonEcho);
   rate('Greenroom asks', r.asks);
+  const pushed = (x: RateResult | undefined) => (x?.pushes === undefined ? '' : `; pushes received ${int(x.pushes / x.seconds)}/s (${(x.pushes / Math.max(1, x.count)).toFixed(1)} per answered ask)`);
+  const rooms = (name: string, x: RateResult | undefined) => rate(name, x, pushed(x));
+  rooms('rooms, Greenroom asks to Echo.Echo (the baseline; same sockets, subscriptions and payload)', r.roomsEcho);
+  rooms('rooms, chat posts to 1 room', r.roomsOne);
+  rooms(`rooms, chat posts to ${r.config.rooms.rooms} rooms`, r.roomsMany);
   const mem = (name: string, m: MemResult | undefined) => {
     if (!m) return;
     out.push(
@@ -360,7 +395,7 @@ export function runMarkdown(o: { machine: Machine; command: string; results: Res
   return [
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; load average at start ${m.loadavg}`,
     `- Date: ${m.date}`,
-    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes and throughput in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
+    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes, throughput and rooms in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
   ].join('\n');
 }
 

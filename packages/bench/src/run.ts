@@ -4,6 +4,7 @@
  * Phases (each bounded in time, each with its own fresh server processes):
  *   handshakes  raw ws upgrades/s | Greenroom bearer upgrades/s (authenticate + awaited registration + 101)
  *   throughput  raw ws echo msg/s | ws + JSON echo msg/s | Greenroom asks/s to a trivial actor (same load shape)
+ *   rooms       Greenroom asks/s to Echo | chat posts/s (stored, then pushed to the room) to 1 room | to 100 rooms
  *   memory      server RSS and heap per idle connection at N connections: raw ws | Greenroom (authenticated)
  *   refresh     N concurrent POST /auth/refresh with one token: time, and rotations (generation in the store file)
  *   lowdb       refreshes/s of distinct sessions on a lowdb store of 10,000 users and 20,000 sessions
@@ -32,7 +33,7 @@ import { profileMarkdown, readProfile, summarize, type ProfileSummary, type Wind
 import { machineInfo, printTable, rowsOf, runMarkdown, writeDocs, type Results, type StartupSeries } from './report.js';
 import { Histogram, median, sleep } from './stats.js';
 
-const PHASES = ['handshakes', 'throughput', 'memory', 'refresh', 'lowdb', 'reconnect', 'startup'] as const;
+const PHASES = ['handshakes', 'throughput', 'rooms', 'memory', 'refresh', 'lowdb', 'reconnect', 'startup'] as const;
 type Phase = (typeof PHASES)[number];
 
 // `pnpm bench -- --flag` passes the `--` through.
@@ -266,6 +267,38 @@ async function throughput(): Promise<void> {
   else await gr.proc.stop();
 }
 
+async function rooms(): Promise<void> {
+  const c = cfg.rooms;
+  const client = clients[0]!;
+  // Asks are not rate limited here either: the phase measures what a post costs, not the limiter.
+  const gr = await startGreenroom({ askRate: 1e9, askBurst: 1e9 });
+  const tokens = (await seed(gr, c.sockets, 1, { access: true })).map((s) => s.accessToken!);
+  const p = { url: gr.url, tokens, sockets: c.sockets, inflight: c.inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs };
+  // Every side subscribes each socket to its room and sends `{room, text}`: the Echo side differs only in the actor.
+  const side = (name: string, to: string, type: string, count: number) => ({
+    name,
+    run: async () => {
+      // Each round starts on an empty room: the store file (rewritten on every flush) grows with the messages.
+      await gr.proc.call('messages', { clear: true }, 60_000);
+      const r = await client.call<RateResult>('load', { ...p, to, type, rooms: { actor: 'BenchRoom', count, text: 'hello, room' } }, cfg.phaseTimeoutMs);
+      const { stored } = await gr.proc.call<{ stored: number }>('messages', {}, 60_000);
+      // Posts answered before the window (warm-up) or after it are stored too, never fewer than were counted.
+      if (to === 'BenchRoom' && stored < r.count) throw new Error(`${name}: ${r.count} posts answered, ${stored} stored`);
+      return r;
+    },
+  });
+  log(`rooms: ${c.sockets} sockets × ${c.inflight} in flight, 1 room | ${c.rooms} rooms | Echo.Echo, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side`);
+  const [echoRounds, oneRounds, manyRounds] = await alternate([
+    side('Greenroom asks to Echo.Echo', 'Echo', 'Echo', c.rooms),
+    side('posts to 1 room', 'BenchRoom', 'Post', 1),
+    side(`posts to ${c.rooms} rooms`, 'BenchRoom', 'Post', c.rooms),
+  ]);
+  results.roomsEcho = combine(echoRounds!);
+  results.roomsOne = combine(oneRounds!);
+  results.roomsMany = combine(manyRounds!);
+  await gr.proc.stop();
+}
+
 /** One side's rounds as one result: the median rate, pooled counts and latencies, and each round's rate. */
 function combine(rounds: Round[]): RateResult {
   const rates = rounds.map((r) => r.result.rate);
@@ -277,6 +310,7 @@ function combine(rounds: Round[]): RateResult {
     rate: median(rates),
     rounds: rates,
     latency: Histogram.fromSparse(...rounds.map((r) => r.result.latency)).toSparse(),
+    ...(rounds.some((r) => r.result.pushes !== undefined) ? { pushes: rounds.reduce((a, r) => a + (r.result.pushes ?? 0), 0) } : {}),
     ...(firstError ? { firstError } : {}),
   };
 }
@@ -568,7 +602,7 @@ async function startup(): Promise<void> {
 
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 
-const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, memory, refresh: refreshStorm, lowdb, reconnect, startup };
+const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, rooms, memory, refresh: refreshStorm, lowdb, reconnect, startup };
 
 // ---------------------------------------------------------------- main
 
