@@ -131,18 +131,87 @@ describe('keyed actors', () => {
     expect(starts.filter((k) => k === 'long').length).toBe(before);
   });
 
-  it('caps the instances a keyed actor runs: a new key past the cap is UNAVAILABLE, running keys keep serving', async () => {
+  it('caps the instances running: an idle one makes room for a new key; with all busy, a new key is UNAVAILABLE', async () => {
+    const held = new Map<string, { promise: Promise<void>; resolve: () => void }>();
     const Capped = defineActor({
       name: 'Capped',
       key: (p: { k?: string }) => p.k,
       maxInstances: 3,
       idleMs: 60_000,
       state: () => ({}),
-      messages: (message) => ({ Touch: message({ allow: 'any', payload: z.object({ k: z.string().max(16) }), handle: (_p, ctx) => ctx.key }) }),
+      messages: (message) => ({
+        Touch: message({
+          allow: 'any',
+          payload: z.object({ k: z.string().max(16), hold: z.boolean().default(false) }),
+          handle: async (p, ctx) => {
+            if (p.hold) await held.get(p.k)?.promise;
+            return ctx.key;
+          },
+        }),
+      }),
     });
     await server.register(Capped);
+    const reg = internals(server).registry;
+    // Three idle instances: a fourth key evicts the oldest idle one.
     for (const k of ['a', 'b', 'c']) expect(await server.ask(Capped.Touch, { k })).toBe(k);
-    await expect(server.ask(Capped.Touch, { k: 'd' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    expect(await server.ask(Capped.Touch, { k: 'a' })).toBe('a');
+    expect(await server.ask(Capped.Touch, { k: 'd' })).toBe('d');
+    expect(reg.instances('Capped')).toBe(3);
+    // An instance counts as busy until its handler has wound up, just after its answer went out.
+    await new Promise((r) => setImmediate(r));
+    // Three busy instances: a fourth key waits (UNAVAILABLE), and the busy ones keep serving.
+    const busy = ['x', 'y', 'z'].map((k) => {
+      held.set(k, deferred());
+      return server.ask(Capped.Touch, { k, hold: true });
+    });
+    await expect(server.ask(Capped.Touch, { k: 'w' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    for (const k of ['x', 'y', 'z']) held.get(k)!.resolve();
+    expect(await Promise.all(busy)).toEqual(['x', 'y', 'z']);
+    expect(await server.ask(Capped.Touch, { k: 'w' })).toBe('w');
+  });
+
+  it('answers an error when an instance cannot build its state, keeps serving, and tries again on the next message', async () => {
+    let failures = 1;
+    const Fragile = defineActor({
+      name: 'Fragile',
+      key: (p: { k?: string }) => p.k,
+      state: async (ctx) => {
+        if (ctx.key === 'bad' && failures-- > 0) throw new Error('the store is away');
+        return { ok: true };
+      },
+      messages: (message) => ({ Get: message({ allow: 'any', payload: z.object({ k: z.string().max(16) }), handle: (_p, ctx) => ctx.state.ok }) }),
+    });
+    await server.register(Fragile);
+    await expect(server.ask(Fragile.Get, { k: 'bad' })).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(await server.ask(Fragile.Get, { k: 'good' })).toBe(true);
+    expect(await server.ask(Fragile.Get, { k: 'bad' })).toBe(true);
+  });
+
+  it('refuses a subscribe that was deciding while its user was kicked (the kick runs in another instance)', async () => {
+    const deciding = deferred();
+    let asked = 0;
+    const Gated = defineActor({
+      name: 'Gated',
+      key: (p: { room?: string }) => p.room,
+      state: () => ({}),
+      events: { Said: z.object({ text: z.string() }) },
+      mayJoin: async () => {
+        asked += 1;
+        await deciding.promise;
+        return true;
+      },
+      messages: (message) => ({
+        Kick: message({ allow: 'any', payload: z.object({ room: z.string().max(16), uid: z.uuid() }), handle: (p, ctx) => ctx.unsubscribe({ topic: p.room, uid: p.uid }) }),
+      }),
+    });
+    await server.register(Gated);
+    const s = await issueSession(server);
+    const client = await TestClient.connect(server, s.accessToken);
+    const subscribing = client.ask('Gated', 'Subscribe', { topic: 'lobby' });
+    await eventually(() => expect(asked).toBe(1));
+    expect(await server.ask(Gated.Kick, { room: 'lobby', uid: s.uid })).toBe(0);
+    deciding.resolve();
+    expect(await subscribing).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(internals(server).registry.subscribers('Gated')).toBe(0);
+    await client.close();
   });
 });

@@ -112,7 +112,11 @@ export class ActorRegistry {
     });
     const instance: Instance = { key, state, mailbox, pending: 0, idleTimer: null, ready: Promise.resolve() };
     if (state === undefined && key !== null) {
-      instance.ready = Promise.resolve(host.definition.state({ store: this.store, log: host.log, key }, host.deps)).then((s) => void (instance.state = s));
+      // Built as the instance's first work; a state that throws fails this instance's messages, never the server.
+      instance.ready = Promise.resolve()
+        .then(() => host.definition.state({ store: this.store, log: host.log, key }, host.deps))
+        .then((s) => void (instance.state = s));
+      instance.ready.catch(() => undefined);
     }
     return instance;
   }
@@ -128,8 +132,9 @@ export class ActorRegistry {
     if (typeof key !== 'string' || key.length === 0) return host.root;
     let instance = host.keyed.get(key);
     if (!instance) {
-      // Keys come from clients: past the cap a new key waits for others to go idle, old ones keep serving.
-      if (host.keyed.size >= host.definition.maxInstances) return null;
+      // Keys come from clients: at the cap, the longest-running idle instance makes room (its state comes back from
+      // the store when its key is asked again); with none idle, a new key waits while the running ones keep serving.
+      if (host.keyed.size >= host.definition.maxInstances && !this.evictIdle(host)) return null;
       host.keyed.set(key, (instance = this.spawnInstance(host, key)));
     }
     if (instance.idleTimer) {
@@ -139,10 +144,24 @@ export class ActorRegistry {
     return instance;
   }
 
+  /** Stops the oldest instance with nothing to do, if any. */
+  private evictIdle(host: Host): boolean {
+    for (const [key, instance] of host.keyed) {
+      if (instance.pending > 0) continue;
+      if (instance.idleTimer) clearTimeout(instance.idleTimer);
+      host.keyed.delete(key);
+      this.system.stopOne(instance.mailbox.name);
+      return true;
+    }
+    return false;
+  }
+
   /** A keyed instance with nothing left to do stops after the actor's idle time; its next message starts it again. */
   private finished(host: Host, instance: Instance): void {
     instance.pending -= 1;
     if (instance.key === null || instance.pending > 0) return;
+    // Already replaced (its state failed): nothing more can reach it.
+    if (host.keyed.get(instance.key) !== instance) return this.system.stopOne(instance.mailbox.name);
     instance.idleTimer = setTimeout(() => {
       if (instance.pending > 0 || host.keyed.get(instance.key!) !== instance) return;
       host.keyed.delete(instance.key!);
@@ -267,7 +286,11 @@ export class ActorRegistry {
     try {
       await instance.ready;
     } catch (err) {
-      log.error({ err, key: instance.key }, 'state failed');
+      // The next message for this key starts a fresh instance; this one answers what it holds and stops.
+      if (instance.key !== null && host.keyed.get(instance.key) === instance) {
+        host.keyed.delete(instance.key);
+        if (!(err instanceof GreenroomError)) log.error({ err, key: instance.key }, 'state failed');
+      }
       return env.reply(toPublicError(err));
     }
     const ctx = new Context(this, host, instance, env);
@@ -417,9 +440,11 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     if (!origin) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'only a connection can subscribe');
     // The actor's own topic is open to whoever its rule lets subscribe; any other only if mayJoin says so.
     const mayJoin = this.host.definition.mayJoin;
-    if (topic !== this.host.definition.name && !(mayJoin && (await mayJoin(topic, this)))) {
-      throw new GreenroomError(ErrorCode.FORBIDDEN, `you may not subscribe to ${this.host.definition.name} topic ${topic}`);
-    }
+    const kicks = this.host.topics.kicks(topic, origin.caller.uid);
+    const refused = () => new GreenroomError(ErrorCode.FORBIDDEN, `you may not subscribe to ${this.host.definition.name} topic ${topic}`);
+    if (topic !== this.host.definition.name && !(mayJoin && (await mayJoin(topic, this)))) throw refused();
+    // A kick while mayJoin was deciding (a keyed actor kicks in another instance) wins over this subscribe.
+    if (this.host.topics.kicks(topic, origin.caller.uid) !== kicks) throw refused();
     this.registry.subscribe(this.host.definition.name, topic, origin);
     return topic;
   }

@@ -39,6 +39,8 @@ export class Topics {
   private readonly topics = new Map<string, Topic>();
   /** connection id → the topics it is subscribed to (to clean up when it closes). */
   private readonly byConnection = new Map<string, Set<string>>();
+  /** How many times each user was kicked from each topic: `topic\0uid` → count (a subscribe racing a kick loses). */
+  private readonly kicked = new Map<string, number>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -83,8 +85,14 @@ export class Topics {
     return change;
   }
 
+  /** How many times `uid` has been kicked from `topic` (0 for a caller without a uid). */
+  kicks(topic: string, uid: string | null): number {
+    return uid === null ? 0 : (this.kicked.get(`${topic}\0${uid}`) ?? 0);
+  }
+
   /** Removes every connection of `uid` from the topic (a kick). */
   removeUser(topic: string, uid: string): PresenceChange[] {
+    this.kicked.set(`${topic}\0${uid}`, this.kicks(topic, uid) + 1);
     const connections = [...(this.topics.get(topic)?.users.get(uid)?.connections ?? [])];
     return connections.map((id) => this.remove(topic, id)).filter((c): c is PresenceChange => c !== null);
   }
