@@ -46,6 +46,12 @@ const CLIENT_EVENTS: ReadonlySet<string> = new Set([...STATES, 'subscriptionRefu
  * stopped): the subscription is kept and sent again on the next socket. Any other failure drops it.
  */
 const SOCKET_GONE: ReadonlySet<ClientErrorCode> = new Set<ClientErrorCode>(['CONNECTION_LOST', 'CLOSED', 'SIGNED_OUT', 'BLOCKED']);
+/** A server too busy to answer now: a restored subscription tries again. */
+const BUSY: ReadonlySet<ClientErrorCode> = new Set<ClientErrorCode>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT]);
+/** Subscriptions restored at once after a reconnect (the server allows 16 asks in flight per socket). */
+const RESUBSCRIBE_AT_ONCE = 8;
+/** Tries of a restored subscription the server was too busy to take, before it is reported refused. */
+const RESUBSCRIBE_RETRIES = 5;
 
 /** The part of the WebSocket API the client uses: the browser's and ws's alike. */
 export interface SocketLike {
@@ -337,17 +343,34 @@ export class GreenroomClient<A extends AppTypes = UntypedApp, Role extends strin
     }
   }
 
-  /** Sends every subscription again on a new socket; one the server refuses is dropped and reported. */
+  /**
+   * Sends every subscription again on a new socket, a few at a time (the server bounds asks in flight per socket). A
+   * busy server's answer (RATE_LIMITED, UNAVAILABLE, TIMEOUT) is retried after a backoff; a refusal drops the
+   * subscription and is reported.
+   */
   private resubscribe(): void {
-    for (const topics of this.subscriptions.values()) {
-      for (const sub of topics.values()) {
-        if (sub.waiting) continue; // the app's own Subscribe is in the queue, sent right after
-        this.send(sub.actor, 'Subscribe', sub.payload).catch((err: unknown) => {
-          if (!this.forgetUnlessGone(sub, err)) return;
-          const refusal: SubscriptionRefusal = { actor: sub.actor, topic: sub.topic, error: err as GreenroomClientError };
-          this.emit('subscriptionRefused', refusal, 'client', 'client');
-        });
+    const epoch = this.epoch;
+    const queue = [...this.subscriptions.values()].flatMap((topics) => [...topics.values()]).filter((sub) => !sub.waiting); // a waiting one is in the ask queue
+    const next = (): void => {
+      const sub = queue.shift();
+      if (sub) void this.restore(sub, epoch, 0).finally(next);
+    };
+    for (let i = 0; i < RESUBSCRIBE_AT_ONCE; i++) next();
+  }
+
+  private async restore(sub: Subscription, epoch: number, attempt: number): Promise<void> {
+    try {
+      await this.send(sub.actor, 'Subscribe', sub.payload);
+    } catch (err) {
+      // A newer socket restores everything again; an unsubscribed or replaced subscription is not ours to restore.
+      if (epoch !== this.epoch || this.subscriptions.get(sub.actor)?.get(sub.topic) !== sub) return;
+      if (err instanceof GreenroomClientError && BUSY.has(err.code) && attempt < RESUBSCRIBE_RETRIES) {
+        await new Promise((r) => setTimeout(r, backoffDelay(attempt, this.options.backoff)));
+        return this.restore(sub, epoch, attempt + 1);
       }
+      if (!this.forgetUnlessGone(sub, err)) return;
+      const refusal: SubscriptionRefusal = { actor: sub.actor, topic: sub.topic, error: err as GreenroomClientError };
+      this.emit('subscriptionRefused', refusal, 'client', 'client');
     }
   }
 

@@ -290,3 +290,20 @@ describe('on(event, fn, { from, topic })', () => {
     }
   });
 });
+
+describe('many subscriptions after a reconnect', () => {
+  it('restores 40 topics of one actor (more than a socket may have asks in flight), none reported refused', async () => {
+    const { client, session, inst } = await connected('user');
+    const refused: SubscriptionRefusal[] = [];
+    client.on('subscriptionRefused', (r) => refused.push(r));
+    const topics = Array.from({ length: 40 }, (_, i) => `t${i}`);
+    for (const topic of topics) await client.subscribe('Hall', { topic });
+    await reconnect(client, session.sid, inst);
+    await eventually(() => expect(internals(server).registry.subscribers('Hall')).toBeGreaterThanOrEqual(40));
+    expect(refused).toEqual([]);
+    const heard = new Set<string>();
+    client.on('Said', (_p, _from, topic) => heard.add(topic), { from: 'Hall' });
+    for (const topic of topics) await client.ask('Hall', 'Say', { topic });
+    await eventually(() => expect(heard.size).toBe(40));
+  });
+});
