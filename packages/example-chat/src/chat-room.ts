@@ -10,6 +10,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { defineActor, ErrorCode, GreenroomError, type ActorContext } from '@greenroom/server';
 
 const MEMBERS = 'chat-members';
+/** Who was kicked from which room: a kick is for good (until a moderator lets them back, which this example leaves out). */
+const BANS = 'chat-bans';
 const MESSAGES = 'chat-messages';
 
 /** Security: room names come from clients; bounded and plain, so they are safe as store ids and topics. */
@@ -64,6 +66,7 @@ export const ChatRoom = defineActor({
       handle: async (p, ctx) => {
         const uid = ctx.caller.uid;
         if (uid === null) throw new GreenroomError(ErrorCode.BAD_REQUEST, 'only a signed-in user joins a room');
+        if (await ctx.store.get(BANS, memberId(p.room, uid))) throw new GreenroomError(ErrorCode.FORBIDDEN, 'you were removed from this room');
         await ctx.store.put(MEMBERS, memberId(p.room, uid), { room: p.room, uid, since: Date.now() });
         return { room: p.room, joined: true };
       },
@@ -112,12 +115,15 @@ export const ChatRoom = defineActor({
       },
     }),
 
-    /** Moderators remove a member: stored membership gone, their sockets out of the room before this answers. */
+    /** Moderators remove a member for good: membership gone, a ban kept, their sockets out before this answers. */
     Kick: message({
       allow: ['moderator', 'admin'],
       payload: z.object({ room, uid: z.uuid() }),
       handle: async (p, ctx) => {
-        await ctx.store.delete(MEMBERS, memberId(p.room, p.uid));
+        await ctx.store.write([
+          { op: 'delete', collection: MEMBERS, id: memberId(p.room, p.uid) },
+          { op: 'put', collection: BANS, id: memberId(p.room, p.uid), value: { room: p.room, uid: p.uid, at: Date.now() } },
+        ]);
         const removed = ctx.unsubscribe({ topic: p.room, uid: p.uid });
         ctx.publish('Left', { room: p.room, uid: p.uid, kicked: true }, { topic: p.room });
         return { room: p.room, removed };

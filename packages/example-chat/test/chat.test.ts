@@ -87,6 +87,8 @@ describe('chat rooms', () => {
     await expectOk(mod.socket.ask('ChatRoom', 'Post', { room: 'kick-me', text: 'after the kick' }));
     expect(await posted(member.socket, 'kick-me')).not.toContain('after the kick');
     await expectError(member.socket.ask('ChatRoom', 'Subscribe', { topic: 'kick-me' }), 'FORBIDDEN');
+    // Nor by joining again.
+    await expectError(member.socket.ask('ChatRoom', 'Join', { room: 'kick-me' }), 'FORBIDDEN');
   });
 
   it('tells members who joined and left the room', async () => {

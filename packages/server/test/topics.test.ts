@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { z } from 'zod';
 import { defineActor, SessionStore } from '../src/index.js';
-import { eventually, expectError, expectOk, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { eventually, expectError, expectOk, internals, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 
 /** A chat: rooms are topics named `room-…`; `secret-…` rooms are refused; moderators kick. */
 const Chat = defineActor({
@@ -192,5 +192,15 @@ describe('lifecycle hooks', () => {
     await server.cleanup();
     await server.cleanup(); // a second run deletes nothing more and announces nothing twice
     await eventually(() => expect(kinds(guest.uid)).toEqual(['sessionEnded', 'userDeleted']));
+  });
+
+  it('hear a guest session that expired (never revoked) end when cleanup deletes the guest', async () => {
+    const guest = await issueSession(server, { role: 'guest' });
+    const store = internals(server).store;
+    const record = (await store.get<Record<string, unknown>>('sessions', guest.sid))!;
+    await store.put('sessions', guest.sid, { ...record, expiresAt: Date.now() - 1, lastUsed: Date.now() - 2000 });
+    await new Promise((r) => setTimeout(r, 1100));
+    await server.cleanup();
+    await eventually(() => expect(heard.filter((h) => h.info.uid === guest.uid).map((h) => `${h.kind}:${h.info.reason ?? ''}`).sort()).toEqual(['sessionEnded:expired', 'userDeleted:']));
   });
 });

@@ -405,6 +405,10 @@ export const SessionStore = defineActor({
         const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
         for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
         await Promise.all(sessions.map((s) => ctx.state.deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
+        // A revoked session was announced when it was revoked; the others end here, with their user.
+        for (const s of sessions) {
+          if (s.revokedAt === null) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason: isLive(s, ctx.state.now()) ? 'revoked' : 'expired' });
+        }
         return { deleted: sessions.length };
       },
     }),
