@@ -2,9 +2,8 @@
  * `greenroom serve --actors <module>`: the app's actors, from a module the operator names — a path (relative to
  * where the command was typed) or a package name. Whatever goes wrong is a ConfigError naming the module.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isActor, type AnyActor } from '../actors/define.js';
 import { ConfigError } from '../errors.js';
@@ -35,16 +34,55 @@ function locate(specifier: string, from: string): string {
   const file = resolve(from, specifier);
   if (existsSync(file)) return pathToFileURL(file).href;
   if (specifier.startsWith('.') || isAbsolute(specifier)) throw new ConfigError(`--actors ${specifier}: no such file: ${file}`);
-  try {
-    // The app's package, or one it depends on: resolved where the command was typed, not where greenroom lives.
-    return pathToFileURL(createRequire(join(from, 'package.json')).resolve(specifier)).href;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') {
-      throw new ConfigError(`--actors ${specifier}: no such file, and no such package installed where the command was typed (${from})`);
+  // The app's package, or one it depends on: resolved where the command was typed, not where greenroom lives.
+  const found = packageEntry(specifier, from);
+  if (!found) throw new ConfigError(`--actors ${specifier}: no such file, and no such package installed where the command was typed (${from})`);
+  return pathToFileURL(found).href;
+}
+
+/**
+ * The file a package specifier (`app`, `@team/app`, `app/actors`) names for `import`, looked up in the node_modules
+ * folders from `from` upwards: its `exports` (conditions `import`, `node`, `default`), else `module` or `main`.
+ */
+function packageEntry(specifier: string, from: string): string | null {
+  const parts = specifier.split('/');
+  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  const subpath = `.${specifier.slice(name.length)}`;
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const root = join(dir, 'node_modules', name);
+    if (existsSync(join(root, 'package.json'))) {
+      let pkg: { exports?: unknown; module?: unknown; main?: unknown };
+      try {
+        pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as typeof pkg;
+      } catch {
+        throw new ConfigError(`--actors ${specifier}: ${join(root, 'package.json')} is not valid JSON`);
+      }
+      const target = exportTarget(pkg.exports, subpath) ?? (subpath === '.' ? String(pkg.module ?? pkg.main ?? 'index.js') : subpath);
+      return join(root, target);
     }
-    // A package exported for `import` only: Node's own resolution takes it.
-    return specifier;
+    if (dirname(dir) === dir) return null;
   }
+}
+
+/** What a package's `exports` gives `subpath` for `import` (null: nothing, or no `exports`). */
+function exportTarget(exports: unknown, subpath: string): string | null {
+  if (exports === undefined || exports === null) return null;
+  const bySubpath = typeof exports === 'object' && !Array.isArray(exports) && Object.keys(exports).some((k) => k.startsWith('.'));
+  return pick(bySubpath ? (exports as Record<string, unknown>)[subpath] : subpath === '.' ? exports : undefined);
+}
+
+function pick(entry: unknown): string | null {
+  if (typeof entry === 'string') return entry;
+  if (Array.isArray(entry)) return entry.map(pick).find((t) => t !== null) ?? null;
+  if (typeof entry === 'object' && entry !== null) {
+    for (const condition of ['import', 'node', 'default']) {
+      if (condition in entry) {
+        const t = pick((entry as Record<string, unknown>)[condition]);
+        if (t !== null) return t;
+      }
+    }
+  }
+  return null;
 }
 
 /** What is wrong with an `actors` export, in words (null: nothing). */
