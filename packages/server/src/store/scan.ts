@@ -86,24 +86,22 @@ export function prefixEnd(prefix: string): string | null {
 
 /** The first index whose id is >= `id`. */
 function lowerBound(ids: readonly string[], id: string): number {
-  let lo = 0;
-  let hi = ids.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ids[mid]! < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return firstIndex(ids, (x) => x >= id);
 }
 
 /** The first index whose id is > `id`. */
 function upperBound(ids: readonly string[], id: string): number {
+  return firstIndex(ids, (x) => x > id);
+}
+
+/** Binary search: the first index where `past` holds (it holds from some index on, in sorted ids). */
+function firstIndex(ids: readonly string[], past: (id: string) => boolean): number {
   let lo = 0;
   let hi = ids.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (ids[mid]! <= id) lo = mid + 1;
-    else hi = mid;
+    if (past(ids[mid]!)) hi = mid;
+    else lo = mid + 1;
   }
   return lo;
 }
