@@ -13,7 +13,6 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { MessageTypes, RoleRuleType } from '@greenroom/protocol';
 import type { Store } from '../store/store.js';
-import type { PresenceEntry } from './topics.js';
 
 export type Role = 'admin' | 'user' | 'guest' | (string & {});
 
@@ -92,6 +91,13 @@ export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
   unsubscribe(options: { topic: string; uid: string }): number;
   /** Who is subscribed to a topic (default: the actor's own) on this server: uid, connections, since. */
   presence(topic?: string): PresenceEntry[];
+}
+
+/** One user present on a topic: their connections subscribed to it, and since when (epoch ms). */
+export interface PresenceEntry {
+  uid: string;
+  connections: number;
+  since: number;
 }
 
 /** What a lifecycle hook hears. */

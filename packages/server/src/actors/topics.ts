@@ -4,7 +4,7 @@
  * kick or an unsubscribe takes effect before the handler that caused it answers.
  */
 import type { PushFrame } from '@greenroom/protocol';
-import type { Caller } from './define.js';
+import type { Caller, PresenceEntry } from './define.js';
 
 /** A connection that can receive pushes; `caller` reflects its current role. */
 export interface Subscriber {
@@ -15,12 +15,7 @@ export interface Subscriber {
   push(frame: PushFrame): void;
 }
 
-/** One user present on a topic: their connections subscribed to it, and since when (epoch ms). */
-export interface PresenceEntry {
-  uid: string;
-  connections: number;
-  since: number;
-}
+export type { PresenceEntry };
 
 /** What a change of subscriptions did to presence: users who joined (first connection) or left (last one). */
 export interface PresenceChange {
