@@ -74,6 +74,41 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * A store that holds its data in memory and makes writes durable behind them (the embedded store, and the memory
+ * store for tests). The actor runtime uses it so that a mailbox goes on to its next message while a write flushes
+ * (actors/message-store.ts): a handler stages its writes and reads through `now`, which never waits, and its answer
+ * is held until every flush it depends on is done.
+ *
+ * Its `Store` reads never show a write that is not yet durable: a `get` of a record whose latest write is still
+ * flushing resolves once that flush is done (with the value it read); `findBy`, `scan` and `count` of a collection
+ * with a write still flushing wait likewise. Nothing that answers a caller can show data a crash could take back.
+ */
+export interface StagedStore extends Store {
+  /**
+   * Applies `ops` to what reads see, at once and all together, and answers a promise that resolves once they are
+   * durable (rejects with STORE_WRITE_FAILED if their flush fails). Throws at once (a StoreError, nothing applied)
+   * if they cannot be applied: a closed or failed store, a value that is not JSON.
+   */
+  stage(ops: readonly WriteOp[]): Promise<void>;
+  /** Reads of what is in memory this moment, durable or not, answered synchronously. Pair each with `unflushed`. */
+  readonly now: {
+    get<T extends StoredRecord>(collection: Collection, id: string): T | undefined;
+    scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): ScanPage<T>;
+    count(collection: Collection): number;
+    findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Array<{ id: string; value: T }>;
+  };
+  /**
+   * The flush that will make durable what a read of the record (or, without `id`, of the whole collection) sees
+   * this moment, or undefined if that is durable already. Rejects as the flush does.
+   */
+  unflushed(collection: Collection, id?: string): Promise<void> | undefined;
+}
+
+export function isStaged(store: Store): store is StagedStore {
+  return typeof (store as Partial<StagedStore>).stage === 'function';
+}
+
 export interface BackupOptions {
   /** Replace `file` if it exists. */
   overwrite?: boolean;
