@@ -54,6 +54,131 @@ storeContract('LowdbStore', async () => {
   };
 });
 
+/** A fsync hook that, while armed, holds every flush at its fsync until released. */
+function syncGate() {
+  let armed = false;
+  let release: () => void = () => undefined;
+  let held: Promise<void> = Promise.resolve();
+  let reached: () => void = () => undefined;
+  let reachedP = new Promise<void>((r) => (reached = r));
+  return {
+    beforeSync: async () => {
+      if (!armed) return;
+      reached();
+      await held;
+    },
+    hold() {
+      armed = true;
+      held = new Promise<void>((r) => (release = r));
+      reachedP = new Promise<void>((r) => (reached = r));
+    },
+    /** Resolves once a flush waits at the gate. */
+    reached: () => reachedP,
+    release() {
+      armed = false;
+      release();
+    },
+  };
+}
+
+describe('LowdbStore as a StagedStore', () => {
+  let dir: string;
+  const opened: LowdbStore[] = [];
+  const gate = syncGate();
+  const open = async () => {
+    const store = await LowdbStore.open(dir, { faults: { beforeSync: gate.beforeSync } });
+    opened.push(store);
+    return store;
+  };
+  beforeEach(async () => {
+    dir = join(await newDir(), 'data');
+  });
+  afterEach(async () => {
+    gate.release();
+    for (const store of opened.splice(0)) await store.close();
+    await rm(dirname(dir), { recursive: true, force: true });
+  });
+
+  it('stages in memory at once and answers the flush that makes it durable', async () => {
+    const store = await open();
+    const durable = store.stage([
+      { op: 'put', collection: 'users', id: 'u1', value: { v: 1 } },
+      { op: 'put', collection: 'rooms', id: 'r1', value: { v: 2 } },
+    ]);
+    expect(store.now.get('users', 'u1')).toEqual({ v: 1 });
+    expect(store.now.count('rooms')).toBe(1);
+    expect(store.now.findBy('users', 'v', 1 as unknown as string)).toEqual([{ id: 'u1', value: { v: 1 } }]);
+    expect(store.now.scan('rooms').items).toEqual([{ id: 'r1', value: { v: 2 } }]);
+    expect(store.unflushed('users', 'u1')).toBe(durable);
+    expect(store.unflushed('rooms')).toBe(durable);
+    expect(store.unflushed('users', 'other')).toBeUndefined();
+    expect(store.unflushed('other')).toBeUndefined();
+    await durable;
+    expect(store.unflushed('users', 'u1')).toBeUndefined();
+    expect(store.unflushed('rooms')).toBeUndefined();
+  });
+
+  it('throws synchronously, with nothing applied, for a value that is not JSON and for a closed store', async () => {
+    const store = await open();
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(() =>
+      store.stage([
+        { op: 'put', collection: 'users', id: 'u1', value: { v: 1 } },
+        { op: 'put', collection: 'users', id: 'u2', value: cycle },
+      ]),
+    ).toThrow(StoreError);
+    expect(store.now.get('users', 'u1')).toBeUndefined();
+    expect(store.unflushed('users')).toBeUndefined();
+    await store.close();
+    expect(() => store.stage([{ op: 'put', collection: 'users', id: 'u1', value: {} }])).toThrow(
+      expect.objectContaining({ code: 'STORE_CLOSED' }) as unknown as Error,
+    );
+  });
+
+  it('answers a read of a write only after the write is durable, and a read of untouched data at once', async () => {
+    const store = await open();
+    await store.put('users', 'old', { v: 0 });
+    await store.put('rooms', 'r1', { v: 0 });
+    gate.hold();
+    const events: string[] = [];
+    const put = store.put('users', 'new', { v: 1 });
+    void put.then(() => events.push('put'));
+    const reads = [
+      store.get('users', 'new').then((v) => events.push(`get new ${JSON.stringify(v)}`)),
+      store.count('users').then((n) => events.push(`count ${n}`)),
+      store.scan('users').then((p) => events.push(`scan ${p.items.length}`)),
+      store.findBy('users', 'v', 1 as unknown as string).then((r) => events.push(`findBy ${r.length}`)),
+    ];
+    await gate.reached();
+    // The flush is held at its fsync: untouched records and collections answer, the written ones wait.
+    expect(await store.get('users', 'old')).toEqual({ v: 0 });
+    expect(await store.count('rooms')).toBe(1);
+    expect(await store.scan('rooms')).toEqual({ items: [{ id: 'r1', value: { v: 0 } }], next: null });
+    events.push('untouched');
+    gate.release();
+    await Promise.all([put, ...reads]);
+    expect(events[0]).toBe('untouched');
+    expect(events[1]).toBe('put');
+    expect(events.slice(2).sort()).toEqual(['count 2', 'findBy 1', 'get new {"v":1}', 'scan 2']);
+  });
+
+  it('answers a read of a record deleted by a held flush only after it', async () => {
+    const store = await open();
+    await store.put('users', 'u1', { v: 1 });
+    gate.hold();
+    const events: string[] = [];
+    const del = store.delete('users', 'u1');
+    void del.then(() => events.push('delete'));
+    const read = store.get('users', 'u1').then((v) => events.push(`get ${String(v)}`));
+    await gate.reached();
+    events.push('held');
+    gate.release();
+    await Promise.all([del, read]);
+    expect(events).toEqual(['held', 'delete', 'get undefined']);
+  });
+});
+
 describe('LowdbStore on disk', () => {
   let dir: string;
   let file: string;

@@ -53,7 +53,10 @@ export class DurableFile implements Adapter<StoreDocument> {
   /** Each frozen record's encoding, `,"<id>":<json>` in UTF-8, kept from one flush to the next (see `serialize`). */
   private readonly encoded = new WeakMap<object, { id: string; bytes: Buffer }>();
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly beforeSync?: () => Promise<void>,
+  ) {
     this.dir = dirname(path);
     this.tempPrefix = `.${basename(path)}.`;
   }
@@ -83,7 +86,7 @@ export class DurableFile implements Adapter<StoreDocument> {
         if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`);
         return bytes;
       },
-      { overwrite: true },
+      { overwrite: true, beforeSync: this.beforeSync },
     );
   }
 
@@ -173,7 +176,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'])
 export async function writeFileDurably(
   path: string,
   fill: (file: FileHandle) => Promise<number>,
-  options: { overwrite: boolean },
+  options: { overwrite: boolean; beforeSync?: () => Promise<void> },
 ): Promise<number> {
   const dir = dirname(path);
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -183,6 +186,7 @@ export async function writeFileDurably(
     try {
       await file.chmod(0o600); // exactly 0600, whatever the umask
       bytes = await fill(file);
+      await options.beforeSync?.();
       await file.sync();
     } finally {
       await file.close();

@@ -8,7 +8,7 @@ import { DataDirLock } from './lock.js';
 import { FieldIndex } from './field-index.js';
 import { deepFreeze } from './memory-store.js';
 import { pageOf, SortedIds } from './scan.js';
-import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
+import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, StagedStore, StoredRecord, WriteOp } from './store.js';
 
 /** The store file's name in the data dir, unless `open` is told otherwise. */
 export const DEFAULT_STORE_FILE = 'greenroom.json';
@@ -28,6 +28,21 @@ interface Waiters {
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** The records and collections whose latest write this flush carries (forgotten once it is done). */
+  records: Array<[Collection, string]>;
+  collections: Set<Collection>;
+}
+
+/** Test hooks: each is awaited at its point, so a test can hold the store there. */
+export interface StoreFaults {
+  /** Awaited just before each fsync of the store's files. */
+  beforeSync?: (what: 'journal' | 'snapshot') => Promise<void>;
+}
+
+export interface LowdbStoreOptions {
+  /** The store file's name in the data dir (DEFAULT_STORE_FILE). */
+  file?: string;
+  faults?: StoreFaults;
 }
 
 /** What `LowdbStore.restore` did. */
@@ -43,7 +58,7 @@ function waiters(): Waiters {
   let resolve!: () => void;
   let reject!: (err: unknown) => void;
   const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-  return { count: 0, promise, resolve, reject };
+  return { count: 0, promise, resolve, reject, records: [], collections: new Set() };
 }
 
 /**
@@ -59,7 +74,7 @@ function waiters(): Waiters {
  * reject too (/readyz goes red), and a restart reloads the disk. The disk holds the last successful flush, or, if
  * only the directory fsync failed, possibly the failed one: a rejected write's outcome is unknown, not "absent".
  */
-export class LowdbStore implements Store {
+export class LowdbStore implements StagedStore {
   private pending: Waiters | null = null;
   /** The writes of the flush under way (serialized, not yet renamed into place). */
   private flushing: Waiters | null = null;
@@ -71,19 +86,51 @@ export class LowdbStore implements Store {
   private closed = false;
   private readonly index = new FieldIndex();
   private readonly sortedIds = new SortedIds();
+  /** Records per collection, kept by every write: a count never walks a collection. */
+  private readonly counts = new Map<Collection, number>();
+  /** Per collection, per id: the flush (waiting or under way) that carries the record's latest write. */
+  private readonly unflushedRecords = new Map<Collection, Map<string, Waiters>>();
+  /** Per collection: the flush that carries the collection's latest write. */
+  private readonly unflushedCollections = new Map<Collection, Waiters>();
+
+  readonly now: StagedStore['now'] = {
+    get: <T extends StoredRecord>(collection: Collection, id: string): T | undefined => {
+      this.assertUsable();
+      return this.db.data[collection]?.[id] as T | undefined;
+    },
+    scan: <T extends StoredRecord>(collection: Collection, options?: ScanOptions): ScanPage<T> => {
+      this.assertUsable();
+      const records = this.db.data[collection];
+      if (!records) return pageOf([], () => undefined as never, options);
+      // The collection's ids sorted once, then kept sorted by writes: no scan sorts the collection (about 50 ms at 100,000).
+      return pageOf(this.sortedIds.get(collection, () => Object.keys(records)), (id) => records[id] as T, options);
+    },
+    count: (collection: Collection): number => {
+      this.assertUsable();
+      return this.counts.get(collection) ?? 0;
+    },
+    findBy: <T extends StoredRecord>(collection: Collection, field: string, value: string): Array<{ id: string; value: T }> => {
+      this.assertUsable();
+      const records = this.db.data[collection] ?? {};
+      return this.index.find(collection, field, value, () => Object.entries(records)).map((id) => ({ id, value: records[id] as T }));
+    },
+  };
 
   private constructor(
     private readonly db: Low<StoreDocument>,
     private readonly file: DurableFile,
     private readonly lock: DataDirLock,
-  ) {}
+  ) {
+    for (const [name, records] of Object.entries(db.data)) this.counts.set(name, Object.keys(records).length);
+  }
 
   /** Opens (creating with mode 0700 if needed) the data dir, takes its lock, and reads the store file. */
-  static async open(dir: string, options: { file?: string } = {}): Promise<LowdbStore> {
+  static async open(dir: string, options: LowdbStoreOptions = {}): Promise<LowdbStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = await DataDirLock.acquire(dir);
     try {
-      const file = new DurableFile(join(dir, options.file ?? DEFAULT_STORE_FILE));
+      const beforeSync = options.faults?.beforeSync;
+      const file = new DurableFile(join(dir, options.file ?? DEFAULT_STORE_FILE), beforeSync && (() => beforeSync('snapshot')));
       await file.removeStaleTempFiles();
       // Not JSONFilePreset: under NODE_ENV=test it silently keeps the data in memory.
       const db = new Low<StoreDocument>(file, Object.create(null));
@@ -178,9 +225,11 @@ export class LowdbStore implements Store {
     return this.flushes;
   }
 
+  /** Reads at once; a record whose latest write is still flushing is answered once that flush is done. */
   async get<T extends StoredRecord>(collection: Collection, id: string): Promise<T | undefined> {
-    this.assertUsable();
-    return this.db.data[collection]?.[id] as T | undefined;
+    const value = this.now.get<T>(collection, id);
+    await this.unflushed(collection, id);
+    return value;
   }
 
   put(collection: Collection, id: string, value: StoredRecord): Promise<void> {
@@ -191,12 +240,22 @@ export class LowdbStore implements Store {
     return this.write([{ op: 'delete', collection, id }]);
   }
 
-  async write(ops: readonly WriteOp[]): Promise<void> {
+  /** The flush's own promise (not a wrapper), so a caller's `then` runs before a read of the same write answers. */
+  write(ops: readonly WriteOp[]): Promise<void> {
+    try {
+      return this.stage(ops);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  stage(ops: readonly WriteOp[]): Promise<void> {
     this.assertUsable();
-    if (ops.length === 0) return;
+    if (ops.length === 0) return Promise.resolve();
     // A JSON round trip makes memory hold exactly what the file will (no undefined, Dates as strings), and it runs
     // for every value before anything changes: a value that cannot be serialized fails the batch with nothing applied.
-    const values = ops.map((op) => (op.op === 'put' ? deepFreeze(JSON.parse(JSON.stringify(op.value)) as StoredRecord) : undefined));
+    const values = ops.map((op) => (op.op === 'put' ? toStoredValue(op.collection, op.id, op.value) : undefined));
+    const batch = (this.pending ??= waiters());
     const doc = this.db.data;
     ops.forEach((op, i) => {
       // Null-prototype collections: an id like `__proto__` is an ordinary key.
@@ -206,28 +265,41 @@ export class LowdbStore implements Store {
       this.sortedIds.update(op.collection, op.id, previous !== undefined, op.op === 'put');
       if (op.op === 'put') records[op.id] = values[i]!;
       else delete records[op.id];
+      const delta = (op.op === 'put' ? 1 : 0) - (previous !== undefined ? 1 : 0);
+      if (delta !== 0) this.counts.set(op.collection, (this.counts.get(op.collection) ?? 0) + delta);
+      let ids = this.unflushedRecords.get(op.collection);
+      if (!ids) this.unflushedRecords.set(op.collection, (ids = new Map()));
+      ids.set(op.id, batch);
+      batch.records.push([op.collection, op.id]);
+      this.unflushedCollections.set(op.collection, batch);
+      batch.collections.add(op.collection);
     });
     // Applied synchronously, so any flush sees all of the batch or none of it: one file rename makes it atomic on disk.
-    await this.commit();
+    return this.commit(batch);
   }
 
+  unflushed(collection: Collection, id?: string): Promise<void> | undefined {
+    const batch = id === undefined ? this.unflushedCollections.get(collection) : this.unflushedRecords.get(collection)?.get(id);
+    return batch?.promise;
+  }
+
+  /** Reads at once, then waits for the flush of the collection's latest write, if it is still under way. */
   async scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>> {
-    this.assertUsable();
-    const records = this.db.data[collection];
-    if (!records) return pageOf([], () => undefined as never, options);
-    // The collection's ids sorted once, then kept sorted by writes: no scan sorts the collection (about 50 ms at 100,000).
-    return pageOf(this.sortedIds.get(collection, () => Object.keys(records)), (id) => records[id] as T, options);
+    const page = this.now.scan<T>(collection, options);
+    await this.unflushed(collection);
+    return page;
   }
 
   async count(collection: Collection): Promise<number> {
-    this.assertUsable();
-    return Object.keys(this.db.data[collection] ?? {}).length;
+    const count = this.now.count(collection);
+    await this.unflushed(collection);
+    return count;
   }
 
   async findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Promise<Array<{ id: string; value: T }>> {
-    this.assertUsable();
-    const records = this.db.data[collection] ?? {};
-    return this.index.find(collection, field, value, () => Object.entries(records)).map((id) => ({ id, value: records[id] as T }));
+    const found = this.now.findBy<T>(collection, field, value);
+    await this.unflushed(collection);
+    return found;
   }
 
   async ping(): Promise<void> {
@@ -243,8 +315,7 @@ export class LowdbStore implements Store {
   }
 
   /** Joins the next flush, starting the flush loop if it is idle. */
-  private commit(): Promise<void> {
-    const next = (this.pending ??= waiters());
+  private commit(next: Waiters): Promise<void> {
     next.count += 1;
     // Started a microtask late: puts issued in the same tick all land in the first flush.
     this.draining ??= Promise.resolve().then(() => this.drain());
@@ -260,6 +331,7 @@ export class LowdbStore implements Store {
       this.lastBatch = batch.count;
       if (this.failure) {
         batch.reject(this.failure);
+        this.forget(batch);
         continue;
       }
       this.flushing = batch;
@@ -274,15 +346,46 @@ export class LowdbStore implements Store {
         batch.reject(this.failure);
       } finally {
         this.flushing = null;
+        this.forget(batch);
       }
     }
     this.draining = null;
+  }
+
+  /** Drops a finished flush from the unflushed maps, where it still is the latest write's flush. */
+  private forget(batch: Waiters): void {
+    for (const [collection, id] of batch.records) {
+      const ids = this.unflushedRecords.get(collection);
+      if (ids?.get(id) === batch) ids.delete(id);
+      if (ids?.size === 0) this.unflushedRecords.delete(collection);
+    }
+    for (const collection of batch.collections) {
+      if (this.unflushedCollections.get(collection) === batch) this.unflushedCollections.delete(collection);
+    }
   }
 
   private assertUsable(): void {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed');
     if (this.failure) throw this.failure;
   }
+}
+
+/**
+ * A frozen copy of a value to store, exactly what its JSON says. A value JSON cannot hold (a BigInt, a cycle, a getter
+ * that throws) is STORE_INVALID_OPTION, a bug of the caller.
+ */
+function toStoredValue(collection: Collection, id: string, value: StoredRecord): StoredRecord {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed: unknown = json === undefined ? undefined : JSON.parse(json);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not a JSON object`);
+  }
+  return deepFreeze(parsed as StoredRecord);
 }
 
 async function openIfExists(path: string): Promise<FileHandle | null> {
