@@ -40,7 +40,9 @@ describe('POST /auth/logout', () => {
   /** Everything that must hold once a session is logged out. */
   async function expectLoggedOut(s: { sid: string; accessToken: string; refreshToken: string }, sockets: TestClient[], bystander: TestClient) {
     for (const c of sockets) await expect(c.closed).resolves.toEqual({ code: 4001, reason: 'logout' });
-    expect(sessionOnDisk(server, s.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'logout', graceSealed: null });
+    // Ended: kept for the lists, without its token state (no grace pair, no token hashes).
+    expect(sessionOnDisk(server, s.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'logout', ended: true });
+    for (const field of ['graceSealed', 'refreshHash', 'previousHash']) expect(sessionOnDisk(server, s.sid)).not.toHaveProperty(field);
 
     const refreshed = await post(server, '/auth/refresh', { refreshToken: s.refreshToken });
     expect(refreshed.status).toBe(401);

@@ -46,6 +46,12 @@ function disk(server: TestServer): Doc {
 }
 const sessionOnDisk = (server: TestServer, sid: string) => disk(server).sessions![sid];
 
+/** A stored session once it has ended: the same record without its token state. */
+function withoutTokenState(record: Record<string, any>): Record<string, any> {
+  const { refreshHash: _h, generation: _g, previousHash: _p, rotatedAt: _r, graceSealed: _s, ...kept } = record;
+  return { ...kept, ended: true };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until every grace pair of this server has been forgotten: pendingGrace is 0 only once none is left on disk. */
@@ -126,7 +132,8 @@ describe('200 concurrent refreshes presenting one token', () => {
       expect(reuse.status).toBe(401);
       expect(reuse.body.error.code).toBe('REFRESH_REUSED');
       await expect(r.socket.closed).resolves.toEqual({ code: 4001, reason: 'revoked' } satisfies Closed);
-      expect(sessionOnDisk(server, r.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'revoked', graceSealed: null });
+      expect(sessionOnDisk(server, r.sid)).toMatchObject({ revokedAt: expect.any(Number), revokeReason: 'revoked', ended: true });
+      expect(sessionOnDisk(server, r.sid)).not.toHaveProperty('graceSealed');
       // The whole family is revoked: the current token is refused too, and so is a new socket.
       const current = await refresh(server, r.pair.refreshToken);
       expect(current.status).toBe(401);
@@ -172,6 +179,8 @@ describe('refresh decision order (docs/security.md)', () => {
     code: string;
     /** Whether this refresh itself revokes the session. */
     revokes: boolean;
+    /** Whether it finds the session expired, and so drops its token state (nothing else of it changes). */
+    expires?: boolean;
   }
 
   const rows: Row[] = [
@@ -226,6 +235,7 @@ describe('refresh decision order (docs/security.md)', () => {
       status: 401,
       code: 'SESSION_EXPIRED',
       revokes: false,
+      expires: true,
     },
     { name: 'blocked user, live session → 403 BLOCKED', token: async (s) => (await blockDirectly(s.uid), s.refreshToken), status: 403, code: 'BLOCKED', revokes: false },
     {
@@ -279,8 +289,8 @@ describe('refresh decision order (docs/security.md)', () => {
       const next = await refresh(server, s.refreshToken);
       expect(next.body.error.code).toBe('SESSION_REVOKED');
     } else {
-      // Nothing was written: the record on disk is exactly what it was before the call.
-      expect(after).toEqual(before);
+      // Nothing was written (but the token state of a session found expired): the record is what it was.
+      expect(after).toEqual(row.expires ? withoutTokenState(before) : before);
     }
     await socket.close();
   });
@@ -327,7 +337,9 @@ describe('refresh decision order (docs/security.md)', () => {
       const answer = await refresh(short, s.refreshToken);
       expect(answer.status).toBe(401);
       expect(answer.body.error.code).toBe('SESSION_EXPIRED');
-      expect(sessionOnDisk(short, s.sid)).toEqual(record);
+      // Not revoked: only the token state is gone, in the write that found it expired.
+      expect(sessionOnDisk(short, s.sid)).toEqual(withoutTokenState(record));
+      expect((await refresh(short, s.refreshToken)).body.error.code).toBe('SESSION_EXPIRED');
       await expect(TestClient.connect(short, s.accessToken)).rejects.toMatchObject({ status: 401 });
     } finally {
       await short.close();

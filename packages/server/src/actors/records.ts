@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { SESSION_END_REASONS, type FingerprintView, type SessionEndReason, type SessionView, type UserView } from '@greenroom/protocol';
-import type { Store } from '../store/store.js';
+import type { Store, StoredRecord } from '../store/store.js';
 import type { Role } from './define.js';
 
 export type { FingerprintView, SessionEndReason, SessionView, UserView };
@@ -27,11 +27,20 @@ export function userView(u: UserRecord): UserView {
   return { uid: u.uid, username: u.username, displayName: u.displayName, role: u.role, blocked: u.blocked, created: u.created, lastLogin: u.lastLogin };
 }
 
-/** A stored session: its wire view (less the live counts) plus the token state that never goes on the wire. */
-export interface SessionRecord extends Omit<SessionView, 'connections' | 'current'> {
-  [key: string]: unknown;
+/** What every stored session keeps, live or ended: its wire view (less the live counts) and its absolute end. */
+type SessionBase = Omit<SessionView, 'connections' | 'current'> & {
   /** `expiresAt` slides forward with each refresh, never past this. */
   absoluteExpiresAt: number;
+};
+
+/**
+ * A session that has not ended: its refresh tokens still count until it expires (isLive says whether it has), so it
+ * holds the token state that never goes on the wire.
+ */
+export type LiveSessionRecord = SessionBase & {
+  ended?: undefined;
+  revokedAt: null;
+  revokeReason: null;
   /** Hash of the current refresh token, and its generation (the counter inside the token). */
   refreshHash: string;
   generation: number;
@@ -39,6 +48,54 @@ export interface SessionRecord extends Omit<SessionView, 'connections' | 'curren
   previousHash: string | null;
   rotatedAt: number | null;
   graceSealed: string | null;
+};
+
+/**
+ * A session that is over (revoked, evicted, logged out, blocked, or found expired), kept until cleanup for the lists
+ * and for the answer its tokens get (SESSION_REVOKED / SESSION_EXPIRED, decided by `revokedAt` and the expiry alone).
+ * It holds no token state: that is dropped in the write that ends it.
+ */
+export type EndedSessionRecord = SessionBase & { ended: true };
+
+export type SessionRecord = LiveSessionRecord | EndedSessionRecord;
+
+/** An ended session's record: the fields it keeps, and `revokedAt`/`revokeReason` if `end` says it was revoked. */
+export function endedSession(s: SessionRecord, end?: { at: number; reason: SessionEndReason }): EndedSessionRecord {
+  return {
+    ended: true,
+    sid: s.sid,
+    uid: s.uid,
+    fingerprint: s.fingerprint,
+    created: s.created,
+    lastUsed: s.lastUsed,
+    expiresAt: s.expiresAt,
+    absoluteExpiresAt: s.absoluteExpiresAt,
+    revokedAt: end ? end.at : s.revokedAt,
+    revokeReason: end ? end.reason : s.revokeReason,
+  };
+}
+
+/**
+ * A stored session as this version reads it. Stores written before ended sessions were slimmed hold revoked
+ * sessions with their token state: read as ended, that state is dropped here, so no code can act on it.
+ */
+export function readSession(raw: StoredRecord | undefined): SessionRecord | undefined {
+  if (!raw) return undefined;
+  const s = raw as SessionRecord;
+  return s.ended !== true && s.revokedAt !== null ? endedSession(s) : s;
+}
+
+/** Whether a stored session still holds token state (a live one, or an ended one written by an older version). */
+export function holdsTokenState(raw: StoredRecord): boolean {
+  return raw.ended !== true;
+}
+
+export async function getSession(store: Store, sid: string): Promise<SessionRecord | undefined> {
+  return readSession(await store.get('sessions', sid));
+}
+
+export async function sessionsOfUser(store: Store, uid: string): Promise<SessionRecord[]> {
+  return (await store.findBy('sessions', 'uid', uid)).map((r) => readSession(r.value)!);
 }
 
 /**
@@ -61,7 +118,7 @@ export async function deviceRows(store: Store, fingerprint: string): Promise<Arr
 }
 
 export function isLive(s: SessionRecord, now: number): boolean {
-  return s.revokedAt === null && s.expiresAt > now && s.absoluteExpiresAt > now;
+  return !s.ended && s.revokedAt === null && s.expiresAt > now && s.absoluteExpiresAt > now;
 }
 
 // The views as schemas, for the events' JSON Schema (GET /actors); typed against the protocol's views.

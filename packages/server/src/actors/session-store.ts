@@ -10,11 +10,26 @@ import { z } from 'zod';
 import { Close, ErrorCode, SESSION_END_REASONS, sessionEnds, type CloseSpec } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
-import type { Store } from '../store/store.js';
+import type { Store, StoredRecord } from '../store/store.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
 import { defineActor, notifyLifecycle, type Caller, type Role } from './define.js';
 import { allPages, page, pageRequest } from './paging.js';
-import { deviceRows, isLive, sessionViewSchema, type SessionEndReason, type SessionRecord, type SessionView, type UserRecord } from './records.js';
+import {
+  deviceRows,
+  endedSession,
+  getSession,
+  holdsTokenState,
+  isLive,
+  readSession,
+  sessionsOfUser,
+  sessionViewSchema,
+  type EndedSessionRecord,
+  type LiveSessionRecord,
+  type SessionEndReason,
+  type SessionRecord,
+  type SessionView,
+  type UserRecord,
+} from './records.js';
 
 /** What a caller on a socket is, as of now: the role is updated in place when an admin changes it. */
 export class Principal implements Caller {
@@ -93,16 +108,18 @@ function view(state: State, s: SessionRecord): SessionView {
 
 /**
  * Ends sessions: each is re-read and written in its own session queue (so a refresh in flight cannot undo it),
- * then their sockets are closed, then subscribers are told. Returns the sessions that this call ended.
+ * then their sockets are closed, then subscribers are told. The write keeps only what an ended session needs (its
+ * token state goes with it). Returns the sessions that this call ended.
  */
-async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndReason): Promise<SessionRecord[]> {
+async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndReason): Promise<EndedSessionRecord[]> {
   const t = ctx.state.now();
   const ended = await Promise.all(
     sessions.map((s) =>
       ctx.state.deps.locks.run(s.sid, async () => {
-        const current = await ctx.store.get<SessionRecord>('sessions', s.sid);
+        const current = await getSession(ctx.store, s.sid);
+        // An expired session is revoked too (its record then says so); only one revoked already is left as it is.
         if (!current || current.revokedAt !== null) return null;
-        const next: SessionRecord = { ...current, revokedAt: t, revokeReason: reason, graceSealed: null };
+        const next = endedSession(current, { at: t, reason });
         await ctx.store.put('sessions', s.sid, next);
         return next;
       }),
@@ -110,7 +127,7 @@ async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndRea
   );
   // Sockets close even for a session that was already revoked: nothing of it may stay connected.
   for (const s of sessions) closeSockets(ctx.state, s.sid, sessionEnds[reason].close);
-  const done = ended.filter((s): s is SessionRecord => s !== null);
+  const done = ended.filter((s) => s !== null);
   for (const s of done) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason });
   for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
   return done;
@@ -118,7 +135,7 @@ async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndRea
 
 /** The session and its user, if the session is live and the user unblocked; else the error that says why. */
 async function liveSession(state: State, store: Store, uid: string, sid: string) {
-  const session = await store.get<SessionRecord>('sessions', sid);
+  const session = await getSession(store, sid);
   if (!session || session.uid !== uid) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown session');
   if (session.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
   if (!isLive(session, state.now())) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
@@ -126,10 +143,6 @@ async function liveSession(state: State, store: Store, uid: string, sid: string)
   if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'unknown user');
   if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
   return { session, user };
-}
-
-async function userSessions(store: Store, uid: string): Promise<SessionRecord[]> {
-  return (await store.findBy<SessionRecord>('sessions', 'uid', uid)).map((r) => r.value);
 }
 
 /** Pushed to admins: a session was created, revoked, or gained or lost a connection. */
@@ -145,7 +158,7 @@ export const SessionStore = defineActor({
       allow: 'any',
       payload: z.object({}),
       handle: async (_p, ctx) => {
-        const mine = (await userSessions(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, ctx.state.now()));
+        const mine = (await sessionsOfUser(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, ctx.state.now()));
         mine.sort((a, b) => b.lastUsed - a.lastUsed || a.sid.localeCompare(b.sid));
         return page(mine.map((s) => ({ ...view(ctx.state, s), current: s.sid === ctx.caller.sid })), null);
       },
@@ -155,8 +168,8 @@ export const SessionStore = defineActor({
       allow: ['admin'],
       payload: pageRequest,
       handle: async (p, ctx) => {
-        const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.cursor ?? undefined, limit: p.limit });
-        return page(res.items.map((i) => view(ctx.state, i.value)), res.next);
+        const res = await ctx.store.scan('sessions', { after: p.cursor ?? undefined, limit: p.limit });
+        return page(res.items.map((i) => view(ctx.state, readSession(i.value)!)), res.next);
       },
     }),
 
@@ -164,7 +177,7 @@ export const SessionStore = defineActor({
       allow: 'any',
       payload: z.object({ sid: z.uuid() }),
       handle: async (p, ctx) => {
-        const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+        const s = await getSession(ctx.store, p.sid);
         if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
         if (ctx.caller.role !== 'admin' && !ctx.caller.system && s.uid !== ctx.caller.uid) {
           throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may revoke only your own sessions');
@@ -180,7 +193,7 @@ export const SessionStore = defineActor({
       payload: z.object({ uid: z.uuid() }),
       handle: async (p, ctx) => {
         if (!(await ctx.store.get('users', p.uid))) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such user');
-        const ended = await revoke(ctx, await userSessions(ctx.store, p.uid), 'revoked');
+        const ended = await revoke(ctx, await sessionsOfUser(ctx.store, p.uid), 'revoked');
         logSecurityEvent(ctx.log, 'user.sessions-revoked', { ...actorOf(ctx.caller), target: { uid: p.uid }, ended: ended.length });
         return { revoked: ended.length };
       },
@@ -193,8 +206,8 @@ export const SessionStore = defineActor({
         const t = ctx.state.now();
         let live = 0;
         await allPages(async (after) => {
-          const res = await ctx.store.scan<SessionRecord>('sessions', { after: after ?? undefined, limit: 500 });
-          for (const i of res.items) if (isLive(i.value, t)) live += 1;
+          const res = await ctx.store.scan('sessions', { after: after ?? undefined, limit: 500 });
+          for (const i of res.items) if (isLive(readSession(i.value)!, t)) live += 1;
           return { items: [], next: res.next };
         });
         return { connections: ctx.state.connections.size, sessions: live, asksPerSecond: ctx.state.deps.askRate(), uptime: t - ctx.state.started };
@@ -222,14 +235,14 @@ export const SessionStore = defineActor({
         if (user.blocked || rows.some((r) => r.value.blocked)) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
 
         // Past the cap, the least recently used sessions are evicted first (4001 evicted).
-        const live = (await userSessions(ctx.store, p.uid)).filter((s) => isLive(s, t));
+        const live = (await sessionsOfUser(ctx.store, p.uid)).filter((s) => isLive(s, t));
         live.sort((a, b) => a.lastUsed - b.lastUsed || a.created - b.created);
         await revoke(ctx, live.slice(0, Math.max(0, live.length - ctx.state.deps.maxSessionsPerUser + 1)), 'evicted');
 
         const sid = randomUUID();
         const refreshToken = ctx.state.deps.newRefreshToken(sid, 0);
         const absoluteExpiresAt = t + ctx.state.deps.refreshMaxTtlMs;
-        const session: SessionRecord = {
+        const session: LiveSessionRecord = {
           sid,
           uid: p.uid,
           fingerprint: p.fingerprint,
@@ -305,7 +318,7 @@ export const SessionStore = defineActor({
         const set = ctx.state.bySid.get(reg.principal.sid);
         set?.delete(reg);
         if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
-        const s = await ctx.store.get<SessionRecord>('sessions', reg.principal.sid);
+        const s = await getSession(ctx.store, reg.principal.sid);
         if (s) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'disconnected' });
         return { unregistered: true };
       },
@@ -325,7 +338,7 @@ export const SessionStore = defineActor({
       internal: true,
       payload: z.object({ sid: z.string(), reason: z.enum(SESSION_END_REASONS) }),
       handle: async (p, ctx) => {
-        const s = await ctx.store.get<SessionRecord>('sessions', p.sid);
+        const s = await getSession(ctx.store, p.sid);
         if (!s) throw new GreenroomError(ErrorCode.NOT_FOUND, 'no such session');
         return { ended: (await revoke(ctx, [s], p.reason)).length, uid: s.uid };
       },
@@ -337,7 +350,7 @@ export const SessionStore = defineActor({
       internal: true,
       payload: z.object({ uid: z.string(), reason: z.enum(['revoked', 'blocked']), except: z.string().nullable().default(null) }),
       handle: async (p, ctx) => {
-        const sessions = (await userSessions(ctx.store, p.uid)).filter((s) => s.sid !== p.except);
+        const sessions = (await sessionsOfUser(ctx.store, p.uid)).filter((s) => s.sid !== p.except);
         return { ended: (await revoke(ctx, sessions, p.reason)).length };
       },
     }),
@@ -355,8 +368,9 @@ export const SessionStore = defineActor({
 
     /**
      * Cleanup, one page per ask (the mailbox is given back between pages): deletes the sessions of the page
-     * after `after` that have been over (revoked or expired) for longer than the retention. Live sessions are
-     * never touched. Returns the cursor of the next page, or null.
+     * after `after` that have been over (revoked or expired) for longer than the retention, and slims those over
+     * for less that still hold token state (found expired, or ended by an older version). Live sessions are never
+     * touched. Returns the cursor of the next page, or null.
      */
     Cleanup: message({
       allow: [],
@@ -365,23 +379,35 @@ export const SessionStore = defineActor({
       handle: async (p, ctx) => {
         const cutoff = ctx.state.now() - p.retentionMs;
         const overSince = (s: SessionRecord) => s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt);
-        const doomedNow = (s: SessionRecord | undefined): s is SessionRecord => !!s && !isLive(s, ctx.state.now()) && overSince(s) < cutoff;
-        const res = await ctx.store.scan<SessionRecord>('sessions', { after: p.after ?? undefined, limit: p.batchSize });
-        const doomed = res.items.map((i) => i.value).filter(doomedNow);
-        // Re-checked in each session's queue: a session refreshed meanwhile is not deleted.
-        const deleted = await Promise.all(
-          doomed.map((s) =>
-            ctx.state.deps.locks.run(s.sid, async () => {
-              if (!doomedNow(await ctx.store.get<SessionRecord>('sessions', s.sid))) return false;
-              await ctx.store.delete('sessions', s.sid);
-              closeSockets(ctx.state, s.sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
+        const fate = (raw: StoredRecord | undefined): 'delete' | 'slim' | null => {
+          const s = readSession(raw);
+          if (!raw || !s || isLive(s, ctx.state.now())) return null;
+          if (overSince(s) < cutoff) return 'delete';
+          return holdsTokenState(raw) ? 'slim' : null;
+        };
+        const res = await ctx.store.scan('sessions', { after: p.after ?? undefined, limit: p.batchSize });
+        const due = res.items.filter((i) => fate(i.value) !== null).map((i) => i.id);
+        // Re-checked in each session's queue: a session refreshed meanwhile is neither deleted nor slimmed.
+        const done = await Promise.all(
+          due.map((sid) =>
+            ctx.state.deps.locks.run(sid, async () => {
+              const raw = await ctx.store.get('sessions', sid);
+              const what = fate(raw);
+              const s = readSession(raw);
+              if (!what || !s) return null;
+              if (what === 'slim') {
+                await ctx.store.put('sessions', sid, endedSession(s));
+                return what;
+              }
+              await ctx.store.delete('sessions', sid);
+              closeSockets(ctx.state, sid, sessionEnds[s.revokedAt ? (s.revokeReason ?? 'revoked') : 'expired'].close);
               // A revoked session was announced when it was revoked; an expired one ends here, for the hooks.
               if (!s.revokedAt) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason: 'expired' });
-              return true;
+              return what;
             }),
           ),
         );
-        return { deleted: deleted.filter(Boolean).length, next: res.next };
+        return { deleted: done.filter((d) => d === 'delete').length, slimmed: done.filter((d) => d === 'slim').length, next: res.next };
       },
     }),
 
@@ -391,7 +417,7 @@ export const SessionStore = defineActor({
       internal: true,
       payload: z.object({ uid: z.string() }),
       handle: async (p, ctx) => {
-        const sessions = await userSessions(ctx.store, p.uid);
+        const sessions = await sessionsOfUser(ctx.store, p.uid);
         return { lastUsed: sessions.reduce((m, s) => Math.max(m, s.lastUsed), 0), live: sessions.some((s) => isLive(s, ctx.state.now())) };
       },
     }),
@@ -402,7 +428,7 @@ export const SessionStore = defineActor({
       internal: true,
       payload: z.object({ uids: z.array(z.string()) }),
       handle: async (p, ctx) => {
-        const sessions = (await Promise.all(p.uids.map((uid) => userSessions(ctx.store, uid)))).flat();
+        const sessions = (await Promise.all(p.uids.map((uid) => sessionsOfUser(ctx.store, uid)))).flat();
         for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
         await Promise.all(sessions.map((s) => ctx.state.deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
         // A revoked session was announced when it was revoked; the others end here, with their user.

@@ -12,7 +12,7 @@
  */
 import { ErrorCode, type TokenPair } from '@greenroom/protocol';
 import type { ActorRegistry } from '../actors/registry.js';
-import { isLive, type SessionRecord, type UserRecord } from '../actors/records.js';
+import { endedSession, getSession, isLive, type LiveSessionRecord, type UserRecord } from '../actors/records.js';
 import { SessionStore } from '../actors/session-store.js';
 import { GreenroomError } from '../errors.js';
 import type { KeyedQueue } from '../runtime/keyed-queue.js';
@@ -73,10 +73,14 @@ export class RefreshService {
 
   private async decide(sid: string, token: string): Promise<Outcome> {
     const t = this.now();
-    const s = await this.store.get<SessionRecord>('sessions', sid);
+    const s = await getSession(this.store, sid);
     if (!s) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
     if (s.revokedAt !== null) throw new GreenroomError(ErrorCode.SESSION_REVOKED, 'session revoked');
-    if (!isLive(s, t)) throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+    if (s.ended || !isLive(s, t)) {
+      // Found expired: its tokens can never count again, so its token state goes now rather than at cleanup.
+      if (!s.ended) await this.store.put('sessions', sid, endedSession(s));
+      throw new GreenroomError(ErrorCode.SESSION_EXPIRED, 'session expired');
+    }
     const user = await this.store.get<UserRecord>('users', s.uid);
     if (!user) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid refresh token');
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
@@ -90,7 +94,7 @@ export class RefreshService {
     return { reuse: true };
   }
 
-  private async rotate(s: SessionRecord, user: UserRecord, t: number): Promise<TokenPair> {
+  private async rotate(s: LiveSessionRecord, user: UserRecord, t: number): Promise<TokenPair> {
     const generation = s.generation + 1;
     const refreshToken = this.tokens.newRefreshToken(s.sid, generation);
     const access = await this.tokens.signAccess({ uid: s.uid, sid: s.sid, role: user.role }, t);
@@ -104,7 +108,7 @@ export class RefreshService {
       accessExpiresAt: access.expiresAt,
       refreshExpiresAt: expiresAt,
     };
-    const next: SessionRecord = {
+    const next: LiveSessionRecord = {
       ...s,
       refreshHash: this.tokens.hash(refreshToken),
       generation,
@@ -139,9 +143,9 @@ export class RefreshService {
       due.map((sid) =>
         this.locks
           .run(sid, async () => {
-            const s = await this.store.get<SessionRecord>('sessions', sid);
-            // Only if no newer rotation has replaced the pair since.
-            if (s?.graceSealed && s.rotatedAt !== null && t - s.rotatedAt > this.options.graceMs) {
+            const s = await getSession(this.store, sid);
+            // Only if no newer rotation has replaced the pair since (an ended session holds none).
+            if (s && !s.ended && s.graceSealed && s.rotatedAt !== null && t - s.rotatedAt > this.options.graceMs) {
               await this.store.put('sessions', sid, { ...s, graceSealed: null, previousHash: null });
             }
           })
