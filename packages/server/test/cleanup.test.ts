@@ -50,8 +50,8 @@ type FullSessionRecord = Omit<LiveSessionRecord, 'revokedAt' | 'revokeReason'> &
 
 /** What a session over but within retention is kept as after a run: no token state. */
 function slim(s: FullSessionRecord): Record<string, unknown> {
-  const { sid, uid, fingerprint, created, lastUsed, expiresAt, absoluteExpiresAt, revokedAt, revokeReason } = s;
-  return { ended: true, sid, uid, fingerprint, created, lastUsed, expiresAt, absoluteExpiresAt, revokedAt, revokeReason };
+  const { sid, uid, fingerprint, created, lastUsed, revokedAt, revokeReason } = s;
+  return { ended: true, sid, uid, fingerprint, created, lastUsed, expiresAt: Math.min(s.expiresAt, s.absoluteExpiresAt), revokedAt, revokeReason };
 }
 const over = (s: FullSessionRecord) => s.revokedAt !== null || Math.min(s.expiresAt, s.absoluteExpiresAt) <= NOW;
 

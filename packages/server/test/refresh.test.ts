@@ -46,10 +46,10 @@ function disk(server: TestServer): Doc {
 }
 const sessionOnDisk = (server: TestServer, sid: string) => disk(server).sessions![sid];
 
-/** A stored session once it has ended: the same record without its token state. */
+/** A stored session once it has ended: the same record without its token state (one expiry, no longer sliding). */
 function withoutTokenState(record: Record<string, any>): Record<string, any> {
-  const { refreshHash: _h, generation: _g, previousHash: _p, rotatedAt: _r, graceSealed: _s, ...kept } = record;
-  return { ...kept, ended: true };
+  const { refreshHash: _h, generation: _g, previousHash: _p, rotatedAt: _r, graceSealed: _s, absoluteExpiresAt, ...kept } = record;
+  return { ...kept, expiresAt: Math.min(kept.expiresAt, absoluteExpiresAt), ended: true };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -27,11 +27,8 @@ export function userView(u: UserRecord): UserView {
   return { uid: u.uid, username: u.username, displayName: u.displayName, role: u.role, blocked: u.blocked, created: u.created, lastLogin: u.lastLogin };
 }
 
-/** What every stored session keeps, live or ended: its wire view (less the live counts) and its absolute end. */
-type SessionBase = Omit<SessionView, 'connections' | 'current'> & {
-  /** `expiresAt` slides forward with each refresh, never past this. */
-  absoluteExpiresAt: number;
-};
+/** What every stored session keeps, live or ended: its wire view, less the live counts. */
+type SessionBase = Omit<SessionView, 'connections' | 'current'>;
 
 /**
  * A session that has not ended: its refresh tokens still count until it expires (isLive says whether it has), so it
@@ -41,6 +38,8 @@ export type LiveSessionRecord = SessionBase & {
   ended?: undefined;
   revokedAt: null;
   revokeReason: null;
+  /** `expiresAt` slides forward with each refresh, never past this. */
+  absoluteExpiresAt: number;
   /** Hash of the current refresh token, and its generation (the counter inside the token). */
   refreshHash: string;
   generation: number;
@@ -55,7 +54,11 @@ export type LiveSessionRecord = SessionBase & {
  * and for the answer its tokens get (SESSION_REVOKED / SESSION_EXPIRED, decided by `revokedAt` and the expiry alone).
  * It holds no token state: that is dropped in the write that ends it.
  */
-export type EndedSessionRecord = SessionBase & { ended: true };
+export type EndedSessionRecord = SessionBase & {
+  ended: true;
+  /** When it expired, or would have: sliding and absolute expiry folded into one, as nothing slides any more. */
+  expiresAt: number;
+};
 
 export type SessionRecord = LiveSessionRecord | EndedSessionRecord;
 
@@ -68,8 +71,7 @@ export function endedSession(s: SessionRecord, end?: { at: number; reason: Sessi
     fingerprint: s.fingerprint,
     created: s.created,
     lastUsed: s.lastUsed,
-    expiresAt: s.expiresAt,
-    absoluteExpiresAt: s.absoluteExpiresAt,
+    expiresAt: expiryOf(s),
     revokedAt: end ? end.at : s.revokedAt,
     revokeReason: end ? end.reason : s.revokeReason,
   };
@@ -118,7 +120,12 @@ export async function deviceRows(store: Store, fingerprint: string): Promise<Arr
 }
 
 export function isLive(s: SessionRecord, now: number): boolean {
-  return !s.ended && s.revokedAt === null && s.expiresAt > now && s.absoluteExpiresAt > now;
+  return !s.ended && s.revokedAt === null && expiryOf(s) > now;
+}
+
+/** When a session expires (or expired, or would have but for its end): the earlier of its sliding and absolute expiry. */
+export function expiryOf(s: SessionRecord): number {
+  return s.ended ? s.expiresAt : Math.min(s.expiresAt, s.absoluteExpiresAt);
 }
 
 // The views as schemas, for the events' JSON Schema (GET /actors); typed against the protocol's views.

@@ -17,6 +17,7 @@ import { allPages, page, pageRequest } from './paging.js';
 import {
   deviceRows,
   endedSession,
+  expiryOf,
   getSession,
   holdsTokenState,
   isLive,
@@ -285,7 +286,7 @@ export const SessionStore = defineActor({
           throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
         }
         ctx.state.perUser.set(s.uid, userConnections + 1);
-        const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, Math.min(s.expiresAt, s.absoluteExpiresAt), p.address);
+        const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, expiryOf(s), p.address);
         const reg: Registered = { connection: p.connection, principal };
         ctx.state.connections.set(p.connection.id, reg);
         let set = ctx.state.bySid.get(s.sid);
@@ -378,7 +379,7 @@ export const SessionStore = defineActor({
       payload: z.object({ retentionMs: z.number().int().min(0), batchSize: z.number().int().min(1).default(500), after: z.string().nullable().default(null) }),
       handle: async (p, ctx) => {
         const cutoff = ctx.state.now() - p.retentionMs;
-        const overSince = (s: SessionRecord) => s.revokedAt ?? Math.min(s.expiresAt, s.absoluteExpiresAt);
+        const overSince = (s: SessionRecord) => s.revokedAt ?? expiryOf(s);
         const fate = (raw: StoredRecord | undefined): 'delete' | 'slim' | null => {
           const s = readSession(raw);
           if (!raw || !s || isLive(s, ctx.state.now())) return null;
