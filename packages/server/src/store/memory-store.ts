@@ -3,7 +3,7 @@ import { backupWriteError, checkBackupTarget } from './backup.js';
 import { writeAll, writeFileDurably } from './durable-file.js';
 import { FieldIndex } from './field-index.js';
 import { pageOf, SortedIds } from './scan.js';
-import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
+import type { BackupOptions, BackupResult, Collection, ScanOptions, ScanPage, StagedStore, StoredRecord, WriteOp } from './store.js';
 
 /** Freezes a value and everything reachable from it, so a record handed out can never change the stored one. */
 export function deepFreeze<T>(value: T): T {
@@ -14,16 +14,41 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** The in-memory store: for tests, and the reference the contract test is written against. Not durable. */
-export class MemoryStore implements Store {
+/**
+ * The in-memory store: for tests, and the reference the contract test is written against. Not durable. Staged
+ * (store.ts): a write applies at once and has no flush behind it.
+ */
+export class MemoryStore implements StagedStore {
   private readonly collections = new Map<string, Map<string, StoredRecord>>();
   private readonly index = new FieldIndex();
   private readonly sortedIds = new SortedIds();
   private closed = false;
 
+  /** Reads of the document as it is; all of it is as durable as this store gets, so nothing is ever unflushed. */
+  readonly now: StagedStore['now'] = {
+    get: <T extends StoredRecord>(collection: Collection, id: string): T | undefined => {
+      this.assertOpen();
+      return this.collections.get(collection)?.get(id) as T | undefined;
+    },
+    scan: <T extends StoredRecord>(collection: Collection, options?: ScanOptions): ScanPage<T> => {
+      this.assertOpen();
+      const records = this.collections.get(collection);
+      if (!records) return pageOf([], () => undefined as never, options);
+      return pageOf(this.sortedIds.get(collection, () => records.keys()), (id) => records.get(id) as T, options);
+    },
+    count: (collection: Collection): number => {
+      this.assertOpen();
+      return this.collections.get(collection)?.size ?? 0;
+    },
+    findBy: <T extends StoredRecord>(collection: Collection, field: string, value: string): Array<{ id: string; value: T }> => {
+      this.assertOpen();
+      const records = this.collection(collection);
+      return this.index.find(collection, field, value, () => records.entries()).map((id) => ({ id, value: records.get(id) as T }));
+    },
+  };
+
   async get<T extends StoredRecord>(collection: Collection, id: string): Promise<T | undefined> {
-    this.assertOpen();
-    return this.collections.get(collection)?.get(id) as T | undefined;
+    return this.now.get<T>(collection, id);
   }
 
   async put(collection: Collection, id: string, value: StoredRecord): Promise<void> {
@@ -35,35 +60,29 @@ export class MemoryStore implements Store {
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
-    this.assertOpen();
-    // Clone everything before changing anything: a value that cannot be cloned fails the batch with nothing applied.
-    const values = ops.map((op) => (op.op === 'put' ? deepFreeze(structuredClone(op.value)) : undefined));
-    ops.forEach((op, i) => {
-      const records = this.collection(op.collection);
-      const previous = records.get(op.id);
-      this.index.update(op.collection, op.id, previous, values[i]);
-      this.sortedIds.update(op.collection, op.id, previous !== undefined, op.op === 'put');
-      if (op.op === 'put') records.set(op.id, values[i]!);
-      else records.delete(op.id);
-    });
+    this.apply(ops);
+  }
+
+  /** Applies at once (or throws, nothing applied); there is no flush to wait for. */
+  stage(ops: readonly WriteOp[]): Promise<void> {
+    this.apply(ops);
+    return Promise.resolve();
+  }
+
+  unflushed(): Promise<void> | undefined {
+    return undefined;
   }
 
   async scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>> {
-    this.assertOpen();
-    const records = this.collections.get(collection);
-    if (!records) return pageOf([], () => undefined as never, options);
-    return pageOf(this.sortedIds.get(collection, () => records.keys()), (id) => records.get(id) as T, options);
+    return this.now.scan<T>(collection, options);
   }
 
   async count(collection: Collection): Promise<number> {
-    this.assertOpen();
-    return this.collections.get(collection)?.size ?? 0;
+    return this.now.count(collection);
   }
 
   async findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Promise<Array<{ id: string; value: T }>> {
-    this.assertOpen();
-    const records = this.collection(collection);
-    return this.index.find(collection, field, value, () => records.entries()).map((id) => ({ id, value: records.get(id) as T }));
+    return this.now.findBy<T>(collection, field, value);
   }
 
   async ping(): Promise<void> {
@@ -94,6 +113,20 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  private apply(ops: readonly WriteOp[]): void {
+    this.assertOpen();
+    // Clone everything before changing anything: a value that cannot be cloned fails the batch with nothing applied.
+    const values = ops.map((op) => (op.op === 'put' ? deepFreeze(structuredClone(op.value)) : undefined));
+    ops.forEach((op, i) => {
+      const records = this.collection(op.collection);
+      const previous = records.get(op.id);
+      this.index.update(op.collection, op.id, previous, values[i]);
+      this.sortedIds.update(op.collection, op.id, previous !== undefined, op.op === 'put');
+      if (op.op === 'put') records.set(op.id, values[i]!);
+      else records.delete(op.id);
+    });
   }
 
   private collection(name: string): Map<string, StoredRecord> {
