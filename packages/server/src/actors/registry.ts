@@ -5,15 +5,21 @@
  * BAD_PAYLOAD → handler — so a caller never learns the schema of a message it may not send. They run before the
  * message is queued; the handler then runs inside the actor's mailbox, one message at a time.
  *
+ * Pipelined mailboxes: over a staged store (store.ts StagedStore) a handler reads and writes through a MessageStore
+ * and its mailbox goes on to the next message as soon as it returns, while its writes flush. Its answer (and its
+ * pushes, and the lifecycle events it caused) are held until every flush it depends on is done, so nothing a caller
+ * or subscriber hears can be taken back by a crash. Answers to one connection from one instance leave in the order
+ * their asks were handled; pushes of one actor in the order they were made.
+ *
  * Quotas (docs/security.md): an ask from a connection is queued in its user's lane of a bounded mailbox (full: UNAVAILABLE),
  * and if its deadline has passed before its handler starts — its caller has had TIMEOUT already — it is dropped, never
  * run. Nobody can make an actor's queue grow without bound, or keep it busy with work nobody waits for.
  */
 import { ErrorCode, type PushFrame } from '@greenroom/protocol';
 import type { Logger } from 'pino';
-import { GreenroomError, toPublicError } from '../errors.js';
+import { GreenroomError, StoreError, toPublicError } from '../errors.js';
 import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
-import type { Store } from '../store/store.js';
+import { isStaged, type Store } from '../store/store.js';
 import { catalog, type ActorCatalog } from './catalog.js';
 import { z } from 'zod';
 import {
@@ -31,6 +37,7 @@ import {
   type PayloadArg,
   type SubscriptionControl,
 } from './define.js';
+import { ActorStore, MessageStore } from './message-store.js';
 import { Topics, type PresenceChange, type PresenceEntry, type Subscriber } from './topics.js';
 
 export type { Subscriber };
@@ -54,10 +61,14 @@ const SYSTEM_LANE = '\0system';
 interface Instance {
   readonly key: string | null;
   readonly mailbox: Mailbox<Envelope>;
+  /** What its state holds as the store: the running message's store while one runs. */
+  readonly store: ActorStore;
+  /** Answers held for a flush, in one line per connection. */
+  readonly answers: Lines;
   state: unknown;
   /** Resolves once `state` is built (a keyed instance builds it as it starts, with its first message queued). */
   ready: Promise<void>;
-  /** Messages posted to it and not finished: an instance is idle at 0. */
+  /** Messages posted to it and not finished (answered): an instance is idle at 0. */
   pending: number;
   idleTimer: NodeJS.Timeout | null;
 }
@@ -67,6 +78,8 @@ interface Host {
   readonly topics: Topics;
   readonly log: Logger;
   readonly deps: unknown;
+  /** Its pushes (and the lifecycle events its messages caused), in one line: each after what it depends on. */
+  readonly pushes: Lines;
   /** The keyless instance: every message of an unkeyed actor, and those of a keyed one whose payload names no key. */
   root: Instance;
   readonly keyed: Map<string, Instance>;
@@ -95,14 +108,16 @@ export class ActorRegistry {
     const definition: ActorDefinition<unknown, D> = definitionOf(actor);
     if (this.hosts.has(definition.name)) throw new Error(`actor ${definition.name} is already registered`);
     const log = this.log.child({ actor: definition.name });
-    const state = await definition.state({ store: this.store, log, key: null }, deps[0] as D);
-    const host = { definition, topics: new Topics(), log, deps: deps[0], keyed: new Map() } as Omit<Host, 'root'> as Host;
-    host.root = this.spawnInstance(host, null, state);
+    const store = new ActorStore(this.store);
+    const state = await definition.state({ store, log, key: null }, deps[0] as D);
+    const pushes = new Lines((err) => log.error({ err }, 'push failed'));
+    const host = { definition, topics: new Topics(), log, deps: deps[0], pushes, keyed: new Map() } as Omit<Host, 'root'> as Host;
+    host.root = this.spawnInstance(host, null, state, store);
     this.hosts.set(definition.name, host);
   }
 
   /** Starts one instance: its mailbox at once, its state (if not given) built before its first message runs. */
-  private spawnInstance(host: Host, key: string | null, state?: unknown): Instance {
+  private spawnInstance(host: Host, key: string | null, state?: unknown, store = new ActorStore(this.store)): Instance {
     // A key can hold any character; the mailbox's name is the actor's and a number (`$` is in no actor's name).
     const name = key === null ? host.definition.name : `${host.definition.name}$${++this.instanceSeq}`;
     // One user's lane holds at most a tenth of the capacity: it takes ten flooding users to fill a mailbox.
@@ -110,11 +125,12 @@ export class ActorRegistry {
       capacity: this.options.mailboxCapacity,
       laneCapacity: Math.max(1, Math.floor(this.options.mailboxCapacity / 10)),
     });
-    const instance: Instance = { key, state, mailbox, pending: 0, idleTimer: null, ready: Promise.resolve() };
+    const answers = new Lines((err) => host.log.error({ err }, 'answer failed'));
+    const instance: Instance = { key, state, mailbox, store, answers, pending: 0, idleTimer: null, ready: Promise.resolve() };
     if (state === undefined && key !== null) {
       // Built as the instance's first work; a state that throws fails this instance's messages, never the server.
       instance.ready = Promise.resolve()
-        .then(() => host.definition.state({ store: this.store, log: host.log, key }, host.deps))
+        .then(() => host.definition.state({ store, log: host.log, key }, host.deps))
         .then((s) => void (instance.state = s));
       instance.ready.catch(() => undefined);
     }
@@ -272,17 +288,24 @@ export class ActorRegistry {
   }
 
   private async handle(host: Host, instance: Instance, env: Envelope): Promise<void> {
+    let held: Promise<void> | undefined;
     try {
-      await this.run(host, instance, env);
+      held = (await this.run(host, instance, env))?.sent;
     } finally {
-      this.finished(host, instance);
+      // An instance with an answer waiting for a flush is not idle.
+      if (held) void held.then(() => this.finished(host, instance));
+      else this.finished(host, instance);
     }
   }
 
-  private async run(host: Host, instance: Instance, env: Envelope): Promise<void> {
+  /**
+   * Runs the handler; answers when its answer is sent if it waits (for a flush, or an earlier answer). Wrapped: an
+   * async function's promise would take on the inner one's wait.
+   */
+  private async run(host: Host, instance: Instance, env: Envelope): Promise<{ sent: Promise<void> } | undefined> {
     const log = host.log;
     // Its caller has been told TIMEOUT (or is about to be): the work is dropped, not done late.
-    if (Date.now() >= env.dropAfter) return env.reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
+    if (Date.now() >= env.dropAfter) return void env.reply(new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time'));
     try {
       await instance.ready;
     } catch (err) {
@@ -291,22 +314,47 @@ export class ActorRegistry {
         host.keyed.delete(instance.key);
         if (!(err instanceof GreenroomError)) log.error({ err, key: instance.key }, 'state failed');
       }
-      return env.reply(toPublicError(err));
+      return this.answer(instance, env, undefined, { error: err });
     }
-    const ctx = new Context(this, host, instance, env);
+    const message = isStaged(this.store) ? new MessageStore(this.store) : null;
+    const ctx = new Context(this, host, instance, env, message);
+    let outcome: Outcome;
+    instance.store.current = message;
     try {
-      const result = await env.message.handle(env.payload, ctx);
-      if (result instanceof Forward) {
-        // The mailbox is freed now; the other actor answers the original caller. It runs as the server itself,
-        // remembering whom for.
-        this.dispatch(result.ref.actor, result.ref.type, result.payload, forwardedFor(env.caller), env.reply);
-      } else {
-        env.reply(null, result === undefined ? null : result);
-      }
+      outcome = { result: await env.message.handle(env.payload, ctx) };
     } catch (err) {
       if (!(err instanceof GreenroomError)) log.error({ err }, 'handler failed');
-      env.reply(toPublicError(err));
+      outcome = { error: err };
+    } finally {
+      instance.store.current = null;
     }
+    const after = message?.seal();
+    const held = ctx.seal();
+    if (held) {
+      host.pushes.send('', after, (failed) => {
+        // Nothing is told about writes that failed to flush.
+        if (failed !== null) return;
+        for (const event of held.events) event();
+        this.deliverAll(host, held.frames);
+      });
+    }
+    return this.answer(instance, env, after, outcome);
+  }
+
+  /**
+   * Sends a message's answer once `after` is done, and after every earlier answer held for the same connection (a
+   * server's own ask waits for nothing but its flush); a flush that failed answers its error instead.
+   */
+  private answer(instance: Instance, env: Envelope, after: Promise<void> | undefined, outcome: Outcome): { sent: Promise<void> } | undefined {
+    const sent = instance.answers.send(env.origin?.connectionId ?? null, after, (failed) => {
+      if (failed !== null) return env.reply(toPublicError(failed));
+      if ('error' in outcome) return env.reply(toPublicError(outcome.error));
+      const result = outcome.result;
+      // The other actor answers the original caller. It runs as the server itself, remembering whom for.
+      if (result instanceof Forward) this.dispatch(result.ref.actor, result.ref.type, result.payload, forwardedFor(env.caller), env.reply);
+      else env.reply(null, result === undefined ? null : result);
+    });
+    return sent && { sent };
   }
 
   /**
@@ -315,40 +363,53 @@ export class ActorRegistry {
    */
   publish(actor: string, event: string, payload: unknown, topic: string = actor): void {
     const host = this.hosts.get(actor);
-    if (host) this.deliver(host, { event, from: actor, topic, payload });
+    if (host) this.emit(host, [{ event, from: actor, topic, payload }]);
+  }
+
+  /** Sends pushes in the actor's line: at once, unless pushes held for a flush are ahead of them. */
+  emit(host: Host, frames: PushFrame[]): void {
+    if (frames.length > 0) host.pushes.send('', undefined, () => this.deliverAll(host, frames));
+  }
+
+  /** Delivers pushes now (in the actor's line's turn). */
+  private deliverAll(host: Host, frames: readonly PushFrame[]): void {
+    for (const frame of frames) this.deliver(host, frame);
   }
 
   private deliver(host: Host, frame: PushFrame): void {
     const rule = host.definition.subscribers;
     for (const sub of host.topics.subscribers(frame.topic)) {
       if (allows(rule, sub.caller)) sub.push(frame);
-      else this.announce(host, [host.topics.remove(frame.topic, sub.connectionId)]);
+      else this.deliverAll(host, this.presence(host, [host.topics.remove(frame.topic, sub.connectionId)]));
     }
   }
 
-  /** Tells a topic's subscribers who joined or left it (actors with presence). */
-  private announce(host: Host, changes: Array<PresenceChange | null>): void {
-    if (!host.definition.presence) return;
-    for (const c of changes) if (c) this.deliver(host, { event: 'PresenceChanged', from: host.definition.name, topic: c.topic, payload: c });
+  /** The pushes that tell a topic's subscribers who joined or left it (actors with presence). */
+  private presence(host: Host, changes: Array<PresenceChange | null>): PushFrame[] {
+    if (!host.definition.presence) return [];
+    return changes.filter((c) => c !== null).map((c) => ({ event: 'PresenceChanged', from: host.definition.name, topic: c.topic, payload: c }));
   }
 
-  /** Adds a connection to a topic (never one that has closed: an ask queued before its close may run after it). */
-  subscribe(actor: string, topic: string, subscriber: Subscriber): void {
+  /**
+   * Adds a connection to a topic (never one that has closed: an ask queued before its close may run after it).
+   * Answers the presence pushes it causes, for the caller to send (`emit`: at once).
+   */
+  subscribe(actor: string, topic: string, subscriber: Subscriber, send?: (frames: PushFrame[]) => void): void {
     const host = this.hosts.get(actor);
-    if (host) this.announce(host, [host.topics.add(topic, subscriber)]);
+    if (host) (send ?? ((f) => this.emit(host, f)))(this.presence(host, [host.topics.add(topic, subscriber)]));
   }
 
-  unsubscribe(actor: string, topic: string, connectionId: string): void {
+  unsubscribe(actor: string, topic: string, connectionId: string, send?: (frames: PushFrame[]) => void): void {
     const host = this.hosts.get(actor);
-    if (host) this.announce(host, [host.topics.remove(topic, connectionId)]);
+    if (host) (send ?? ((f) => this.emit(host, f)))(this.presence(host, [host.topics.remove(topic, connectionId)]));
   }
 
-  /** A kick: every connection of `uid` leaves the topic. */
-  kick(actor: string, topic: string, uid: string): number {
+  /** A kick: every connection of `uid` leaves the topic (at once; the presence pushes it causes go to `send`). */
+  kick(actor: string, topic: string, uid: string, send?: (frames: PushFrame[]) => void): number {
     const host = this.hosts.get(actor);
     if (!host) return 0;
     const before = host.topics.size;
-    this.announce(host, host.topics.removeUser(topic, uid));
+    (send ?? ((f) => this.emit(host, f)))(this.presence(host, host.topics.removeUser(topic, uid)));
     return before - host.topics.size;
   }
 
@@ -359,7 +420,7 @@ export class ActorRegistry {
 
   /** Called when a connection closes: its subscriptions go, and the actors that listen hear of it. */
   connectionClosed(connectionId: string, principal: { uid: string; sid: string } | null): void {
-    for (const host of this.hosts.values()) this.announce(host, host.topics.removeConnection(connectionId));
+    for (const host of this.hosts.values()) this.emit(host, this.presence(host, host.topics.removeConnection(connectionId)));
     if (principal) this.lifecycle('connectionClosed', { connectionId, uid: principal.uid, sid: principal.sid });
   }
 
@@ -382,6 +443,49 @@ export class ActorRegistry {
   }
 }
 
+type Outcome = { result: unknown } | { error: unknown };
+
+/**
+ * Sends in lines: a send runs once what it depends on (a flush) is done and every earlier send of its line has run,
+ * or at once when neither is pending; sends of different lines never wait on each other. `failed` is the flush's
+ * error, or null.
+ */
+class Lines {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  constructor(private readonly onError: (err: unknown) => void) {}
+
+  /** Answers the promise of the send when it waits, undefined when it ran at once. A null `line`: in no line. */
+  send(line: string | null, after: Promise<void> | undefined, send: (failed: unknown) => void): Promise<void> | undefined {
+    const before = line === null ? undefined : this.tails.get(line);
+    if (!after && !before) {
+      this.run(send, null);
+      return undefined;
+    }
+    const flushed = after?.then(
+      () => null,
+      (err: unknown) => err ?? new StoreError('STORE_WRITE_FAILED', 'a write failed'),
+    );
+    const ready: Promise<unknown> = before ? before.then(() => flushed ?? null) : flushed!;
+    const done = ready.then((failed) => this.run(send, failed));
+    if (line !== null) {
+      this.tails.set(line, done);
+      void done.then(() => {
+        if (this.tails.get(line) === done) this.tails.delete(line);
+      });
+    }
+    return done;
+  }
+
+  private run(send: (failed: unknown) => void, failed: unknown): void {
+    try {
+      send(failed);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}
+
 /** A hook's payload comes from the server itself: nothing to validate. */
 const ANY = z.any();
 
@@ -391,12 +495,35 @@ function forwardedFor(caller: Caller): Caller {
 }
 
 class Context implements ActorContext<unknown>, SubscriptionControl {
+  /** A message over a staged store holds its pushes and lifecycle events until its answer may leave. */
+  private readonly frames: PushFrame[] = [];
+  private readonly events: Array<() => void> = [];
+  private sealed = false;
+
   constructor(
     private readonly registry: ActorRegistry,
     private readonly host: Host,
     private readonly instance: Instance,
     private readonly env: Envelope,
+    private readonly message: MessageStore | null,
   ) {}
+
+  private get holding(): boolean {
+    return this.message !== null && !this.sealed;
+  }
+
+  /** Where the message's pushes go: held with it, or (nothing to wait for) the actor's line at once. */
+  private readonly send = (frames: PushFrame[]): void => {
+    if (this.holding) this.frames.push(...frames);
+    else this.registry.emit(this.host, frames);
+  };
+
+  /** The handler has returned: what it held, to send once its flushes are done (null: nothing). */
+  seal(): { frames: PushFrame[]; events: Array<() => void> } | null {
+    const held = this.holding && (this.frames.length > 0 || this.events.length > 0);
+    this.sealed = true;
+    return held ? { frames: this.frames, events: this.events } : null;
+  }
 
   get log(): Logger {
     return this.host.log;
@@ -411,7 +538,7 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     return this.env.caller;
   }
   get store(): Store {
-    return this.registry.store;
+    return this.message ?? this.registry.store;
   }
   ask<P, R>(ref: MessageRef<P, R>, ...payload: PayloadArg<NoInfer<P>>): Promise<R> {
     return this.registry.ask(ref, ...payload);
@@ -420,17 +547,20 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     return new Forward<R>(ref, payload[0] ?? {});
   }
   publish(event: string, payload: unknown, options: { topic?: string } = {}): void {
-    this.registry.publish(this.host.definition.name, event, payload, options.topic);
+    const name = this.host.definition.name;
+    this.send([{ event, from: name, topic: options.topic ?? name, payload }]);
   }
   unsubscribe(options: { topic: string; uid: string }): number {
-    return this.registry.kick(this.host.definition.name, options.topic, options.uid);
+    return this.registry.kick(this.host.definition.name, options.topic, options.uid, this.send);
   }
   presence(topic: string = this.host.definition.name): PresenceEntry[] {
     return this.host.topics.presence(topic);
   }
   /** For the built-ins (define.ts notifyLifecycle): a session ended, a user was deleted. */
   lifecycle<K extends keyof LifecycleEvents>(kind: K, info: LifecycleEvents[K]): void {
-    this.registry.lifecycle(kind, info);
+    // Other actors hear of it once what it is about is durable.
+    if (this.holding) this.events.push(() => this.registry.lifecycle(kind, info));
+    else this.registry.lifecycle(kind, info);
   }
 
   // ---- the framework's Subscribe, Unsubscribe and Presence ----
@@ -445,11 +575,11 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     if (topic !== this.host.definition.name && !(mayJoin && (await mayJoin(topic, this)))) throw refused();
     // A kick while mayJoin was deciding (a keyed actor kicks in another instance) wins over this subscribe.
     if (this.host.topics.kicks(topic, origin.caller.uid) !== kicks) throw refused();
-    this.registry.subscribe(this.host.definition.name, topic, origin);
+    this.registry.subscribe(this.host.definition.name, topic, origin, this.send);
     return topic;
   }
   unsubscribeCaller(topic: string = this.host.definition.name): string {
-    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, topic, this.env.origin.connectionId);
+    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, topic, this.env.origin.connectionId, this.send);
     return topic;
   }
   presenceFor(topic: string = this.host.definition.name): PresenceEntry[] {
