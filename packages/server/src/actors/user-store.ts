@@ -14,6 +14,7 @@ import { hashPassword } from '../auth/passwords.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
 import { defineActor, notifyLifecycle } from './define.js';
 import { FingerprintStore } from './fingerprint-store.js';
+import { whenDurable } from './message-store.js';
 import { page, pageRequest } from './paging.js';
 import { userView, userViewSchema, type UserRecord, type UserView } from './records.js';
 import { SessionStore } from './session-store.js';
@@ -187,6 +188,8 @@ export const UserStore = defineActor({
         };
         await ctx.store.put('users', u.uid, next);
         if (next.role !== u.role) {
+          // Open sockets act with the new role from their next ask: not before the role is on disk.
+          await whenDurable(ctx.store);
           await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
           logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
         }
@@ -350,6 +353,7 @@ export const UserStore = defineActor({
           const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: ctx.state.now() };
           await ctx.store.put('users', u.uid, next);
           if (next.role !== u.role) {
+            await whenDurable(ctx.store);
             await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
             logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
             ctx.publish('UserChanged', { user: userView(next) });
