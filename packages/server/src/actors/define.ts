@@ -70,6 +70,12 @@ export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
   /** A keyed actor's key for this instance (null: the keyless one, and every unkeyed actor). */
   readonly key: string | null;
   readonly caller: Caller;
+  /**
+   * The store as this message sees it. Over the embedded store a write resolves once applied (later reads see it)
+   * and the mailbox goes on while it flushes; this message's answer, pushes and lifecycle events leave only once
+   * everything it wrote or read is durable. Before telling anything else something that must not run ahead of the
+   * disk, await `whenDurable(ctx.store)` (actors/message-store.ts).
+   */
   readonly store: Store;
   readonly log: Logger;
   /** Asks another actor as the server itself (no role checks; its own ask deadline). */
@@ -127,6 +133,7 @@ export interface MessageDef<S = any, E extends EventSchemas = any, Z extends z.Z
 export type Answer<R> = Awaited<R> extends infer V ? (V extends Forward<infer F> ? F : V extends undefined | void ? null : V) : never;
 
 export interface StateContext {
+  /** A state may keep it: during a message it is that message's store (ActorContext.store). */
   readonly store: Store;
   readonly log: Logger;
   /** A keyed actor's key for this instance (null: the keyless one, and every unkeyed actor). */

@@ -366,7 +366,7 @@ export class ActorRegistry {
     if (host) this.emit(host, [{ event, from: actor, topic, payload }]);
   }
 
-  /** Sends pushes in the actor's line: at once, unless pushes held for a flush are ahead of them. */
+  /** Sends pushes in the actor's line: at once, unless pushes held for a flush are ahead of them (for the contexts). */
   emit(host: Host, frames: PushFrame[]): void {
     if (frames.length > 0) host.pushes.send('', undefined, () => this.deliverAll(host, frames));
   }
