@@ -1,12 +1,17 @@
 /**
- * Access tokens (JWT, HS256, via jose) and refresh tokens (opaque).
+ * Access tokens (JWT, HS256: signed with jose, verified here) and refresh tokens (opaque).
+ *
+ * Verifying an access token is the largest cost of a WebSocket upgrade. jose verifies HS256 only through WebCrypto,
+ * whose every call is a job sent to libuv's thread pool and back; here the HMAC is computed synchronously with
+ * node:crypto instead (the same checks, stricter: only the header the server itself writes is accepted), and a
+ * bounded cache of tokens already verified lets a client that reconnects with the same token skip even that.
  *
  * A refresh token is `<sid>.<generation>.<256 random bits>.<mac>`. The MAC (HMAC-SHA256 over the rest) lets the
  * server tell a token it once issued for this session — a reuse, which revokes the session — from junk, which
  * must revoke nothing (otherwise anyone who knows a sid could end that session). The session keeps only hashes.
  */
-import { createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, webcrypto, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { v4 as uuidv4 } from 'uuid';
 import { ErrorCode } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
@@ -30,21 +35,80 @@ export interface ParsedRefreshToken {
 
 const SID = /^[0-9a-f-]{36}$/;
 
+/** Access tokens remembered as verified, at most; about 200 bytes each. */
+export const VERIFIED_TOKENS_CAPACITY = 4_096;
+
+/** Longer than any token the server issues; a longer one is refused before any work. */
+const MAX_ACCESS_TOKEN_LENGTH = 4096;
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+const invalidToken = () => new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
+
+/**
+ * Access tokens already verified, keyed on the SHA-256 of the whole token (a lookup compares digests, never the
+ * secret itself). A hit stands in for the signature check only: an entry is never returned at or past its token's
+ * `exp`, and holds at most `capacity` tokens (the oldest go first: tokens share one lifetime, so the oldest is the
+ * soonest to expire). It says nothing about the session: SessionStore still checks the session and its user at
+ * every upgrade.
+ */
+export class VerifiedTokens {
+  private readonly entries = new Map<string, AccessClaims>();
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  static keyOf(token: string): string {
+    return createHash('sha256').update(token).digest('base64');
+  }
+
+  /** The claims of a token verified before, if it has not expired at `nowMs`. */
+  get(key: string, nowMs: number): AccessClaims | undefined {
+    const claims = this.entries.get(key);
+    if (claims === undefined) return undefined;
+    if (nowMs >= claims.exp * 1000) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return claims;
+  }
+
+  add(key: string, claims: AccessClaims): void {
+    if (this.capacity <= 0) return;
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, claims);
+  }
+}
+
 export class TokenService {
   /**
-   * The HS256 key as a WebCrypto key, imported once. Given the raw bytes, jose imports them again on every sign and
-   * verify (importKey is about a quarter of a verify's cost, and verify is the largest cost of a WebSocket upgrade).
+   * The HS256 key as a WebCrypto key, imported once, for jose's signing (given the raw bytes, jose imports them again
+   * on every call); and as a KeyObject for the synchronous verification.
    */
   private jwtKey: Promise<webcrypto.CryptoKey> | null = null;
+  private readonly hmacKey: KeyObject;
+  private readonly verified: VerifiedTokens;
 
   constructor(
     private readonly keys: Keys,
     private readonly accessTtlS: number,
-  ) {}
+    verifiedCapacity = VERIFIED_TOKENS_CAPACITY,
+  ) {
+    this.hmacKey = createSecretKey(keys.jwt);
+    this.verified = new VerifiedTokens(verifiedCapacity);
+  }
 
   private key(): Promise<webcrypto.CryptoKey> {
     this.jwtKey ??= webcrypto.subtle.importKey('raw', this.keys.jwt, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
     return this.jwtKey;
+  }
+
+  /** How many verified tokens are remembered (for tests of the cache's bounds). */
+  get verifiedTokens(): number {
+    return this.verified.size;
   }
 
   async signAccess(claims: { uid: string; sid: string; role: string }, now = Date.now()): Promise<{ token: string; expiresAt: number }> {
@@ -62,19 +126,52 @@ export class TokenService {
   }
 
   /** Verifies signature, algorithm, issuer, audience and expiry; any failure is INVALID_TOKEN or TOKEN_EXPIRED. */
-  async verifyAccess(token: string): Promise<AccessClaims> {
-    if (token.length > 4096) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
-    try {
-      const { payload } = await jwtVerify(token, await this.key(), { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE });
-      const { sub, sid, role, jti, exp } = payload;
-      if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') {
-        throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
-      }
-      return { uid: sub, sid, role, jti, exp };
-    } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new GreenroomError(ErrorCode.TOKEN_EXPIRED, 'access token expired');
-      throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid access token');
-    }
+  async verifyAccess(token: string, now = Date.now()): Promise<AccessClaims> {
+    return this.verifyAccessNow(token, now);
+  }
+
+  /** verifyAccess, synchronously (the upgrade path awaits nothing it does not have to). */
+  verifyAccessNow(token: string, now = Date.now()): AccessClaims {
+    if (typeof token !== 'string' || token.length > MAX_ACCESS_TOKEN_LENGTH) throw invalidToken();
+    const key = VerifiedTokens.keyOf(token);
+    const known = this.verified.get(key, now);
+    if (known) return known;
+    const claims = this.verifyJwt(token, now);
+    this.verified.add(key, claims);
+    return claims;
+  }
+
+  /**
+   * The full check of a compact JWS. Security: the token is client data. The signature is checked first, in constant
+   * time, before any part is decoded or parsed; then the header must be the one the server writes (HS256, `typ` JWT
+   * or none, nothing else: no `crit`, no `b64`, no key hints), then the claims as jose checks them.
+   */
+  private verifyJwt(token: string, now: number): AccessClaims {
+    const first = token.indexOf('.');
+    const second = token.indexOf('.', first + 1);
+    if (first <= 0 || second <= first + 1 || token.indexOf('.', second + 1) !== -1 || second === token.length - 1) throw invalidToken();
+    const header = token.slice(0, first);
+    const body = token.slice(first + 1, second);
+    const signature = token.slice(second + 1);
+    if (!BASE64URL.test(header) || !BASE64URL.test(body) || !BASE64URL.test(signature)) throw invalidToken();
+    const expected = createHmac('sha256', this.hmacKey).update(token.slice(0, second)).digest();
+    const given = Buffer.from(signature, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalidToken();
+
+    const h = parseJson(header);
+    if (h === null || h.alg !== 'HS256' || (h.typ !== undefined && h.typ !== 'JWT') || Object.keys(h).some((k) => k !== 'alg' && k !== 'typ')) throw invalidToken();
+    const p = parseJson(body);
+    if (p === null) throw invalidToken();
+    const { sub, sid, role, jti, exp, iss, aud, nbf, iat } = p;
+    if (typeof sub !== 'string' || typeof sid !== 'string' || typeof role !== 'string' || typeof jti !== 'string' || typeof exp !== 'number') throw invalidToken();
+    if (iss !== ISSUER || !(aud === AUDIENCE || (Array.isArray(aud) && aud.includes(AUDIENCE)))) throw invalidToken();
+    if (iat !== undefined && typeof iat !== 'number') throw invalidToken();
+    const nowS = Math.floor(now / 1000);
+    if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS)) throw invalidToken();
+    // As jose: expired once `exp` <= now in whole seconds (so a hit in the cache is valid while now < exp * 1000).
+    if (exp <= nowS) throw new GreenroomError(ErrorCode.TOKEN_EXPIRED, 'access token expired');
+    // Frozen: one object is handed to every later upgrade with the same token.
+    return Object.freeze({ uid: sub, sid, role, jti, exp });
   }
 
   newRefreshToken(sid: string, generation: number): string {
@@ -110,5 +207,15 @@ export class TokenService {
 
   private mac(body: string): string {
     return createHmac('sha256', this.keys.tokens).update(`refresh:${body}`).digest('base64url');
+  }
+}
+
+/** A base64url JSON object (a JWT part), or null. */
+function parseJson(part: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
   }
 }
