@@ -6,11 +6,13 @@
  * its default crash policy drops queued messages. Here a reply travels inside the message as a callback, handlers
  * never throw into nact, and a crash policy that logs and resumes is installed anyway.
  *
- * Each mailbox keeps its own queue and hands nact one "turn" message at a time; a turn handles up to TURN_MESSAGES
- * queued messages, one after the other, each awaited before the next. nact starts every message it handles in a
- * `setImmediate` of its own, so one nact message per actor message meant one event-loop iteration (a poll, a read,
- * a write) per ask: the benchmark's asks ran at half the rate of a plain JSON echo. The cap on a turn keeps one busy
- * actor from holding the event loop.
+ * Each mailbox keeps its own queue and hands nact one "turn" message at a time; a turn handles the queued messages
+ * one after the other, each awaited before the next, until none is left or the turn's budget is spent (TURN_BUDGET_MS
+ * of the clock, or TURN_MESSAGES messages). nact starts every message it handles in a `setImmediate` of its own, so
+ * one nact message per actor message meant one event-loop iteration (a poll, a read, a write) per ask: the
+ * benchmark's asks ran at half the rate of a plain JSON echo. A turn that drains what one poll brought in also lets
+ * the replies to one socket leave in one write (gateway/connection.ts). The budget keeps one busy actor from holding
+ * the event loop.
  *
  * A mailbox is fair between senders: each message is posted in a lane (a user, or the server itself), and lanes take
  * turns, one message each. Within a lane the order is arrival order. So one user who keeps an actor busy delays
@@ -44,8 +46,16 @@ export interface SpawnOptions {
 
 type NactRef = { readonly name: string };
 
-/** At most this many messages are handled in one turn of an actor before it yields to the event loop. */
-const TURN_MESSAGES = 64;
+/** A turn of an actor yields to the event loop after this long (ms), or after this many messages, whichever is first. */
+const TURN_BUDGET_MS = 2;
+const TURN_MESSAGES = 1024;
+
+export interface ActorSystemOptions {
+  /** The turn's budget (default TURN_BUDGET_MS, TURN_MESSAGES), and the clock it is measured on (performance.now). */
+  turnBudgetMs?: number;
+  turnMessages?: number;
+  clock?: () => number;
+}
 /** The one message nact carries: "handle what is queued". */
 const TURN = Symbol('turn');
 
@@ -54,7 +64,17 @@ export class ActorSystem {
   private readonly mailboxes = new Map<string, NactRef>();
   private stopped = false;
 
-  constructor(private readonly log: Logger) {
+  private readonly turnBudgetMs: number;
+  private readonly turnMessages: number;
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly log: Logger,
+    options: ActorSystemOptions = {},
+  ) {
+    this.turnBudgetMs = options.turnBudgetMs ?? TURN_BUDGET_MS;
+    this.turnMessages = options.turnMessages ?? TURN_MESSAGES;
+    this.clock = options.clock ?? (() => performance.now());
     // Named explicitly: nact generates random names otherwise.
     this.system = nact.start({ name: `greenroom-${process.pid}-${Math.random().toString(36).slice(2, 10)}` } as never) as NactRef;
   }
@@ -71,13 +91,16 @@ export class ActorSystem {
     const ref = nact.spawn(
       this.system as never,
       async (state: unknown) => {
-        for (let n = 0; n < TURN_MESSAGES && queue.size > 0; n++) {
+        const { turnMessages, clock } = this;
+        const until = clock() + this.turnBudgetMs;
+        for (let n = 0; n < turnMessages && queue.size > 0; n++) {
           try {
             await handler(queue.shift());
           } catch (err) {
             // Handlers answer their own errors; this is the last line, so the mailbox keeps serving.
             log.error({ err, actor: name }, 'actor handler threw');
           }
+          if (clock() >= until) break;
         }
         // Still busy: the rest waits for the next turn, after the event loop has had its go.
         if (queue.size > 0 && !this.stopped) nact.dispatch(ref as never, TURN);
