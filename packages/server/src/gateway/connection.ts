@@ -6,6 +6,7 @@
  * frame is answered and never closes the socket by itself.
  */
 import { Close, ErrorCode, parseAskFrame, rateLimitedClose, type AskId, type CloseSpec, type ErrorBody, type ServerFrame } from '@greenroom/protocol';
+import type { Duplex } from 'node:stream';
 import type { WebSocket, RawData } from 'ws';
 import type { ActorRegistry, Subscriber } from '../actors/registry.js';
 import type { LiveConnection, Principal } from '../actors/session-store.js';
@@ -35,6 +36,9 @@ export interface ConnectionHooks {
 
 export class Connection implements LiveConnection, Subscriber {
   private ws: WebSocket | null = null;
+  /** The socket under `ws`: corked while a tick's replies are written, so they leave in one write. */
+  private socket: Duplex | null = null;
+  private corked = false;
   private principal: Principal | null = null;
   /** A close requested before the 101 was written (the session ended while the upgrade was in the green room). */
   pendingClose: CloseSpec | null = null;
@@ -68,17 +72,18 @@ export class Connection implements LiveConnection, Subscriber {
   }
 
   /** Called right after the 101: from here on the socket is live. */
-  attach(ws: WebSocket, principal: Principal): void {
+  attach(ws: WebSocket, socket: Duplex, principal: Principal): void {
     this.ws = ws;
+    this.socket = socket;
     this.principal = principal;
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('pong', () => (this.alive = true));
-    ws.on('close', () => {
-      this.closed = true;
-      this.hooks.onClose(this);
-    });
+    // Listeners shared by every connection (not four closures per socket: memory per idle connection); ws calls
+    // them with the socket as `this`, which leads back here.
+    byWebSocket.set(ws, this);
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('close', onClose);
     // ws closes the socket itself after a protocol error (1007, 1009); terminating here could cut its close frame.
-    ws.on('error', () => undefined);
+    ws.on('error', ignore);
   }
 
   close(spec: CloseSpec): void {
@@ -115,14 +120,32 @@ export class Connection implements LiveConnection, Subscriber {
       setTimeout(() => ws.terminate(), SLOW_CLOSE_MS).unref();
       return;
     }
+    // Every reply written in this tick (an actor's turn answers many asks) leaves in one write, not one each.
+    if (!this.corked && this.socket) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
     ws.send(JSON.stringify(frame));
+  }
+
+  /** The end of the tick that corked the socket. */
+  flush(): void {
+    this.corked = false;
+    this.socket!.uncork();
   }
 
   private replyError(id: AskId | null, error: ErrorBody): void {
     this.send({ id, ok: false, error });
   }
 
-  private onFrame(data: RawData, isBinary: boolean): void {
+  /** The socket has closed. */
+  closedNow(): void {
+    this.closed = true;
+    this.hooks.onClose(this);
+  }
+
+  onFrame(data: RawData, isBinary: boolean): void {
     // Once the server has started closing (slow consumer, 4008, 4001, shutdown) no answer can be sent: frames still
     // arriving are dropped, not run (a slow reader that keeps sending would otherwise keep the actors busy until
     // it is torn down).
@@ -160,6 +183,27 @@ export class Connection implements LiveConnection, Subscriber {
       else this.send({ id, ok: true, result });
     });
   }
+}
+
+/** The connection of each attached socket, for the shared listeners. */
+const byWebSocket = new WeakMap<WebSocket, Connection>();
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  byWebSocket.get(this)!.onFrame(data, isBinary);
+}
+
+function onPong(this: WebSocket): void {
+  byWebSocket.get(this)!.alive = true;
+}
+
+function onClose(this: WebSocket): void {
+  byWebSocket.get(this)!.closedNow();
+}
+
+function ignore(): void {}
+
+function uncork(connection: Connection): void {
+  connection.flush();
 }
 
 /** The id of a frame, if one can be read (for RATE_LIMITED answers). */

@@ -83,7 +83,7 @@ export class GreenRoom {
         if (socket.destroyed || !this.connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the connection went away');
         const c = connection;
         this.wss.handleUpgrade(req, socket, head, (ws) => {
-          c.attach(ws, principal);
+          c.attach(ws, socket, principal);
           this.connections.add(c);
         });
         // ws completes a valid upgrade synchronously; if it refused the handshake, undo the registration.
