@@ -24,7 +24,6 @@ export interface AccessClaims {
   uid: string;
   sid: string;
   role: string;
-  jti: string;
   exp: number; // epoch seconds (JWT)
 }
 
@@ -170,8 +169,8 @@ export class TokenService {
     if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS)) throw invalidToken();
     // As jose: expired once `exp` <= now in whole seconds (so a hit in the cache is valid while now < exp * 1000).
     if (exp <= nowS) throw new GreenroomError(ErrorCode.TOKEN_EXPIRED, 'access token expired');
-    // Frozen: one object is handed to every later upgrade with the same token.
-    return Object.freeze({ uid: sub, sid, role, jti, exp });
+    // Frozen: one object is handed to every later upgrade with the same token. (`jti` is required, but kept nowhere.)
+    return Object.freeze({ uid: sub, sid, role, exp });
   }
 
   newRefreshToken(sid: string, generation: number): string {

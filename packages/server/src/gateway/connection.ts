@@ -11,7 +11,7 @@ import type { WebSocket, RawData } from 'ws';
 import type { ActorRegistry, Subscriber } from '../actors/registry.js';
 import type { LiveConnection, Principal } from '../actors/session-store.js';
 import type { GreenroomError } from '../errors.js';
-import { TokenBucket } from './token-bucket.js';
+import { refill } from './token-bucket.js';
 
 /** How long a client may keep sending into an empty bucket before it is closed with 4008. */
 const RATE_LIMIT_GRACE_MS = 10_000;
@@ -45,7 +45,9 @@ export class Connection implements LiveConnection, Subscriber {
   /** The socket has closed (its registration and subscriptions are being removed). */
   closed = false;
   alive = true;
-  private bucket: TokenBucket;
+  /** The ask rate limit's token bucket, kept in the connection itself (no object of its own per socket). */
+  private tokens: number;
+  private tokensAt: number;
   /** When the current run of RATE_LIMITED answers began, and the latest of them. */
   private limitedSince = 0;
   private limitedLast = 0;
@@ -56,7 +58,8 @@ export class Connection implements LiveConnection, Subscriber {
     readonly id: string,
     private readonly hooks: ConnectionHooks,
   ) {
-    this.bucket = new TokenBucket(hooks.askRate, hooks.askBurst, Date.now());
+    this.tokens = hooks.askBurst;
+    this.tokensAt = Date.now();
   }
 
   get connectionId(): string {
@@ -152,7 +155,9 @@ export class Connection implements LiveConnection, Subscriber {
     const ws = this.ws!;
     if (ws.readyState !== ws.OPEN) return;
     const now = Date.now();
-    if (!this.bucket.take(now)) {
+    this.tokens = refill(this.tokens, this.tokensAt, now, this.hooks.askRate, this.hooks.askBurst);
+    if (now > this.tokensAt) this.tokensAt = now;
+    if (this.tokens < 1) {
       // Only a pause ends a run: a client that keeps sending over the rate still earns a token now and then, and
       // those must not restart its 10 s (else it would never be closed).
       if (now - this.limitedLast > RATE_LIMIT_PAUSE_MS) this.limitedSince = now;
@@ -161,6 +166,7 @@ export class Connection implements LiveConnection, Subscriber {
       if (now - this.limitedSince > RATE_LIMIT_GRACE_MS) return this.close(rateLimitedClose(this.hooks.askBurst / this.hooks.askRate));
       return this.replyError(isBinary ? null : idOf(data), { code: ErrorCode.RATE_LIMITED, message: 'too many asks; slow down' });
     }
+    this.tokens -= 1;
     if (isBinary) return this.replyError(null, { code: ErrorCode.BAD_FRAME, message: 'binary frames are not accepted' });
 
     const parsed = parseAskFrame(data.toString());

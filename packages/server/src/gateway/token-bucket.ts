@@ -1,24 +1,9 @@
-/** A token bucket: `rate` tokens per second up to `burst`. Every frame takes one. */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
+/**
+ * A token bucket: `rate` tokens per second up to `burst`; every frame takes one. Kept as two numbers in its owner
+ * (a connection) rather than an object of its own: one per idle socket adds up.
+ */
 
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  take(now: number): boolean {
-    if (now > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
-      this.last = now;
-    }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
+/** The tokens in a bucket that held `tokens` at `since` (epoch ms), at `now`. */
+export function refill(tokens: number, since: number, now: number, rate: number, burst: number): number {
+  return now > since ? Math.min(burst, tokens + ((now - since) / 1000) * rate) : tokens;
 }

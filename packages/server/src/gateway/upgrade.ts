@@ -63,7 +63,7 @@ export class GreenRoom {
   }
 
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     let connection: Connection | null = null;
     try {
       if (!this.connections.accepting) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is shutting down', { retryAfterSeconds: 5 });
@@ -126,6 +126,11 @@ export class GreenRoom {
  */
 function connectionId(): string {
   return Buffer.from(randomUUID(), 'latin1').toString('latin1');
+}
+
+/** One function for every socket: a closure here would keep this upgrade's whole scope alive with the socket. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 /** SessionStore closes a socket still in the green room only because its session ended (a block included). */
