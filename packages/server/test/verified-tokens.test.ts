@@ -19,9 +19,9 @@ const keys = deriveKeys(randomBytes(32).toString('hex'));
 const claims = { uid: randomUUID(), sid: randomUUID(), role: 'user' };
 
 /** The error code a call throws (a GreenroomError), or 'none'. */
-function codeOf(fn: () => unknown): string {
+async function codeOf(fn: () => unknown): Promise<string> {
   try {
-    fn();
+    await fn();
     return 'none';
   } catch (err) {
     return err instanceof GreenroomError ? err.code : `not a GreenroomError: ${String(err)}`;
@@ -43,7 +43,7 @@ describe('TokenService.verifyAccess', () => {
   it('accepts what signAccess issues, and jose-signed tokens of the same shape', async () => {
     const tokens = new TokenService(keys, 600);
     const { token } = await tokens.signAccess(claims);
-    expect(tokens.verifyAccessNow(token)).toMatchObject(claims);
+    expect(await tokens.verifyAccess(token)).toMatchObject(claims);
     const viaJose = await new SignJWT({ sid: claims.sid, role: claims.role })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(claims.uid)
@@ -74,16 +74,16 @@ describe('TokenService.verifyAccess', () => {
     ['an empty signature', () => signed({ alg: 'HS256' }, goodClaims()).replace(/[^.]+$/, '')],
     ['a signature with a character outside base64url', () => signed({ alg: 'HS256' }, goodClaims()).replace(/.$/, '=')],
     ['a signature of other bytes', () => signed({ alg: 'HS256' }, goodClaims()).replace(/[^.]+$/, Buffer.alloc(32).toString('base64url'))],
-  ])('refuses %s (INVALID_TOKEN)', (_name, make) => {
-    expect(codeOf(() => new TokenService(keys, 600).verifyAccessNow(make()))).toBe('INVALID_TOKEN');
+  ])('refuses %s (INVALID_TOKEN)', async (_name, make) => {
+    expect(await codeOf(() => new TokenService(keys, 600).verifyAccess(make()))).toBe('INVALID_TOKEN');
   });
 
-  it('answers TOKEN_EXPIRED once now reaches exp (in whole seconds, as jose)', () => {
+  it('answers TOKEN_EXPIRED once now reaches exp (in whole seconds, as jose)', async () => {
     const tokens = new TokenService(keys, 600, 0);
     const exp = Math.floor(Date.now() / 1000) + 5;
     const token = signed({ alg: 'HS256', typ: 'JWT' }, { ...goodClaims(), exp });
-    expect(codeOf(() => tokens.verifyAccessNow(token, exp * 1000 - 1))).toBe('none');
-    expect(codeOf(() => tokens.verifyAccessNow(token, exp * 1000))).toBe('TOKEN_EXPIRED');
+    expect(await codeOf(() => tokens.verifyAccess(token, exp * 1000 - 1))).toBe('none');
+    expect(await codeOf(() => tokens.verifyAccess(token, exp * 1000))).toBe('TOKEN_EXPIRED');
   });
 });
 
@@ -91,31 +91,31 @@ describe('the cache of verified access tokens', () => {
   it('remembers a verified token, and never an invalid one', async () => {
     const tokens = new TokenService(keys, 600, 8);
     const { token } = await tokens.signAccess(claims);
-    tokens.verifyAccessNow(token);
-    tokens.verifyAccessNow(token);
+    await tokens.verifyAccess(token);
+    await tokens.verifyAccess(token);
     expect(tokens.verifiedTokens).toBe(1);
     const forged = signed({ alg: 'HS256' }, goodClaims(), new Uint8Array(randomBytes(32)));
-    expect(codeOf(() => tokens.verifyAccessNow(forged))).toBe('INVALID_TOKEN');
-    expect(codeOf(() => tokens.verifyAccessNow(forged))).toBe('INVALID_TOKEN');
+    expect(await codeOf(() => tokens.verifyAccess(forged))).toBe('INVALID_TOKEN');
+    expect(await codeOf(() => tokens.verifyAccess(forged))).toBe('INVALID_TOKEN');
     expect(tokens.verifiedTokens).toBe(1);
   });
 
   it('holds at most its capacity, the oldest going first; a token pushed out still verifies in full', async () => {
     const tokens = new TokenService(keys, 600, 3);
     const issued = await Promise.all(Array.from({ length: 5 }, () => tokens.signAccess(claims)));
-    for (const { token } of issued) tokens.verifyAccessNow(token);
+    for (const { token } of issued) await tokens.verifyAccess(token);
     expect(tokens.verifiedTokens).toBe(3);
-    expect(tokens.verifyAccessNow(issued[0]!.token)).toMatchObject(claims);
+    expect(await tokens.verifyAccess(issued[0]!.token)).toMatchObject(claims);
     expect(tokens.verifiedTokens).toBe(3);
   });
 
-  it('never answers for a token at or past its exp, though it was verified while valid', () => {
+  it('never answers for a token at or past its exp, though it was verified while valid', async () => {
     const tokens = new TokenService(keys, 600, 8);
     const exp = Math.floor(Date.now() / 1000) + 5;
     const token = signed({ alg: 'HS256', typ: 'JWT' }, { ...goodClaims(), exp });
-    expect(codeOf(() => tokens.verifyAccessNow(token, exp * 1000 - 1000))).toBe('none');
+    expect(await codeOf(() => tokens.verifyAccess(token, exp * 1000 - 1000))).toBe('none');
     expect(tokens.verifiedTokens).toBe(1);
-    expect(codeOf(() => tokens.verifyAccessNow(token, exp * 1000))).toBe('TOKEN_EXPIRED');
+    expect(await codeOf(() => tokens.verifyAccess(token, exp * 1000))).toBe('TOKEN_EXPIRED');
     // The expired entry is dropped, not kept for later.
     expect(tokens.verifiedTokens).toBe(0);
   });
@@ -123,10 +123,10 @@ describe('the cache of verified access tokens', () => {
   it('keys on the whole token: the same claims under another signature are not a hit', async () => {
     const tokens = new TokenService(keys, 600, 8);
     const { token } = await tokens.signAccess(claims);
-    tokens.verifyAccessNow(token);
+    await tokens.verifyAccess(token);
     const [header, body] = token.split('.');
     const other = `${header}.${body}.${Buffer.alloc(32, 7).toString('base64url')}`;
-    expect(codeOf(() => tokens.verifyAccessNow(other))).toBe('INVALID_TOKEN');
+    expect(await codeOf(() => tokens.verifyAccess(other))).toBe('INVALID_TOKEN');
   });
 });
 

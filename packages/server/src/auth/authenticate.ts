@@ -55,7 +55,7 @@ export class Authenticator {
       case 'bearer': {
         const m = BEARER.exec(req.headers.authorization ?? '');
         if (!m) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'malformed Authorization header');
-        const claims = this.tokens.verifyAccessNow(m[1]!);
+        const claims = await this.tokens.verifyAccess(m[1]!);
         return { uid: claims.uid, sid: claims.sid, role: claims.role, via: 'bearer' };
       }
       case 'ticket': {
@@ -65,7 +65,7 @@ export class Authenticator {
       }
       case 'cookie': {
         this.checkOrigin(req);
-        const claims = this.tokens.verifyAccessNow(readCookie(req, ACCESS_COOKIE)!);
+        const claims = await this.tokens.verifyAccess(readCookie(req, ACCESS_COOKIE)!);
         return { uid: claims.uid, sid: claims.sid, role: claims.role, via: 'cookie' };
       }
       default:
