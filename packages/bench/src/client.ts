@@ -5,6 +5,7 @@
  * refreshLoad. Every method is bounded in time.
  */
 import { Agent, request } from 'node:http';
+import { io, type Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { serve } from './ipc.js';
 import { Histogram, jitter, sleep } from './stats.js';
@@ -14,6 +15,8 @@ interface Target {
   url: string;
   /** Bearer tokens, used round-robin (none: the raw baseline). */
   tokens?: string[];
+  /** The wire: plain WebSocket frames on /ws (default), or Socket.IO's client (the Socket.IO peer). */
+  peer?: 'ws' | 'socketio';
 }
 
 function wsUrl(url: string): string {
@@ -39,6 +42,44 @@ function connect(url: string, token: string | undefined, timeoutMs = 15_000): Pr
       resolve(ws);
     });
     ws.once('error', fail);
+  });
+}
+
+/**
+ * Opens one Socket.IO connection, WebSocket transport only, without Socket.IO's own reconnection (the storm uses the
+ * same backoff for every peer); resolves once Socket.IO's CONNECT is answered (its handshake: upgrade, engine.io
+ * open, namespace connect).
+ */
+function ioConnect(url: string, timeoutMs = 15_000): Promise<IoSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: timeoutMs });
+    const fail = (err: Error) => {
+      socket.off('connect');
+      socket.disconnect();
+      reject(err);
+    };
+    socket.once('connect', () => {
+      socket.off('connect_error', fail);
+      resolve(socket);
+    });
+    socket.once('connect_error', fail);
+  });
+}
+
+/** Disconnects and waits until the underlying WebSocket has closed (at most `timeoutMs`). */
+function ioCloseAndWait(socket: IoSocket, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const engine = socket.io.engine;
+    if (!engine || engine.readyState === 'closed') {
+      socket.disconnect();
+      return resolve();
+    }
+    const timer = setTimeout(resolve, timeoutMs);
+    engine.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.disconnect();
   });
 }
 
@@ -82,6 +123,8 @@ export interface RateResult {
   latency: Array<[number, number]>;
   /** Pushes received in the measured window (a load whose sockets subscribe). */
   pushes?: number;
+  /** The server's CPU time (user + system, µs) over the measured window, when it was read (see run.ts `withCpu`). */
+  cpuUs?: number;
   firstError?: string;
 }
 
@@ -125,6 +168,12 @@ function handshakes(p: Target & { inflight: number; warmupMs: number; durationMs
   return timedLoops(p, async () => {
     const start = performance.now();
     try {
+      if (p.peer === 'socketio') {
+        const socket = await ioConnect(p.url);
+        const end = performance.now();
+        await ioCloseAndWait(socket);
+        return { start, end };
+      }
       const ws = await connect(p.url, tokenFor(p, i++));
       const end = performance.now(); // the latency of the upgrade; the close is not part of it
       await closeAndWait(ws);
@@ -158,6 +207,7 @@ export interface LoadRooms {
 async function load(
   p: Target & { sockets: number; inflight: number; warmupMs: number; durationMs: number; to: string; type: string; rooms?: LoadRooms },
 ): Promise<RateResult> {
+  if (p.peer === 'socketio') return ioLoad(p);
   const sockets = await Promise.all(Array.from({ length: p.sockets }, (_, i) => connect(p.url, tokenFor(p, i))));
   const rooms = p.rooms;
   const roomOf = (i: number) => `room-${i % (rooms?.count ?? 1)}`;
@@ -213,6 +263,48 @@ async function load(
   return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), ...(rooms ? { pushes } : {}), ...(firstError ? { firstError } : {}) };
 }
 
+/**
+ * `load` against the Socket.IO peer: the same sockets × in-flight shape, each ask an `ask` event with the payload
+ * `{}` and an acknowledgement (Socket.IO numbers acks itself), a reply sending the next.
+ */
+async function ioLoad(p: Target & { sockets: number; inflight: number; warmupMs: number; durationMs: number }): Promise<RateResult> {
+  const sockets = await Promise.all(Array.from({ length: p.sockets }, () => ioConnect(p.url)));
+  const hist = new Histogram();
+  const from = performance.now() + p.warmupMs;
+  const end = from + p.durationMs;
+  let count = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let outstanding = 0;
+  for (const socket of sockets) {
+    const send = () => {
+      const sent = performance.now();
+      outstanding += 1;
+      socket.emit('ask', {}, (reply: { ok?: boolean; error?: unknown }) => {
+        const now = performance.now();
+        outstanding -= 1;
+        if (now >= from && now <= end) {
+          if (reply?.ok === false) {
+            errors += 1;
+            firstError ??= JSON.stringify(reply.error);
+          } else {
+            count += 1;
+            hist.record(now - sent);
+          }
+        }
+        if (now < end) send();
+      });
+    };
+    for (let k = 0; k < p.inflight; k++) send();
+  }
+  await sleep(end - performance.now());
+  const drainBy = performance.now() + 5_000;
+  while (outstanding > 0 && performance.now() < drainBy) await sleep(10);
+  await Promise.all(sockets.map((socket) => ioCloseAndWait(socket)));
+  const seconds = p.durationMs / 1000;
+  return { count, errors, seconds, rate: count / seconds, latency: hist.toSparse(), ...(firstError ? { firstError } : {}) };
+}
+
 /** Asks `actor.Subscribe { topic }` on `ws`; rejects on an error answer, a close, or after `timeoutMs`. */
 function subscribe(ws: WebSocket, actor: string, topic: string, timeoutMs = 15_000): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -239,6 +331,7 @@ function subscribe(ws: WebSocket, actor: string, topic: string, timeoutMs = 15_0
 // ---------------------------------------------------------------- idle connections (memory)
 
 let idle: WebSocket[] = [];
+let idleIo: IoSocket[] = [];
 
 async function idleOpen(p: Target & { count: number; offset: number; concurrency: number }): Promise<{ opened: number; errors: number; ms: number; firstError?: string }> {
   const t = performance.now();
@@ -247,7 +340,8 @@ async function idleOpen(p: Target & { count: number; offset: number; concurrency
   await pool(p.count, p.concurrency, async (i) => {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        idle.push(await connect(p.url, tokenFor(p, p.offset + i)));
+        if (p.peer === 'socketio') idleIo.push(await ioConnect(p.url));
+        else idle.push(await connect(p.url, tokenFor(p, p.offset + i)));
         return;
       } catch (err) {
         errors += 1;
@@ -256,13 +350,15 @@ async function idleOpen(p: Target & { count: number; offset: number; concurrency
       }
     }
   });
-  return { opened: idle.length, errors, ms: performance.now() - t, ...(firstError ? { firstError } : {}) };
+  return { opened: idle.length + idleIo.length, errors, ms: performance.now() - t, ...(firstError ? { firstError } : {}) };
 }
 
 async function idleClose(): Promise<{ closed: number }> {
-  const n = idle.length;
+  const n = idle.length + idleIo.length;
   for (const ws of idle) ws.terminate();
+  for (const socket of idleIo) socket.disconnect();
   idle = [];
+  idleIo = [];
   return { closed: n };
 }
 
@@ -271,12 +367,15 @@ async function idleClose(): Promise<{ closed: number }> {
 interface StormClient {
   token: string | undefined;
   ws: WebSocket | null;
+  /** The Socket.IO peer's connection, in place of `ws`. */
+  io: IoSocket | null;
   state: 'initial' | 'down' | 'done' | 'failed';
 }
 
 const storm = {
   clients: [] as StormClient[],
   url: '',
+  peer: 'ws' as 'ws' | 'socketio',
   jitterMs: 0,
   maxBackoffMs: 0,
   to: '',
@@ -300,7 +399,60 @@ function reconnectLater(c: StormClient, attempt: number): void {
   setTimeout(() => void reconnect(c, attempt), delay);
 }
 
+/** Once the server closed it: the client counts it down and reconnects after a backoff. */
+function onStormClose(c: StormClient): void {
+  storm.firstCloseAt ||= Date.now();
+  c.state = 'down';
+  c.ws = null;
+  c.io = null;
+  reconnectLater(c, 0);
+}
+
+/** The Socket.IO peer's reconnect: connect, then one `ask` acknowledged. */
+async function ioReconnect(c: StormClient, attempt: number): Promise<void> {
+  let socket: IoSocket;
+  try {
+    socket = await ioConnect(storm.url);
+  } catch {
+    storm.retries += 1;
+    return reconnectLater(c, attempt + 1);
+  }
+  c.io = socket;
+  const reply = await new Promise<{ ok?: boolean; error?: unknown } | null>((resolve) => {
+    const timer = setTimeout(() => resolve(null), 10_000);
+    socket.once('disconnect', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+    socket.emit('ask', {}, (r: { ok?: boolean; error?: unknown }) => {
+      clearTimeout(timer);
+      resolve(r);
+    });
+  });
+  socket.removeAllListeners('disconnect');
+  if (reply === null) {
+    storm.retries += 1;
+    socket.disconnect();
+    return reconnectLater(c, attempt + 1);
+  }
+  settle(c, reply);
+}
+
+function settle(c: StormClient, reply: { ok?: boolean; error?: unknown }): void {
+  if (reply.ok === false) {
+    c.state = 'failed';
+    storm.failed += 1;
+    storm.firstError ??= JSON.stringify(reply.error);
+  } else {
+    c.state = 'done';
+    storm.done += 1;
+  }
+  storm.lastDoneAt = Date.now();
+  stormSettled();
+}
+
 async function reconnect(c: StormClient, attempt: number): Promise<void> {
+  if (storm.peer === 'socketio') return ioReconnect(c, attempt);
   let ws: WebSocket;
   try {
     ws = await connect(storm.url, c.token);
@@ -327,16 +479,7 @@ async function reconnect(c: StormClient, attempt: number): Promise<void> {
     ws.terminate();
     return reconnectLater(c, attempt + 1);
   }
-  if (reply.ok === false) {
-    c.state = 'failed';
-    storm.failed += 1;
-    storm.firstError ??= JSON.stringify(reply.error);
-  } else {
-    c.state = 'done';
-    storm.done += 1;
-  }
-  storm.lastDoneAt = Date.now();
-  stormSettled();
+  settle(c, reply);
 }
 
 /** Opens `count` sockets that, once closed by the server, reconnect with jittered backoff and ask once. */
@@ -346,6 +489,7 @@ async function stormConnect(
   Object.assign(storm, {
     clients: [],
     url: p.url,
+    peer: p.peer ?? 'ws',
     jitterMs: p.jitterMs,
     maxBackoffMs: p.maxBackoffMs,
     to: p.to,
@@ -362,24 +506,24 @@ async function stormConnect(
   let errors = 0;
   let firstError: string | undefined;
   await pool(p.count, p.concurrency, async (i) => {
-    const c: StormClient = { token: tokenFor(p, p.offset + i), ws: null, state: 'initial' };
-    for (let attempt = 0; attempt < 3 && !c.ws; attempt++) {
+    const c: StormClient = { token: tokenFor(p, p.offset + i), ws: null, io: null, state: 'initial' };
+    for (let attempt = 0; attempt < 3 && !c.ws && !c.io; attempt++) {
       try {
-        c.ws = await connect(p.url, c.token);
+        if (storm.peer === 'socketio') c.io = await ioConnect(p.url);
+        else c.ws = await connect(p.url, c.token);
       } catch (err) {
         errors += 1;
         firstError ??= String(err);
         await sleep(100);
       }
     }
-    if (!c.ws) return;
-    storm.clients.push(c);
-    c.ws.once('close', () => {
-      storm.firstCloseAt ||= Date.now();
-      c.state = 'down';
-      c.ws = null;
-      reconnectLater(c, 0);
-    });
+    if (c.io) {
+      storm.clients.push(c);
+      c.io.once('disconnect', () => onStormClose(c));
+    } else if (c.ws) {
+      storm.clients.push(c);
+      c.ws.once('close', () => onStormClose(c));
+    }
   });
   return { opened: storm.clients.length, errors, ms: performance.now() - t, ...(firstError ? { firstError } : {}) };
 }
@@ -405,6 +549,8 @@ async function stormClose(): Promise<{ closed: number }> {
     c.state = 'failed'; // no more reconnects
     c.ws?.removeAllListeners('close');
     c.ws?.terminate();
+    c.io?.removeAllListeners('disconnect');
+    c.io?.disconnect();
   }
   storm.clients = [];
   return { closed: n };
@@ -474,5 +620,230 @@ async function refreshLoad(p: { url: string; tokens: string[]; inflight: number;
   return { ...result, statuses };
 }
 
-serve({ handshakes, load, idleOpen, idleClose, stormConnect, stormWait, stormClose, refreshStorm, refreshLoad });
+// ---------------------------------------------------------------- open-loop load (mailbox and soak phases)
+
+/**
+ * Starts `op(i)` at `rate` per second for `ms`, open loop: on schedule whether or not the earlier ones have
+ * answered (a closed loop would slow down with the server and hide its queueing). Resolves once every started op
+ * has finished; returns how many were started.
+ */
+async function openLoop(rate: number, ms: number, op: (i: number) => Promise<void>): Promise<number> {
+  const start = performance.now();
+  const running = new Set<Promise<void>>();
+  let started = 0;
+  for (;;) {
+    const elapsed = performance.now() - start;
+    if (elapsed >= ms) break;
+    const due = Math.floor((elapsed / 1000) * rate) + 1;
+    while (started < due) {
+      const done: Promise<void> = op(started++)
+        .catch(() => undefined)
+        .finally(() => running.delete(done));
+      running.add(done);
+    }
+    await sleep(2);
+  }
+  await Promise.all(running);
+  return started;
+}
+
+/** Latencies kept per window of `bucketMs` from `from` (by when the operation started), and over all. */
+class Windows {
+  readonly all = new Histogram();
+  private readonly parts = new Map<number, Array<[number, number]>>();
+  private readonly pending = new Map<number, Histogram>();
+
+  constructor(
+    private readonly from: number,
+    private readonly bucketMs: number,
+  ) {}
+
+  record(start: number, ms: number): void {
+    this.all.record(ms);
+    if (!Number.isFinite(this.bucketMs)) return;
+    const k = Math.floor((start - this.from) / this.bucketMs);
+    let h = this.pending.get(k);
+    if (!h) this.pending.set(k, (h = new Histogram()));
+    h.record(ms);
+  }
+
+  /** Each window's latencies, sparse, in window order (an empty window: []). */
+  toSparse(): Array<Array<[number, number]>> {
+    for (const [k, h] of this.pending) this.parts.set(k, h.toSparse());
+    this.pending.clear();
+    const last = Math.max(-1, ...this.parts.keys());
+    return Array.from({ length: last + 1 }, (_, k) => this.parts.get(k) ?? []);
+  }
+}
+
+type Frame = { id?: number | string; ok?: boolean; error?: unknown; event?: string };
+
+/** Asks over one socket, any number in flight, each resolved with its answer (or `ok: false` once the socket closed). */
+function askerOf(ws: WebSocket): (to: string, type: string, payload: unknown) => Promise<Frame> {
+  let n = 0;
+  const pending = new Map<number, (frame: Frame) => void>();
+  ws.on('message', (data) => {
+    const frame = JSON.parse(data.toString()) as Frame;
+    const answer = typeof frame.id === 'number' ? pending.get(frame.id) : undefined;
+    if (!answer) return;
+    pending.delete(frame.id as number);
+    answer(frame);
+  });
+  ws.on('close', () => {
+    for (const answer of pending.values()) answer({ ok: false, error: 'socket closed' });
+    pending.clear();
+  });
+  return (to, type, payload) =>
+    new Promise((resolve) => {
+      const id = ++n;
+      pending.set(id, resolve);
+      ws.send(JSON.stringify({ id, to, type, payload }));
+    });
+}
+
+/**
+ * Asks at a steady `rate` per second, open loop, spread round-robin over `sockets` sockets, for warm-up + duration;
+ * the latency of every ask started in the measured window, also per window of `bucketMs` (for the soak's first and
+ * last minute).
+ */
+async function askPace(
+  p: Target & { sockets: number; rate: number; to: string; type: string; warmupMs: number; durationMs: number; bucketMs?: number },
+): Promise<RateResult & { windows?: Array<Array<[number, number]>> }> {
+  const sockets = await Promise.all(Array.from({ length: p.sockets }, (_, i) => connect(p.url, tokenFor(p, i))));
+  const ask = sockets.map(askerOf);
+  const from = performance.now() + p.warmupMs;
+  const end = from + p.durationMs;
+  const windows = new Windows(from, p.bucketMs ?? Infinity);
+  let count = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  await openLoop(p.rate, p.warmupMs + p.durationMs, async (i) => {
+    const start = performance.now();
+    const frame = await ask[i % ask.length]!(p.to, p.type, {});
+    if (start < from || start > end) return;
+    if (frame.ok === false) {
+      errors += 1;
+      firstError ??= JSON.stringify(frame.error);
+    } else {
+      count += 1;
+      windows.record(start, performance.now() - start);
+    }
+  });
+  await Promise.all(sockets.map((ws) => closeAndWait(ws)));
+  const seconds = p.durationMs / 1000;
+  return {
+    count,
+    errors,
+    seconds,
+    rate: count / seconds,
+    latency: windows.all.toSparse(),
+    ...(p.bucketMs ? { windows: windows.toSparse() } : {}),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+/** `inflight` loops of `POST /auth/guest` (each a new guest user, device and session), for a bounded time. */
+async function guestLoad(p: { url: string; inflight: number; warmupMs: number; durationMs: number }): Promise<RateResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: p.inflight });
+  const result = await timedLoops(p, async () => {
+    const start = performance.now();
+    const r = await post(agent, p.url, '/auth/guest', {}).catch((err: Error) => ({ status: 0, body: err.message }));
+    const end = performance.now();
+    return r.status === 200 ? { start, end } : { start, end, error: `${r.status} ${r.body.slice(0, 200)}` };
+  });
+  agent.destroy();
+  return result;
+}
+
+interface AuthKind {
+  count: number;
+  errors: number;
+  latency: Array<[number, number]>;
+  statuses: Record<string, number>;
+  firstError?: string;
+}
+
+function authKind(): AuthKind & { hist: Histogram } {
+  return { count: 0, errors: 0, latency: [], statuses: {}, hist: new Histogram() };
+}
+
+function settleKind(k: AuthKind & { hist: Histogram }): AuthKind {
+  const { hist, ...rest } = k;
+  return { ...rest, latency: hist.toSparse() };
+}
+
+/**
+ * An open-loop storm of `rate` auth requests per second for warm-up + duration: a share `refreshShare` of them
+ * refreshes (each of a different session, each token presented once), the rest guest sign-ins.
+ */
+async function authStorm(p: { url: string; refreshTokens: string[]; rate: number; refreshShare: number; warmupMs: number; durationMs: number }): Promise<{ guest: AuthKind; refresh: AuthKind; started: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const kinds = { guest: authKind(), refresh: authKind() };
+  const from = performance.now() + p.warmupMs;
+  const end = from + p.durationMs;
+  let nextToken = 0;
+  const started = await openLoop(p.rate, p.warmupMs + p.durationMs, async (i) => {
+    const refresh = Math.floor((i + 1) * p.refreshShare) > Math.floor(i * p.refreshShare) && nextToken < p.refreshTokens.length;
+    const kind = refresh ? kinds.refresh : kinds.guest;
+    const start = performance.now();
+    const r = await (refresh ? post(agent, p.url, '/auth/refresh', { refreshToken: p.refreshTokens[nextToken++] }) : post(agent, p.url, '/auth/guest', {})).catch(
+      (err: Error) => ({ status: 0, body: err.message }),
+    );
+    if (start < from || start > end) return;
+    kind.statuses[r.status] = (kind.statuses[r.status] ?? 0) + 1;
+    if (r.status === 200) {
+      kind.count += 1;
+      kind.hist.record(performance.now() - start);
+    } else {
+      kind.errors += 1;
+      kind.firstError ??= `${r.status} ${r.body.slice(0, 200)}`;
+    }
+  });
+  agent.destroy();
+  return { guest: settleKind(kinds.guest), refresh: settleKind(kinds.refresh), started };
+}
+
+/**
+ * The soak: `rate` cycles per second, open loop, for `durationMs`; a cycle is a guest sign-in, a refresh of the
+ * session it opened, and a logout with the refreshed token, one after the other. Every request's latency is kept
+ * per window of `bucketMs` (by when it started).
+ */
+async function soakCycles(p: { url: string; rate: number; durationMs: number; bucketMs: number }): Promise<{
+  cycles: number;
+  completed: number;
+  errors: number;
+  statuses: Record<string, number>;
+  windows: Array<Array<[number, number]>>;
+  firstError?: string;
+}> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const windows = new Windows(performance.now(), p.bucketMs);
+  const statuses: Record<string, number> = {};
+  let completed = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const step = async (path: string, body: unknown, want: number): Promise<string | null> => {
+    const start = performance.now();
+    const r = await post(agent, p.url, path, body).catch((err: Error) => ({ status: 0, body: err.message }));
+    windows.record(start, performance.now() - start);
+    statuses[`${path} ${r.status}`] = (statuses[`${path} ${r.status}`] ?? 0) + 1;
+    if (r.status !== want) {
+      errors += 1;
+      firstError ??= `${path}: ${r.status} ${r.body.slice(0, 200)}`;
+      return null;
+    }
+    return r.body;
+  };
+  const cycles = await openLoop(p.rate, p.durationMs, async () => {
+    const signedIn = await step('/auth/guest', {}, 200);
+    if (signedIn === null) return;
+    const refreshed = await step('/auth/refresh', { refreshToken: (JSON.parse(signedIn) as { refreshToken: string }).refreshToken }, 200);
+    if (refreshed === null) return;
+    if ((await step('/auth/logout', { refreshToken: (JSON.parse(refreshed) as { refreshToken: string }).refreshToken }, 204)) !== null) completed += 1;
+  });
+  agent.destroy();
+  return { cycles, completed, errors, statuses, windows: windows.toSparse(), ...(firstError ? { firstError } : {}) };
+}
+
+serve({ handshakes, load, idleOpen, idleClose, stormConnect, stormWait, stormClose, refreshStorm, refreshLoad, askPace, guestLoad, authStorm, soakCycles });
 process.send?.({ event: 'ready', data: null });

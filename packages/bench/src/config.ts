@@ -18,7 +18,23 @@ export interface BenchConfig {
   rooms: { sockets: number; inflight: number; rooms: number };
   memory: { connections: number; concurrency: number; settleMs: number };
   refreshStorm: { concurrency: number };
-  lowdb: { users: number; sessionsPerUser: number; inflight: number };
+  /**
+   * The store at scale: for each size (stored sessions), a store file of `size / sessionsPerUser` users written
+   * straight to disk, the built server started on it, then refreshes of distinct sessions (`sample` of them, spread
+   * over the store), `inflight` at a time.
+   */
+  lowdb: { sizes: number[]; sessionsPerUser: number; inflight: number; sample: number; timeoutMs: number };
+  /**
+   * The mailbox under load: guest sign-ins with `guestInflight` in flight; `UserStore.GetOwn` asked at `askRate`/s
+   * over `askSockets` sockets, alone and during an open-loop storm of `stormRate` auth requests/s (a share
+   * `refreshShare` of them refreshes, the rest guest sign-ins).
+   */
+  mailbox: { guestInflight: number; askSockets: number; askRate: number; stormRate: number; refreshShare: number };
+  /**
+   * The soak (`--only=soak`): `cycleRate` guest sign-in → refresh → logout cycles per second for `durationMs`
+   * (`--soak-minutes`), with `UserStore.GetOwn` asked at `askRate`/s; figures per window of `windowMs`.
+   */
+  soak: { cycleRate: number; durationMs: number; windowMs: number; askSockets: number; askRate: number };
   reconnect: { clients: number; concurrency: number; jitterMs: number; maxBackoffMs: number; timeoutMs: number };
   /**
    * Start-up: each server started `starts` times (spawn → first `GET /healthz` 200, polled every `pollMs`), one of them
@@ -42,7 +58,9 @@ export const FULL: BenchConfig = {
   rooms: { sockets: 100, inflight: 5, rooms: 100 },
   memory: { connections: 15_000, concurrency: 100, settleMs: 2_000 },
   refreshStorm: { concurrency: 200 },
-  lowdb: { users: 10_000, sessionsPerUser: 2, inflight: 64 },
+  lowdb: { sizes: [10_000, 100_000, 1_000_000], sessionsPerUser: 2, inflight: 64, sample: 20_000, timeoutMs: 15 * 60_000 },
+  mailbox: { guestInflight: 64, askSockets: 20, askRate: 200, stormRate: 200, refreshShare: 0.5 },
+  soak: { cycleRate: 6.7, durationMs: 2 * 60_000, windowMs: 60_000, askSockets: 10, askRate: 50 },
   reconnect: { clients: 10_000, concurrency: 100, jitterMs: 250, maxBackoffMs: 2_000, timeoutMs: 120_000 },
   startup: { starts: 7, users: 10_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 60_000 },
   phaseTimeoutMs: 240_000,
@@ -60,7 +78,9 @@ export const CI: BenchConfig = {
   rooms: { sockets: 10, inflight: 2, rooms: 10 },
   memory: { connections: 200, concurrency: 50, settleMs: 100 },
   refreshStorm: { concurrency: 20 },
-  lowdb: { users: 100, sessionsPerUser: 2, inflight: 16 },
+  lowdb: { sizes: [1_000], sessionsPerUser: 2, inflight: 16, sample: 1_000, timeoutMs: 40_000 },
+  mailbox: { guestInflight: 16, askSockets: 4, askRate: 100, stormRate: 50, refreshShare: 0.5 },
+  soak: { cycleRate: 6.7, durationMs: 20_000, windowMs: 10_000, askSockets: 2, askRate: 20 },
   reconnect: { clients: 200, concurrency: 50, jitterMs: 50, maxBackoffMs: 500, timeoutMs: 20_000 },
   startup: { starts: 2, users: 1_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 20_000 },
   phaseTimeoutMs: 40_000,

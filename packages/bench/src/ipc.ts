@@ -63,6 +63,8 @@ export interface ForkOptions {
   /** Passed to the child as JSON in BENCH_OPTS. */
   options?: unknown;
   name?: string;
+  /** A JavaScript script run by `node` alone: no ts-node, and the workspace packages resolved to their builds. */
+  plain?: boolean;
 }
 
 export class Proc {
@@ -102,12 +104,12 @@ export class Proc {
     });
   }
 
-  /** Forks `script` (a .ts file under src/) with ts-node registered and cwd = packages/bench. */
+  /** Forks `script` (a .ts file under src/, with ts-node registered; or a plain one) with cwd = packages/bench. */
   static fork(script: string, options: ForkOptions = {}): Proc {
     const path = fileURLToPath(new URL(script, import.meta.url));
     const child = fork(path, [], {
       cwd: BENCH_DIR,
-      execArgv: ['--import', REGISTER, ...(options.nodeFlags ?? [])],
+      execArgv: [...(options.plain ? [] : ['--import', REGISTER]), ...(options.nodeFlags ?? [])],
       env: { ...process.env, BENCH_OPTS: JSON.stringify(options.options ?? {}) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -5,9 +5,19 @@
  * IPC), and stops gracefully on SIGTERM, as `greenroom serve` does.
  */
 import { z } from 'zod';
-import { defineActor, Greenroom, type LowdbStore } from '@greenroom/server';
+import { defineActor, Greenroom } from '@greenroom/server';
 import { internals, seedSessions, type SeedOptions } from '@greenroom/server/testing';
 import { childOptions, emit, serve } from '../ipc.js';
+import { writeSeedStore, type SeedStoreOptions } from '../seed-store.js';
+
+/** The fields of a stored session the bench reads (packages/server/src/actors/records.ts). */
+interface SessionRecord {
+  [key: string]: unknown;
+  generation: number;
+  revokedAt: number | null;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+}
 
 export interface GreenroomServerOptions {
   port: number;
@@ -16,6 +26,8 @@ export interface GreenroomServerOptions {
   maxConnections: number;
   askRate: number;
   askBurst: number;
+  /** Guest sign-ins per address per window (the default, 20 per 10 minutes, would refuse a load of them). */
+  guestMaxPerWindow?: number;
 }
 
 const Echo = defineActor({
@@ -71,6 +83,7 @@ const server = await Greenroom.start({
     // The idle and reconnect phases share a few sessions across thousands of sockets: quotas are not measured here.
     maxConnectionsPerSession: opts.maxConnections,
     maxConnectionsPerUser: opts.maxConnections,
+    ...(opts.guestMaxPerWindow ? { guestMaxPerWindow: opts.guestMaxPerWindow } : {}),
     logLevel: 'silent',
   },
   actors: [Echo, BenchRoom],
@@ -86,6 +99,16 @@ process.on('SIGTERM', () => void stop().then(() => process.exit(0), () => proces
 serve({
   // Straight into the store in batches: issuing 20,000 sessions one by one would take minutes (docs/benchmarks.md).
   seed: async (req: SeedOptions) => seedSessions(server, req),
+  /** A store file for another data dir (opened later by a server with this one's secret), its tokens minted here. */
+  writeSeedStore: async (req: SeedStoreOptions) => {
+    const { tokens, config } = internals(server);
+    return writeSeedStore(req, {
+      newRefreshToken: (sid, generation) => tokens.newRefreshToken(sid, generation),
+      hash: (token) => tokens.hash(token),
+      refreshTtlS: config.refreshTtlS,
+      refreshMaxTtlS: config.refreshMaxTtlS,
+    });
+  },
   mem: async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
     for (let i = 0; i < 3; i++) {
@@ -96,10 +119,40 @@ serve({
   },
   stats: () => ({
     rotations: internals(server).refresh.rotations,
-    flushes: (internals(server).store as LowdbStore).flushCount,
+    // A store without a flush counter (one behind another seam) reports null.
+    flushes: (internals(server).store as { flushCount?: number }).flushCount ?? null,
     connections: internals(server).connections.size,
     asks: internals(server).connections.asks,
   }),
+  /** One session as the store holds it now (the bench learns the store's content from the server, never its files). */
+  session: async (req: { sid: string }) => {
+    const s = await internals(server).store.get<SessionRecord>('sessions', req.sid);
+    return s ? { generation: s.generation, revokedAt: s.revokedAt } : null;
+  },
+  /** Live and ended sessions, with the JSON bytes each kind takes (`"<sid>":<record>`, as a snapshot line holds it). */
+  sessions: async () => {
+    const store = internals(server).store;
+    const now = Date.now();
+    const out = { live: 0, ended: 0, liveBytes: 0, endedBytes: 0, users: await store.count('users') };
+    for (let after: string | undefined; ; ) {
+      const page = await store.scan<SessionRecord>('sessions', { limit: 1_000, ...(after === undefined ? {} : { after }) });
+      for (const { id, value } of page.items) {
+        const bytes = Buffer.byteLength(`${JSON.stringify(id)}:${JSON.stringify(value)}`);
+        const live = value.revokedAt === null && value.expiresAt > now && value.absoluteExpiresAt > now;
+        if (live) {
+          out.live += 1;
+          out.liveBytes += bytes;
+        } else {
+          out.ended += 1;
+          out.endedBytes += bytes;
+        }
+      }
+      if (page.next === null) break;
+      after = page.next;
+    }
+    return out;
+  },
+  cpu: () => process.cpuUsage(),
   /** BenchRoom's stored messages: how many, and (`clear`) deleted in one write, so each round starts on an empty room. */
   messages: async (req: { clear?: boolean }) => {
     const store = internals(server).store;

@@ -67,6 +67,7 @@ serve({
     }
     return { ...process.memoryUsage(), connections: wss.clients.size };
   },
+  cpu: () => process.cpuUsage(),
   mark: () => Number(process.hrtime.bigint() / 1000n),
   stop: async () => {
     await stop();
