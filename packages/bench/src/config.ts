@@ -21,9 +21,10 @@ export interface BenchConfig {
   /**
    * The store at scale: for each size (stored sessions), a store file of `size / sessionsPerUser` users written
    * straight to disk, the built server started on it, then refreshes of distinct sessions (`sample` of them, spread
-   * over the store), `inflight` at a time.
+   * over the store), `inflight` at a time, for `warmupMs` + `durationMs` (longer than other rates: a flush of a large
+   * store takes seconds, and the first one encodes every record).
    */
-  lowdb: { sizes: number[]; sessionsPerUser: number; inflight: number; sample: number; timeoutMs: number };
+  lowdb: { sizes: number[]; sessionsPerUser: number; inflight: number; sample: number; warmupMs: number; durationMs: number; timeoutMs: number };
   /**
    * The mailbox under load: guest sign-ins with `guestInflight` in flight; `UserStore.GetOwn` asked at `askRate`/s
    * over `askSockets` sockets, alone and during an open-loop storm of `stormRate` auth requests/s (a share
@@ -58,13 +59,13 @@ export const FULL: BenchConfig = {
   rooms: { sockets: 100, inflight: 5, rooms: 100 },
   memory: { connections: 15_000, concurrency: 100, settleMs: 2_000 },
   refreshStorm: { concurrency: 200 },
-  lowdb: { sizes: [10_000, 100_000, 1_000_000], sessionsPerUser: 2, inflight: 64, sample: 20_000, timeoutMs: 15 * 60_000 },
+  lowdb: { sizes: [10_000, 100_000, 1_000_000], sessionsPerUser: 2, inflight: 64, sample: 20_000, warmupMs: 5_000, durationMs: 15_000, timeoutMs: 15 * 60_000 },
   mailbox: { guestInflight: 64, askSockets: 20, askRate: 200, stormRate: 200, refreshShare: 0.5 },
   soak: { cycleRate: 6.7, durationMs: 2 * 60_000, windowMs: 60_000, askSockets: 10, askRate: 50 },
   reconnect: { clients: 10_000, concurrency: 100, jitterMs: 250, maxBackoffMs: 2_000, timeoutMs: 120_000 },
   startup: { starts: 7, users: 10_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 60_000 },
   phaseTimeoutMs: 240_000,
-  totalTimeoutMs: 15 * 60_000,
+  totalTimeoutMs: 40 * 60_000,
 };
 
 export const CI: BenchConfig = {
@@ -78,11 +79,11 @@ export const CI: BenchConfig = {
   rooms: { sockets: 10, inflight: 2, rooms: 10 },
   memory: { connections: 200, concurrency: 50, settleMs: 100 },
   refreshStorm: { concurrency: 20 },
-  lowdb: { sizes: [1_000], sessionsPerUser: 2, inflight: 16, sample: 1_000, timeoutMs: 40_000 },
+  lowdb: { sizes: [1_000], sessionsPerUser: 2, inflight: 16, sample: 1_000, warmupMs: 500, durationMs: 1_000, timeoutMs: 60_000 },
   mailbox: { guestInflight: 16, askSockets: 4, askRate: 100, stormRate: 50, refreshShare: 0.5 },
   soak: { cycleRate: 6.7, durationMs: 20_000, windowMs: 10_000, askSockets: 2, askRate: 20 },
   reconnect: { clients: 200, concurrency: 50, jitterMs: 50, maxBackoffMs: 500, timeoutMs: 20_000 },
   startup: { starts: 2, users: 1_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 20_000 },
-  phaseTimeoutMs: 40_000,
-  totalTimeoutMs: 120_000,
+  phaseTimeoutMs: 60_000,
+  totalTimeoutMs: 240_000,
 };

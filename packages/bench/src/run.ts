@@ -90,7 +90,7 @@ const STARTUP_MS = 60_000;
 const ROOT = resolve(BENCH_DIR, '..', '..');
 
 async function startRaw(mode: 'echo' | 'json', port = 0): Promise<Started> {
-  const proc = Proc.fork('./servers/raw.ts', { name: `raw-${mode}`, nodeFlags: ['--expose-gc'], options: { port, mode } });
+  const proc = Proc.fork('./servers/raw.mjs', { name: `raw-${mode}`, plain: true, nodeFlags: ['--expose-gc'], options: { port, mode } });
   const ready = await proc.once<{ url: string; port: number; startMs: number }>('ready', STARTUP_MS);
   return { proc, ...ready };
 }
@@ -132,7 +132,7 @@ async function startGreenroom(o: GreenroomStart = {}): Promise<Started & { dataD
 }
 
 async function startSocketIo(port = 0): Promise<Started> {
-  const proc = Proc.fork('./servers/socketio.ts', { name: 'socket.io', nodeFlags: ['--expose-gc'], options: { port } });
+  const proc = Proc.fork('./servers/socketio.mjs', { name: 'socket.io', plain: true, nodeFlags: ['--expose-gc'], options: { port } });
   const ready = await proc.once<{ url: string; port: number; startMs: number }>('ready', STARTUP_MS);
   return { proc, ...ready };
 }
@@ -193,11 +193,11 @@ async function startBuiltServe(o: { port: number; dataDir: string; secret: strin
  * The bench's server on the build (servers/greenroom-built.mjs: `node` alone, the built-in actors, memory over IPC);
  * ready once `GET /readyz` answers 200, `startMs` being spawn → ready.
  */
-async function startBuiltBench(o: { port: number; dataDir: string; secret: string; profile?: string }): Promise<Started> {
+async function startBuiltBench(o: { port: number; dataDir: string; secret: string; maxConnections?: number; profile?: string }): Promise<Started> {
   const nodeFlags = ['--expose-gc'];
   if (o.profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, o.profile)}`);
   const t0 = performance.now();
-  const proc = Proc.fork('./servers/greenroom-built.mjs', { name: 'greenroom (built)', plain: true, nodeFlags, options: { port: o.port, dataDir: o.dataDir, secret: o.secret } });
+  const proc = Proc.fork('./servers/greenroom-built.mjs', { name: 'greenroom (built)', plain: true, nodeFlags, options: { port: o.port, dataDir: o.dataDir, secret: o.secret, maxConnections: o.maxConnections ?? 20_000 } });
   await Promise.race([awaitHttp200(proc, o.port, '/readyz', cfg.lowdb.timeoutMs), proc.exited.then(({ code, signal }) => Promise.reject(new Error(`the built server exited (${signal ?? code}) while starting`)))]);
   const startMs = performance.now() - t0;
   return { proc, url: `http://127.0.0.1:${o.port}`, port: o.port, startMs };
@@ -268,10 +268,10 @@ function expectSome<T extends RateResult>(what: string, r: T): T {
 }
 
 /** The µs window of a client call on the server's clock, for cutting its profile to the measured part. */
-async function profiled<T>(server: Started, fn: () => Promise<T>): Promise<{ result: T; window: Window }> {
-  const start = (await server.proc.call<number>('mark')) + cfg.warmupMs * 1000;
+async function profiled<T>(server: Started, fn: () => Promise<T>, timing: { warmupMs: number; durationMs: number } = cfg): Promise<{ result: T; window: Window }> {
+  const start = (await server.proc.call<number>('mark')) + timing.warmupMs * 1000;
   const result = await fn();
-  const end = Math.min(await server.proc.call<number>('mark'), start + cfg.durationMs * 1000);
+  const end = Math.min(await server.proc.call<number>('mark'), start + timing.durationMs * 1000);
   return { result, window: { start, end } };
 }
 
@@ -471,7 +471,11 @@ async function memoryOf(server: Started, tokens: string[] | undefined, wire: { p
 async function memory(): Promise<void> {
   const n = cfg.memory.connections;
   // Started together (each is measured alone, its own process's memory): the start-ups overlap.
-  const [raw, json, sio, seeded] = await Promise.all([startPeer('raw'), startPeer('json'), startPeer('socketio'), startGreenroom({ maxConnections: n + 1_000 })]);
+  // Greenroom: the bench's server on the build (servers/greenroom-built.mjs), which starts in a fraction of ts-node's time.
+  const dataDir = mkdtempSync(join(work, 'data-'));
+  const secret = randomBytes(32).toString('hex');
+  const built = { dataDir, secret, maxConnections: n + 1_000 };
+  const [raw, json, sio, seeded] = await Promise.all([startPeer('raw'), startPeer('json'), startPeer('socketio'), startBuiltBench({ port: await freePort(), ...built })]);
   for (const [peer, server] of [['raw', raw], ['json', json], ['socketio', sio]] as const) {
     log(`memory: ${n} idle ${PEER_NAMES[peer]} connections`);
     const m = await memoryOf(server, undefined, wireOf(peer));
@@ -485,7 +489,7 @@ async function memory(): Promise<void> {
   // Measured on a fresh process over the seeded data dir: seeding leaves freed heap pages behind, which the
   // connections would then fill without growing the RSS (one run showed 0.5 KB per connection that way).
   await seeded.proc.stop();
-  const gr = await startGreenroom({ maxConnections: n + 1_000, dataDir: seeded.dataDir, secret: seeded.secret });
+  const gr = await startBuiltBench({ port: await freePort(), ...built });
   results.memGreenroom = await memoryOf(gr, tokens);
   await gr.proc.stop();
 }
@@ -545,9 +549,10 @@ async function lowdb(): Promise<void> {
       const { result: r, window } = await profiled(server, () =>
         clients[0]!.call<RateResult & { statuses: Record<string, number> }>(
           'refreshLoad',
-          { url: server.url, tokens: seeded.refreshTokens, inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs },
+          { url: server.url, tokens: seeded.refreshTokens, inflight, warmupMs: cfg.lowdb.warmupMs, durationMs: cfg.lowdb.durationMs },
           cfg.lowdb.timeoutMs,
         ),
+        cfg.lowdb,
       );
       const after = await gr.proc.call<{ flushes: number | null }>('stats');
       row.refresh = expectSome(`lowdb refreshes at ${size}`, r);
@@ -679,10 +684,13 @@ async function stormOf(kind: Peer | 'greenroom'): Promise<StormResult> {
   let tokens: string[] | undefined;
   let restart: () => Promise<Started>;
   if (kind === 'greenroom') {
-    const seeder = await startGreenroom({ maxConnections: rc.clients + 1_000 });
+    // Seeded by the bench's server on the build (no ts-node start), which then stops and leaves the data dir.
+    const dataDir = mkdtempSync(join(work, 'data-'));
+    const secret = randomBytes(32).toString('hex');
+    const seeder = await startBuiltBench({ port: await freePort(), dataDir, secret });
     tokens = (await seed(seeder, rc.clients, 1, { access: true })).map((s) => s.accessToken!);
     await seeder.proc.stop(30_000);
-    const built = { port, dataDir: seeder.dataDir, secret: seeder.secret, maxConnections: rc.clients + 1_000 };
+    const built = { port, dataDir, secret, maxConnections: rc.clients + 1_000 };
     server = await startBuiltServe(built);
     restart = () => startBuiltServe(built);
   } else {
@@ -905,9 +913,9 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 log(`Greenroom bench (${cfg.name}${args.profile ? ', profiled' : ''}): ${only.join(', ')}; ${machine.cpu} × ${machine.cores}, node ${machine.node}`);
-/** What `node scripts/build.mjs` did before the phases that run the build (lowdb, reconnect, startup). */
+/** What `node scripts/build.mjs` did before the phases that run the build (memory, lowdb, reconnect, startup). */
 let built: string | undefined;
-if (only.some((p) => p === 'lowdb' || p === 'reconnect' || p === 'startup')) {
+if (only.some((p) => p === 'memory' || p === 'lowdb' || p === 'reconnect' || p === 'startup')) {
   // Before the phases, outside their time bounds: on a fresh checkout the build takes longer than a CI phase may.
   log('node scripts/build.mjs (builds what is out of date)');
   built = await buildOutOfDate();

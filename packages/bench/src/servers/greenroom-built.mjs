@@ -1,12 +1,12 @@
 // The Greenroom server of the store-at-scale phase, from the build (packages/server/dist, what `npm start` runs):
 // plain JavaScript started with `node` alone, so that its start-up and heap are the product's, without ts-node.
-// Configured like servers/greenroom.ts (BENCH_OPTS), with the built-in actors only; it answers the orchestrator's
-// calls on the IPC channel with the same message shape as ../ipc.ts (`{rpc, method, params}` → `{rpc, result|error}`):
-// mem, cpu, mark, stop. Started by run.ts with --expose-gc; on SIGTERM it stops gracefully, as `greenroom serve` does.
+// Configured like servers/greenroom.ts (BENCH_OPTS), with the built-in actors only; answers mem, seed, stats, cpu,
+// mark and stop over IPC. Started by run.ts with --expose-gc; on SIGTERM it stops gracefully, as `greenroom serve` does.
 import { Greenroom } from '@greenroom/server';
-import { internals } from '@greenroom/server/testing';
+import { internals, seedSessions } from '@greenroom/server/testing';
+import { childOptions, common, emit, memoryAfterGc, serve } from './child.mjs';
 
-const opts = JSON.parse(process.env.BENCH_OPTS ?? '{}');
+const opts = childOptions();
 
 const server = await Greenroom.start({
   env: {},
@@ -27,36 +27,16 @@ function stop() {
 }
 process.on('SIGTERM', () => void stop().then(() => process.exit(0), () => process.exit(1)));
 
-const handlers = {
-  mem: async () => {
-    for (let i = 0; i < 3; i++) {
-      globalThis.gc?.();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return { ...process.memoryUsage(), connections: internals(server).connections.size };
-  },
+serve({
+  ...common,
+  mem: () => memoryAfterGc(() => internals(server).connections.size),
+  // Straight into the store in batches, as servers/greenroom.ts seeds (for the reconnect storm's sessions).
+  seed: (req) => seedSessions(server, req),
   stats: () => ({ rotations: internals(server).refresh.rotations, flushes: internals(server).store.flushCount ?? null }),
-  cpu: () => process.cpuUsage(),
-  mark: () => Number(process.hrtime.bigint() / 1000n),
   stop: async () => {
     await stop();
     setImmediate(() => process.exit(0));
     return { stopped: true };
   },
-};
-
-process.on('message', (msg) => {
-  if (typeof msg !== 'object' || msg === null || typeof msg.rpc !== 'number') return;
-  const handler = handlers[msg.method];
-  Promise.resolve()
-    .then(() => {
-      if (!handler) throw new Error(`no method ${msg.method}`);
-      return handler(msg.params);
-    })
-    .then(
-      (result) => process.send?.({ rpc: msg.rpc, result: result ?? null }),
-      (err) => process.send?.({ rpc: msg.rpc, error: err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err) }),
-    );
 });
-process.on('disconnect', () => process.exit(0));
-process.send?.({ event: 'ready', data: { port: server.port, url: server.url, startMs: performance.now() } });
+emit('ready', { port: server.port, url: server.url, startMs: performance.now() });

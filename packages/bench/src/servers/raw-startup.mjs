@@ -1,4 +1,4 @@
-// The start-up phase's baseline: the raw `ws` server of servers/raw.ts (node:http + a WebSocketServer on /ws, echo)
+// The start-up phase's baseline: the raw `ws` server of servers/raw.mjs (node:http + a WebSocketServer on /ws, echo)
 // as a plain JavaScript program, run with `node` and nothing else (no ts-node, no IPC), so that its start-up is
 // Node's and `ws`'s alone. Configured like `greenroom serve`: GREENROOM_PORT, GREENROOM_HOST. Answers
 // `GET /healthz` with 200 once it listens, logs one JSON line with its URL, and on SIGTERM closes its sockets (1001)
