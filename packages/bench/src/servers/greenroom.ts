@@ -10,13 +10,14 @@ import { internals, seedSessions, type SeedOptions } from '@greenroom/server/tes
 import { childOptions, emit, serve } from '../ipc.js';
 import { writeSeedStore, type SeedStoreOptions } from '../seed-store.js';
 
-/** The fields of a stored session the bench reads (packages/server/src/actors/records.ts). */
+/** The fields of a stored session the bench reads (packages/server/src/actors/records.ts); an ended one has fewer. */
 interface SessionRecord {
   [key: string]: unknown;
-  generation: number;
+  ended?: boolean;
+  generation?: number;
   revokedAt: number | null;
   expiresAt: number;
-  absoluteExpiresAt: number;
+  absoluteExpiresAt?: number;
 }
 
 export interface GreenroomServerOptions {
@@ -127,7 +128,7 @@ serve({
   /** One session as the store holds it now (the bench learns the store's content from the server, never its files). */
   session: async (req: { sid: string }) => {
     const s = await internals(server).store.get<SessionRecord>('sessions', req.sid);
-    return s ? { generation: s.generation, revokedAt: s.revokedAt } : null;
+    return s ? { generation: s.generation ?? null, revokedAt: s.revokedAt } : null;
   },
   /** Live and ended sessions, with the JSON bytes each kind takes (`"<sid>":<record>`, as a snapshot line holds it). */
   sessions: async () => {
@@ -138,7 +139,7 @@ serve({
       const page = await store.scan<SessionRecord>('sessions', { limit: 1_000, ...(after === undefined ? {} : { after }) });
       for (const { id, value } of page.items) {
         const bytes = Buffer.byteLength(`${JSON.stringify(id)}:${JSON.stringify(value)}`);
-        const live = value.revokedAt === null && value.expiresAt > now && value.absoluteExpiresAt > now;
+        const live = value.ended !== true && value.revokedAt === null && value.expiresAt > now && (value.absoluteExpiresAt ?? Infinity) > now;
         if (live) {
           out.live += 1;
           out.liveBytes += bytes;
