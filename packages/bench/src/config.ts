@@ -64,7 +64,7 @@ export const FULL: BenchConfig = {
   soak: { cycleRate: 6.7, durationMs: 2 * 60_000, windowMs: 60_000, askSockets: 10, askRate: 50 },
   reconnect: { clients: 10_000, concurrency: 100, jitterMs: 250, maxBackoffMs: 2_000, timeoutMs: 120_000 },
   startup: { starts: 7, users: 10_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 60_000 },
-  phaseTimeoutMs: 240_000,
+  phaseTimeoutMs: 360_000,
   totalTimeoutMs: 40 * 60_000,
 };
 
