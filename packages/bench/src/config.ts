@@ -85,5 +85,5 @@ export const CI: BenchConfig = {
   reconnect: { clients: 200, concurrency: 50, jitterMs: 50, maxBackoffMs: 500, timeoutMs: 20_000 },
   startup: { starts: 2, users: 1_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 20_000 },
   phaseTimeoutMs: 60_000,
-  totalTimeoutMs: 240_000,
+  totalTimeoutMs: 300_000,
 };
