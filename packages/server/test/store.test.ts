@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StoreError } from '../src/errors.js';
 import { LOCK_FILE } from '../src/store/lock.js';
-import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
+import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles, type LowdbStoreOptions } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { storeContract } from './store.contract.js';
 
@@ -183,12 +183,17 @@ describe('LowdbStore on disk', () => {
   let dir: string;
   let file: string;
   const opened: LowdbStore[] = [];
-  const open = async (options?: { file?: string }) => {
+  const open = async (options?: LowdbStoreOptions) => {
     const store = await LowdbStore.open(dir, options);
     opened.push(store);
     return store;
   };
-  const onDisk = (): Record<string, Record<string, unknown>> => JSON.parse(readFileSync(file, 'utf8'));
+  /** The durable state: what a start-up would read from the snapshot and the journal. */
+  const onDisk = async (): Promise<Record<string, Record<string, unknown>>> => {
+    const data = (await readStoreFiles(file)) ?? new Map();
+    return Object.fromEntries([...data].map(([name, records]) => [name, Object.fromEntries(records)]));
+  };
+  const journalFile = () => `${file}.journal.1`;
 
   beforeEach(async () => {
     dir = join(await newDir(), 'data');
@@ -199,19 +204,20 @@ describe('LowdbStore on disk', () => {
     await rm(dirname(dir), { recursive: true, force: true });
   });
 
-  it('creates the data dir with mode 0700 and the store file with mode 0600', async () => {
+  it('creates the data dir with mode 0700, and the store file and its journal with mode 0600', async () => {
     const store = await open();
     await store.put('users', 'u1', { v: 1 });
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(journalFile())).mode & 0o777).toBe(0o600);
   });
 
   it('has the data in the file when a put resolves', async () => {
     const store = await open();
     await store.put('users', 'u1', { name: 'ann' });
-    expect(onDisk().users).toEqual({ u1: { name: 'ann' } });
+    expect((await onDisk()).users).toEqual({ u1: { name: 'ann' } });
     await store.delete('users', 'u1');
-    expect(onDisk().users).toEqual({});
+    expect((await onDisk()).users).toEqual({});
   });
 
   it('resolves each of many concurrent puts only once the file holds it', async () => {
@@ -219,8 +225,8 @@ describe('LowdbStore on disk', () => {
     const missing: string[] = [];
     await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        store.put('sessions', `s${i}`, { i }).then(() => {
-          if (!onDisk().sessions?.[`s${i}`]) missing.push(`s${i}`);
+        store.put('sessions', `s${i}`, { i }).then(async () => {
+          if (!(await onDisk()).sessions?.[`s${i}`]) missing.push(`s${i}`);
         }),
       ),
     );
@@ -235,7 +241,7 @@ describe('LowdbStore on disk', () => {
       { op: 'put', collection: 'fingerprints', id: 'f1', value: { uid: 'u1' } },
     ]);
     expect(store.flushCount - before).toBe(1);
-    expect(onDisk()).toEqual({ users: { u1: { v: 1 } }, fingerprints: { f1: { uid: 'u1' } } });
+    expect(await onDisk()).toEqual({ users: { u1: { v: 1 } }, fingerprints: { f1: { uid: 'u1' } } });
   });
 
   it('group-commits: 100 concurrent puts cost at most 2 flushes', async () => {
@@ -246,7 +252,7 @@ describe('LowdbStore on disk', () => {
     const flushes = store.flushCount - before;
     expect(flushes).toBeGreaterThanOrEqual(1);
     expect(flushes).toBeLessThanOrEqual(2);
-    expect(Object.keys(onDisk().sessions ?? {})).toHaveLength(100);
+    expect(Object.keys((await onDisk()).sessions ?? {})).toHaveLength(100);
   });
 
   it('puts made while a flush runs share the next flush', async () => {
@@ -258,7 +264,7 @@ describe('LowdbStore on disk', () => {
     const wave = Array.from({ length: 50 }, (_, i) => store.put('users', `w${i}`, {}));
     await Promise.all([first, ...wave]);
     expect(store.flushCount - before).toBeLessThanOrEqual(2);
-    expect(Object.keys(onDisk().users ?? {})).toHaveLength(51);
+    expect(Object.keys((await onDisk()).users ?? {})).toHaveLength(51);
   });
 
   it('reads everything back after a reopen', async () => {
@@ -306,7 +312,7 @@ describe('LowdbStore on disk', () => {
     const store = await open();
     await Promise.all(Array.from({ length: 30 }, (_, i) => store.put('users', `u${i}`, {})));
     for (let i = 0; i < 5; i++) await store.put('users', `seq${i}`, {});
-    expect((await readdir(dir)).sort()).toEqual([DEFAULT_STORE_FILE, LOCK_FILE].sort());
+    expect((await readdir(dir)).sort()).toEqual([DEFAULT_STORE_FILE, `${DEFAULT_STORE_FILE}.journal.1`, LOCK_FILE].sort());
     await store.close();
 
     const leftover = join(dir, `.${DEFAULT_STORE_FILE}.99999.3.tmp`);
@@ -346,11 +352,16 @@ describe('LowdbStore on disk', () => {
 
   describe('a failed flush', () => {
     it('rejects its writes with STORE_WRITE_FAILED, then stops the store (fail-stop)', async () => {
-      const store = await open();
+      let failing = false;
+      const store = await open({
+        faults: {
+          beforeSync: async () => {
+            if (failing) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+          },
+        },
+      });
       await store.put('users', 'u1', { v: 1 });
-      // Make the rename fail: a non-empty directory now sits where the store file goes.
-      await rm(file);
-      await mkdir(join(file, 'blocker'), { recursive: true });
+      failing = true;
 
       const failed = await Promise.all([store.put('users', 'u2', {}), store.put('users', 'u3', {})].map(rejection));
       for (const err of failed) expect(err.code).toBe('STORE_WRITE_FAILED');
@@ -358,7 +369,7 @@ describe('LowdbStore on disk', () => {
       expect((await rejection(store.put('users', 'u4', {}))).code).toBe('STORE_WRITE_FAILED');
       expect((await rejection(store.ping())).code).toBe('STORE_WRITE_FAILED');
       // No temp file is left, and close still releases the lock.
-      expect((await readdir(dir)).sort()).toEqual([DEFAULT_STORE_FILE, LOCK_FILE].sort());
+      expect((await readdir(dir)).sort()).toEqual([DEFAULT_STORE_FILE, `${DEFAULT_STORE_FILE}.journal.1`, LOCK_FILE].sort());
       await store.close();
       expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
     });
