@@ -22,7 +22,7 @@ import { ADMIN_SOCKET_FILE } from '../src/gateway/admin-socket.js';
 import { internals } from '../src/server.js';
 import { BackupError, BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { parseStoreDocument } from '../src/store/durable-file.js';
-import { DEFAULT_STORE_FILE, LowdbStore } from '../src/store/lowdb-store.js';
+import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { eventually, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 import { greenroom, type CommandRun, tempDirs } from './helpers.js';
@@ -39,9 +39,23 @@ const tempDir = tempDirs();
 
 const storeFileOf = (dataDir: string) => join(dataDir, DEFAULT_STORE_FILE);
 
-/** The data dir's entries other than the store file, the secret and (while a server runs) the socket. */
+const isJournal = (name: string) => /^greenroom\.json\.journal\.[0-9]+$/.test(name);
+
+/** The data dir's entries other than the store file and its journal, the secret and (while a server runs) the socket. */
 async function strays(dataDir: string): Promise<string[]> {
-  return (await readdir(dataDir)).filter((n) => ![DEFAULT_STORE_FILE, 'secret', ADMIN_SOCKET_FILE].includes(n)).sort();
+  return (await readdir(dataDir)).filter((n) => ![DEFAULT_STORE_FILE, 'secret', ADMIN_SOCKET_FILE].includes(n) && !isJournal(n)).sort();
+}
+
+/** The store's files byte for byte: the snapshot, then each journal by name. */
+async function storeBytes(dataDir: string): Promise<Record<string, Buffer>> {
+  const names = (await readdir(dataDir)).filter((n) => n === DEFAULT_STORE_FILE || isJournal(n)).sort();
+  return Object.fromEntries(await Promise.all(names.map(async (n) => [n, await readFile(join(dataDir, n))] as const)));
+}
+
+/** The durable state a store file (with its journals) holds, as a plain document. */
+async function documentOf(storeFile: string): Promise<Record<string, Record<string, unknown>>> {
+  const data = (await readStoreFiles(storeFile)) ?? new Map();
+  return Object.fromEntries([...data].map(([name, records]) => [name, Object.fromEntries(records)]));
 }
 
 /** A running server whose data dir outlives it (closed by the test, the dir removed at the end). */
@@ -170,12 +184,12 @@ describe('greenroom restore', () => {
       await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
       const backupFile = join(await tempDir('greenroom-backup-out-'), 'b.json');
       await internals(server).store.backup!(backupFile);
-      const before = await readFile(storeFileOf(server.dataDir));
+      const before = await storeBytes(server.dataDir);
 
       const run = await greenroom(['restore', backupFile], { GREENROOM_DATA: server.dataDir });
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`the data dir ${server.dataDir} is in use by another process`);
-      expect(await readFile(storeFileOf(server.dataDir))).toEqual(before);
+      expect(await storeBytes(server.dataDir)).toEqual(before);
       expect(existsSync(storeFileOf(server.dataDir) + BEFORE_RESTORE_SUFFIX)).toBe(false);
       // The server is untouched: it still answers through its socket.
       expect((await adminLine(server.dataDir, { id: 1, to: UserStore.name, type: 'Get', payload: { username: 'kept' } })).ok).toBe(true);
@@ -189,7 +203,7 @@ describe('greenroom restore', () => {
     const server = await serverOn(dataDir);
     await server.ask(UserStore.Provision, { username: 'kept', role: 'user' });
     await server.close();
-    const before = await readFile(storeFileOf(dataDir));
+    const before = await storeBytes(dataDir);
     const inputs = await tempDir('greenroom-backup-bad-');
     const cases: Array<[string, string | null, string]> = [
       ['not-json.json', '{"users": {"u1": {"uid": "u1"}', 'BACKUP_INVALID'],
@@ -206,7 +220,7 @@ describe('greenroom restore', () => {
       expect({ name, code: run.code }).toEqual({ name, code: 1 });
       expect(run.stderr).toContain(`greenroom: ${code}: `);
       expect(run.stderr).toContain('the store was left untouched');
-      expect(await readFile(storeFileOf(dataDir))).toEqual(before);
+      expect(await storeBytes(dataDir)).toEqual(before);
       expect(await strays(dataDir)).toEqual([]); // no .before-restore, no temp file, no lock left
     }
   });
@@ -219,12 +233,14 @@ describe('greenroom restore', () => {
     ok(await greenroom(['backup', backupFile], { GREENROOM_DATA: dataDir }));
     const late = await server.ask(UserStore.Provision, { username: 'late', role: 'user' });
     await server.close();
-    const current = await readFile(storeFileOf(dataDir));
+    const current = await documentOf(storeFileOf(dataDir));
+    expect(Object.keys(current.users ?? {})).toContain(late.uid);
 
     const run = ok(await greenroom(['restore', backupFile], { GREENROOM_DATA: dataDir }));
     const kept = storeFileOf(dataDir) + BEFORE_RESTORE_SUFFIX;
     expect(run.stdout).toContain(`the store it replaced is kept as ${kept}`);
-    expect(await readFile(kept)).toEqual(current);
+    // The store it replaced, snapshot and journal together, as one document.
+    expect(parseStoreDocument(await readFile(kept, 'utf8'))).toEqual({ ok: true, doc: current });
     expect((await stat(kept)).mode & 0o777).toBe(0o600);
     expect(await readFile(storeFileOf(dataDir))).toEqual(await readFile(backupFile));
     expect((await stat(storeFileOf(dataDir))).mode & 0o777).toBe(0o600);
@@ -239,10 +255,10 @@ describe('greenroom restore', () => {
     }
 
     // The mistaken restore undone: the kept store comes back (and the restored one is kept in turn).
-    const restoredBytes = await readFile(storeFileOf(dataDir));
+    const restored = await documentOf(storeFileOf(dataDir));
     ok(await greenroom(['restore', kept], { GREENROOM_DATA: dataDir }));
-    expect(await readFile(storeFileOf(dataDir))).toEqual(current);
-    expect(await readFile(kept)).toEqual(restoredBytes);
+    expect(await documentOf(storeFileOf(dataDir))).toEqual(current);
+    expect(await documentOf(kept)).toEqual(restored);
   });
 });
 
@@ -331,7 +347,7 @@ describe('greenroom backup', () => {
     const file = join(await tempDir('greenroom-backup-out-'), 'offline.json');
     const run = ok(await greenroom(['backup', file], { GREENROOM_DATA: dataDir }));
     expect(run.stdout).toContain(`read under the lock of ${dataDir}`);
-    expect(await readFile(file)).toEqual(await readFile(storeFileOf(dataDir)));
+    expect(await documentOf(file)).toEqual(await documentOf(storeFileOf(dataDir)));
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(await strays(dataDir)).toEqual([]); // the lock released, no socket made
 
@@ -390,7 +406,7 @@ describe('Store.backup', () => {
     } finally {
       await store.close();
     }
-    expect(await readFile(file, 'utf8')).toBe('{}');
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({});
     const restored = await LowdbStore.restore(join(dataDir, 'other'), file);
     expect(restored.previous).toBeNull();
     const reopened = await LowdbStore.open(join(dataDir, 'other'));

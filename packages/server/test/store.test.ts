@@ -179,6 +179,19 @@ describe('LowdbStore as a StagedStore', () => {
   });
 });
 
+// Compaction after every flush: each write of the suite goes on while a snapshot of the store is being written.
+storeContract('LowdbStore, compacting all the time', async () => {
+  const dir = await newDir();
+  const store = await LowdbStore.open(dir, { compactAfterBytes: 1 });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
 describe('LowdbStore on disk', () => {
   let dir: string;
   let file: string;

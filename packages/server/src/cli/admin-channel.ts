@@ -83,10 +83,11 @@ export async function backupStore(config: Config, file: string, options: { overw
   // A mistyped GREENROOM_DATA must not give an empty backup of a data dir made for it.
   const isDir = await stat(config.dataDir).then((s) => s.isDirectory(), () => false);
   if (!isDir) throw new ConfigError(`there is no data dir ${config.dataDir} (GREENROOM_DATA): nothing to back up`);
+  // Looked for before the open, which would make an empty store there.
+  const hasStore = await stat(join(config.dataDir, DEFAULT_STORE_FILE)).then(() => true, () => false);
+  if (!hasStore) throw new ConfigError(`the data dir ${config.dataDir} holds no store (${DEFAULT_STORE_FILE}): nothing to back up`);
   const store = await LowdbStore.open(config.dataDir);
   try {
-    const hasStore = await stat(join(config.dataDir, DEFAULT_STORE_FILE)).then(() => true, () => false);
-    if (!hasStore) throw new ConfigError(`the data dir ${config.dataDir} holds no store (${DEFAULT_STORE_FILE}): nothing to back up`);
     return { mode: 'local', ...(await store.backup(file, options)) };
   } finally {
     await store.close();
