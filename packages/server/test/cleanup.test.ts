@@ -9,11 +9,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FingerprintRecord, LiveSessionRecord, SessionEndReason, SessionRecord, UserRecord } from '../src/actors/records.js';
 import { internals } from '../src/server.js';
-import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
+import { DEFAULT_STORE_FILE, readStoreFiles } from '../src/store/lowdb-store.js';
 import type { WriteOp } from '../src/store/store.js';
 import { issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
 
@@ -202,7 +201,8 @@ async function expectConsistent(server: TestServer): Promise<void> {
   for (const f of fingerprints.values()) expect(users.has(f.uid)).toBe(true);
 
   // The file on disk holds the same records.
-  const disk = JSON.parse(await readFile(join(server.dataDir, DEFAULT_STORE_FILE), 'utf8')) as Record<string, Record<string, unknown>>;
+  const durable = (await readStoreFiles(join(server.dataDir, DEFAULT_STORE_FILE))) ?? new Map();
+  const disk = Object.fromEntries([...durable].map(([name, records]) => [name, Object.fromEntries(records)]));
   expect(Object.keys(disk.users ?? {}).sort()).toEqual([...users.keys()].sort());
   expect(Object.keys(disk.sessions ?? {}).sort()).toEqual([...sessions.keys()].sort());
   expect(Object.keys(disk.fingerprints ?? {}).sort()).toEqual([...fingerprints.keys()].sort());

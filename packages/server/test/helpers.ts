@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { internals } from '../src/server.js';
+import { listJournals } from '../src/store/journal.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import type { TestServer } from '../src/testing/index.js';
 
@@ -35,9 +36,10 @@ export async function storeContents(
   return out;
 }
 
-/** The store file's bytes on disk at this moment. */
-export function storeFileBytes(server: TestServer): Promise<Buffer> {
-  return readFile(join(server.dataDir, DEFAULT_STORE_FILE));
+/** The store's bytes on disk at this moment: the snapshot, then its journals (a write changes one or the other). */
+export async function storeFileBytes(server: TestServer): Promise<Buffer> {
+  const journals = await listJournals(join(server.dataDir, DEFAULT_STORE_FILE));
+  return Buffer.concat(await Promise.all([join(server.dataDir, DEFAULT_STORE_FILE), ...journals.map((j) => j.path)].map((path) => readFile(path))));
 }
 
 /** What a run of the `greenroom` command printed, and how it exited. */
