@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { expectError, issueSession, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { storeOnDisk } from './helpers.js';
 
 type Frame = { id?: unknown; ok?: boolean; result?: any; error?: { code: string; message: string }; event?: string };
 
@@ -31,7 +32,7 @@ const raw = (o: Record<string, unknown>) => JSON.stringify(o);
 
 /** The store file as it is on disk right now. */
 async function disk(server: TestServer): Promise<Record<string, Record<string, any>>> {
-  return JSON.parse(await readFile(join(server.dataDir, 'greenroom.json'), 'utf8'));
+  return storeOnDisk(server.dataDir);
 }
 
 describe('bad frames over a real socket', () => {

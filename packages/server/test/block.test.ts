@@ -19,12 +19,13 @@ import {
   type TestServer,
 } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
+import { storeOnDisk } from './helpers.js';
 
 type Doc = Record<string, Record<string, any>>;
 
 /** The store file as it is on disk at this instant (read synchronously, so nothing can run in between). */
 function diskNow(server: TestServer): Doc {
-  return JSON.parse(readFileSync(join(server.dataDir, 'greenroom.json'), 'utf8')) as Doc;
+  return storeOnDisk(server.dataDir) as Doc;
 }
 
 let askCounter = 0;

@@ -16,6 +16,7 @@ import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 import { DEFAULT_STORE_FILE } from '../src/store/lowdb-store.js';
 import { eventually, expectOk, internals, issueSession, post, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { storeOnDisk } from './helpers.js';
 
 /** Every field an ended session keeps, and nothing else. */
 const ENDED_FIELDS = ['created', 'ended', 'expiresAt', 'fingerprint', 'lastUsed', 'revokeReason', 'revokedAt', 'sid', 'uid'];
@@ -35,7 +36,7 @@ const Recorder = defineActor({
 const endings = (sid: string) => heard.filter((h) => h.sid === sid);
 
 function sessionOnDisk(server: TestServer, sid: string): Record<string, any> | undefined {
-  return (JSON.parse(readFileSync(join(server.dataDir, DEFAULT_STORE_FILE), 'utf8')) as Record<string, Record<string, any>>).sessions?.[sid];
+  return storeOnDisk(server.dataDir).sessions?.[sid];
 }
 
 const refresh = (server: TestServer, refreshToken: string) => post(server, '/auth/refresh', { refreshToken });

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,43 @@ export async function storeContents(
     out[collection] = { count: await store.count(collection), items };
   }
   return out;
+}
+
+/** The store's files in a data dir, in the order start-up reads them: the snapshot, then its journals. */
+function storeFilesIn(dataDir: string): string[] {
+  const journals = readdirSync(dataDir)
+    .map((name) => /^greenroom\.json\.journal\.([0-9]+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((m) => join(dataDir, m[0]));
+  return [join(dataDir, DEFAULT_STORE_FILE), ...journals];
+}
+
+/** The text of the store's files on disk at this instant (read synchronously, so nothing runs in between). */
+export function storeTextOnDisk(dataDir: string): string {
+  return storeFilesIn(dataDir)
+    .map((path) => readFileSync(path, 'utf8'))
+    .join('\n');
+}
+
+/**
+ * The store's durable state on disk at this instant, read synchronously: the snapshot with its journals' batches
+ * applied (journal.ts's format: `<crc> [["p", collection, id, record] | ["d", collection, id], ...]` a line).
+ */
+export function storeOnDisk(dataDir: string): Record<string, Record<string, any>> {
+  const [snapshot, ...journals] = storeFilesIn(dataDir);
+  const doc = JSON.parse(readFileSync(snapshot!, 'utf8')) as Record<string, Record<string, any>>;
+  for (const journal of journals) {
+    for (const line of readFileSync(journal, 'utf8').split('\n')) {
+      if (!line) continue;
+      for (const [op, collection, id, value] of JSON.parse(line.slice(9)) as Array<[string, string, string, unknown]>) {
+        const records = (doc[collection] ??= {});
+        if (op === 'p') records[id] = value;
+        else delete records[id];
+      }
+    }
+  }
+  return doc;
 }
 
 /** The store's bytes on disk at this moment: the snapshot, then its journals (a write changes one or the other). */

@@ -11,10 +11,11 @@ import { decodeJwt } from 'jose';
 import { internals } from '../src/server.js';
 import { expectError, httpRequest, loginWithPassword, post, startTestServer, type TestServer } from '../src/testing/index.js';
 import { UserStore } from '../src/actors/user-store.js';
+import { storeOnDisk } from './helpers.js';
 
 /** The store file as it is on disk right now. */
 async function disk(server: TestServer): Promise<Record<string, Record<string, any>>> {
-  return JSON.parse(await readFile(join(server.dataDir, 'greenroom.json'), 'utf8'));
+  return storeOnDisk(server.dataDir);
 }
 
 async function counts(server: TestServer) {

@@ -7,11 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectError, issueSession, post, refusedUpgrade, startTestServer, TestClient, type TestServer } from '../src/testing/index.js';
+import { storeOnDisk } from './helpers.js';
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 function sessionOnDisk(server: TestServer, sid: string): Record<string, any> {
-  return (JSON.parse(readFileSync(join(server.dataDir, 'greenroom.json'), 'utf8')) as Record<string, Record<string, any>>).sessions![sid]!;
+  return storeOnDisk(server.dataDir).sessions![sid]!;
 }
 
 describe('POST /auth/logout', () => {

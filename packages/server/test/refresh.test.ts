@@ -29,6 +29,7 @@ import {
 } from '../src/testing/index.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
+import { storeOnDisk, storeTextOnDisk } from './helpers.js';
 
 type Doc = Record<string, Record<string, any>>;
 
@@ -39,10 +40,10 @@ const refresh = (server: TestServer, refreshToken: string) => post(server, '/aut
 
 /** The store file as it is on disk at this instant. */
 function diskText(server: TestServer): string {
-  return readFileSync(join(server.dataDir, 'greenroom.json'), 'utf8');
+  return storeTextOnDisk(server.dataDir);
 }
 function disk(server: TestServer): Doc {
-  return JSON.parse(diskText(server)) as Doc;
+  return storeOnDisk(server.dataDir) as Doc;
 }
 const sessionOnDisk = (server: TestServer, sid: string) => disk(server).sessions![sid];
 
