@@ -29,6 +29,8 @@ export type { ExternalIdentity, IdentityOptions } from './auth/identity.js';
 // App actors answer lists and errors the way the built-ins do (docs/protocol.md, Lists and Error codes).
 export { ErrorCode } from '@greenroom/protocol';
 export { page, pageRequest, cursorSchema, limitSchema, MAX_LIMIT } from './actors/paging.js';
-export type { Store, WriteOp, ScanOptions, ScanPage } from './store/store.js';
+export type { Store, StagedStore, WriteOp, ScanOptions, ScanPage } from './store/store.js';
+// For a handler that must tell something outside its answer only once what it wrote is durable.
+export { whenDurable } from './actors/message-store.js';
 export { LowdbStore } from './store/lowdb-store.js';
 export { MemoryStore } from './store/memory-store.js';
