@@ -114,3 +114,37 @@ export function tempDirs(): (prefix: string) => Promise<string> {
     return dir;
   };
 }
+
+/**
+ * A `faults.beforeSync` hook for LowdbStore: while held, every fsync (of `kind` only, if given) waits at the gate
+ * until released; while failing, every fsync fails as a lost disk would.
+ */
+export function syncGate(kind?: 'journal' | 'snapshot') {
+  let held: Promise<void> | null = null;
+  let release = () => undefined as void;
+  let reached = () => undefined as void;
+  let reachedP = Promise.resolve();
+  let failing = false;
+  return {
+    beforeSync: async (what: 'journal' | 'snapshot') => {
+      if (kind !== undefined && what !== kind) return;
+      if (failing) throw Object.assign(new Error('EIO: the disk went away'), { code: 'EIO' });
+      if (!held) return;
+      reached();
+      await held;
+    },
+    hold() {
+      held = new Promise<void>((r) => (release = r));
+      reachedP = new Promise<void>((r) => (reached = r));
+    },
+    /** Resolves once a flush waits at the gate. */
+    reached: () => reachedP,
+    release() {
+      held = null;
+      release();
+    },
+    fail() {
+      failing = true;
+    },
+  };
+}

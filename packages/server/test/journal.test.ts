@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { StoreError } from '../src/errors.js';
 import { BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles, RESTORING_SUFFIX, type LowdbStoreOptions } from '../src/store/lowdb-store.js';
+import { syncGate } from './helpers.js';
 
 async function rejection(promise: Promise<unknown>): Promise<StoreError> {
   const err = await promise.then(
@@ -20,32 +21,6 @@ async function rejection(promise: Promise<unknown>): Promise<StoreError> {
   );
   expect(err).toBeInstanceOf(StoreError);
   return err as StoreError;
-}
-
-/** A hook that, while armed, holds every fsync of one kind until released. */
-function gate(kind: 'journal' | 'snapshot') {
-  let armed = false;
-  let release = () => undefined as void;
-  let held = Promise.resolve();
-  let reached = () => undefined as void;
-  let reachedP = Promise.resolve();
-  return {
-    beforeSync: async (what: 'journal' | 'snapshot') => {
-      if (!armed || what !== kind) return;
-      reached();
-      await held;
-    },
-    hold() {
-      armed = true;
-      held = new Promise<void>((r) => (release = r));
-      reachedP = new Promise<void>((r) => (reached = r));
-    },
-    reached: () => reachedP,
-    release() {
-      armed = false;
-      release();
-    },
-  };
 }
 
 describe('the journal and the snapshot', () => {
@@ -216,7 +191,7 @@ describe('the journal and the snapshot', () => {
     });
 
     it('goes on taking writes while the snapshot is written, and keeps every one of them', async () => {
-      const snapshotSync = gate('snapshot');
+      const snapshotSync = syncGate('snapshot');
       const store = await open({ compactAfterBytes: 2000, faults: { beforeSync: snapshotSync.beforeSync } });
       await store.write(Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, collection: 'c', id: `k${i}`, value: { i, v: 0 } })));
       snapshotSync.hold();

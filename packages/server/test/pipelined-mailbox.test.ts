@@ -10,39 +10,9 @@ import { defineActor } from '@greenroom/server';
 import { eventually, expectError, expectOk, issueSession, startTestServer, TestClient, type Reply, type TestServer } from '@greenroom/server/testing';
 import { internals } from '../src/server.js';
 import { LowdbStore } from '../src/store/lowdb-store.js';
-import { tempDirs } from './helpers.js';
+import { syncGate, tempDirs } from './helpers.js';
 
 const newDir = tempDirs();
-
-/** A fsync hook: while held, every flush waits at its fsync until released; while failing, every fsync fails. */
-function syncGate() {
-  let held: Promise<void> | null = null;
-  let release = () => undefined as void;
-  let reached = () => undefined as void;
-  let reachedP = Promise.resolve();
-  let failing = false;
-  return {
-    beforeSync: async () => {
-      if (failing) throw Object.assign(new Error('EIO: the disk went away'), { code: 'EIO' });
-      if (!held) return;
-      reached();
-      await held;
-    },
-    hold() {
-      held = new Promise<void>((r) => (release = r));
-      reachedP = new Promise<void>((r) => (reached = r));
-    },
-    /** Resolves once a flush waits at the gate. */
-    reached: () => reachedP,
-    release() {
-      held = null;
-      release();
-    },
-    fail() {
-      failing = true;
-    },
-  };
-}
 
 /** What the test actor's handlers have done, in order (they run inside the server, in this process). */
 const handled: string[] = [];
@@ -102,7 +72,7 @@ async function start(): Promise<TestServer> {
   gate = syncGate();
   handled.length = 0;
   const dir = await newDir('greenroom-pipe-');
-  const store = await LowdbStore.open(dir, { faults: { beforeSync: () => gate.beforeSync() } });
+  const store = await LowdbStore.open(dir, { faults: { beforeSync: (what) => gate.beforeSync(what) } });
   // Room for a long pipeline of asks on one socket.
   server = await startTestServer({ store, keepDataDir: dir, actors: [Notes, Rooms], config: { maxAsksInFlight: 128 } });
   return server;

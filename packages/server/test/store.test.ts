@@ -11,6 +11,7 @@ import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles, type LowdbStoreOptions } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { storeContract } from './store.contract.js';
+import { syncGate } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const serverDir = resolve(here, '..');
@@ -53,33 +54,6 @@ storeContract('LowdbStore', async () => {
     },
   };
 });
-
-/** A fsync hook that, while armed, holds every flush at its fsync until released. */
-function syncGate() {
-  let armed = false;
-  let release: () => void = () => undefined;
-  let held: Promise<void> = Promise.resolve();
-  let reached: () => void = () => undefined;
-  let reachedP = new Promise<void>((r) => (reached = r));
-  return {
-    beforeSync: async () => {
-      if (!armed) return;
-      reached();
-      await held;
-    },
-    hold() {
-      armed = true;
-      held = new Promise<void>((r) => (release = r));
-      reachedP = new Promise<void>((r) => (reached = r));
-    },
-    /** Resolves once a flush waits at the gate. */
-    reached: () => reachedP,
-    release() {
-      armed = false;
-      release();
-    },
-  };
-}
 
 describe('LowdbStore as a StagedStore', () => {
   let dir: string;
