@@ -3,7 +3,8 @@
  * from the sources, and temp dirs. Everything else comes from the harness, `src/testing` (@greenroom/server/testing).
  */
 import { spawn } from 'node:child_process';
-import { afterAll } from '@jest/globals';
+import { afterAll, expect } from '@jest/globals';
+import { StoreError } from '../src/errors.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -147,4 +148,16 @@ export function syncGate(kind?: 'journal' | 'snapshot') {
       failing = true;
     },
   };
+}
+
+/** The StoreError a promise rejects with (fails the test if it resolves, or rejects with anything else). */
+export async function rejection(promise: Promise<unknown>): Promise<StoreError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StoreError);
+  return err as StoreError;
 }

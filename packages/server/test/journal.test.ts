@@ -7,21 +7,9 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { StoreError } from '../src/errors.js';
 import { BEFORE_RESTORE_SUFFIX } from '../src/store/backup.js';
 import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles, RESTORING_SUFFIX, type LowdbStoreOptions } from '../src/store/lowdb-store.js';
-import { syncGate } from './helpers.js';
-
-async function rejection(promise: Promise<unknown>): Promise<StoreError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(StoreError);
-  return err as StoreError;
-}
+import { rejection, syncGate } from './helpers.js';
 
 describe('the journal and the snapshot', () => {
   let dir: string;

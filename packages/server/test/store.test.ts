@@ -11,25 +11,13 @@ import { LOCK_FILE } from '../src/store/lock.js';
 import { DEFAULT_STORE_FILE, LowdbStore, readStoreFiles, type LowdbStoreOptions } from '../src/store/lowdb-store.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { storeContract } from './store.contract.js';
-import { syncGate } from './helpers.js';
+import { rejection, syncGate } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const serverDir = resolve(here, '..');
 const repoRoot = resolve(serverDir, '../..');
 
 const newDir = () => mkdtemp(join(tmpdir(), 'greenroom-store-'));
-
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<StoreError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(StoreError);
-  return err as StoreError;
-}
 
 /** The pid of a process that has exited (and been reaped), for stale-lock tests. */
 async function deadPid(): Promise<number> {
