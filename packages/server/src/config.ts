@@ -36,7 +36,12 @@ const envSchema = z.object({
   GREENROOM_HOST: z.string().min(1).default('127.0.0.1'),
   GREENROOM_DATA: z.string().min(1).optional(),
   GREENROOM_STORE: z.enum(['lowdb', 'redis']).default('lowdb'),
-  GREENROOM_REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  GREENROOM_REDIS_URL: list
+    .pipe(z.array(z.url().refine((u) => /^rediss?:$/.test(new URL(u).protocol), 'must be redis:// or rediss:// URLs')).min(1))
+    .default(['redis://127.0.0.1:6379']),
+  GREENROOM_REDIS_CLUSTER: flag.default(false),
+  GREENROOM_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'must be 1-64 letters, digits or : _ . -').default('gr:'),
+  GREENROOM_NODE_LEASE_S: positiveInt.default(10),
   GREENROOM_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   GREENROOM_ALLOWED_ORIGINS: origins.default([]),
   GREENROOM_ADMIN: adminSpec.optional(),
@@ -104,7 +109,14 @@ export interface Config {
   host: string;
   dataDir: string;
   store: 'lowdb' | 'redis';
-  redisUrl: string;
+  /** The Redis server (or, with `redisCluster`, the cluster's seed nodes). Only with store 'redis'. */
+  redisUrls: string[];
+  /** Connect to a Redis Cluster (sharded pub/sub, one slot per user's keys). */
+  redisCluster: boolean;
+  /** Every key this deployment writes starts with this: several deployments (or test runs) can share one Redis. */
+  redisPrefix: string;
+  /** How long a node's registrations outlive its last contact with Redis (SPEC §8). */
+  nodeLeaseS: number;
   /** Signing and sealing secret; when undefined the server generates one and keeps it in the data dir (0600). */
   secret: string | undefined;
   allowedOrigins: string[];
@@ -193,7 +205,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     // Relative to where the command was typed: npm and pnpm scripts run in a package's folder but set INIT_CWD.
     dataDir: resolve(env.INIT_CWD ?? '.', e.GREENROOM_DATA ?? 'data'),
     store: e.GREENROOM_STORE,
-    redisUrl: e.GREENROOM_REDIS_URL,
+    redisUrls: e.GREENROOM_REDIS_URL,
+    redisCluster: e.GREENROOM_REDIS_CLUSTER,
+    redisPrefix: e.GREENROOM_REDIS_PREFIX,
+    nodeLeaseS: e.GREENROOM_NODE_LEASE_S,
     secret: e.GREENROOM_SECRET,
     allowedOrigins: e.GREENROOM_ALLOWED_ORIGINS,
     admin: e.GREENROOM_ADMIN,
@@ -259,6 +274,10 @@ function checkEmbedding(config: Config): Config {
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     throw new ConfigError('invalid configuration:\n  GREENROOM_TLS_CERT and GREENROOM_TLS_KEY: set both (PEM certificate and key files) or neither');
+  }
+  // Every node signs and verifies the same tokens: a secret each node generated for itself would not do.
+  if (config.store === 'redis' && config.secret === undefined) {
+    throw new ConfigError('invalid configuration:\n  GREENROOM_SECRET: required with GREENROOM_STORE=redis (every node must sign with the same secret)');
   }
   return { ...config, basePath };
 }
