@@ -38,7 +38,7 @@ const common: RedisOptions = {
  * Opens a connection (it connects in the background: the first commands wait for it, up to the command timeout).
  * `name` shows in `CLIENT LIST` (`greenroom:<name>`), to tell a node's connections apart.
  */
-export function connectRedis(settings: RedisSettings, name: string): RedisClient {
+export function connectRedis(settings: RedisSettings, name: string, use: { subscriber?: boolean } = {}): RedisClient {
   const urls = settings.urls.map((u) => new URL(u));
   const auth = (u: URL): RedisOptions => ({
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
@@ -52,6 +52,8 @@ export function connectRedis(settings: RedisSettings, name: string): RedisClient
       clusterRetryStrategy: retryDelay,
       enableOfflineQueue: true,
       slotsRefreshTimeout: 2000,
+      // A subscriber on a cluster subscribes per shard (SSUBSCRIBE), never to classic pub/sub every node relays.
+      shardedSubscribers: use.subscriber === true,
     };
     return new Cluster(
       urls.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
