@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext, Server as TlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { Close } from '@greenroom/protocol';
 import type { AnyActor, MessageRef, PayloadArg } from './actors/define.js';
 import { FingerprintStore } from './actors/fingerprint-store.js';
 import { allPages } from './actors/paging.js';
@@ -42,7 +43,8 @@ import { GreenRoom } from './gateway/upgrade.js';
 import { AdminSocket } from './gateway/admin-socket.js';
 import { createLogger } from './log.js';
 import { ActorSystem } from './runtime/actor-system.js';
-import { KeyedQueue } from './runtime/keyed-queue.js';
+import type { Locks } from './runtime/keyed-queue.js';
+import { joinNodes, type ThisNode } from './cluster/node.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import type { Store } from './store/store.js';
 
@@ -78,8 +80,10 @@ export interface Core {
   exchange: ExchangeService;
   /** The trusted proxies (GREENROOM_TRUST_PROXY): the client address, scheme and host of a request. */
   proxies: ProxyTrust;
-  /** Per-session queues: refreshes and SessionStore's writes of one session run one at a time. */
-  sessionLocks: KeyedQueue;
+  /** Per-key locks: refreshes and SessionStore's writes of one session, and changes of one user, run one at a time. */
+  sessionLocks: Locks;
+  /** This node among the others (one, with the embedded store). */
+  node: ThisNode;
   /** Stops the core's timers, actors and store. */
   close(): Promise<void>;
 }
@@ -95,12 +99,14 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const system = new ActorSystem(log);
   const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity });
   const tokens = new TokenService(keys, config.accessTtlS);
-  const sessionLocks = new KeyedQueue();
+  const node = await joinNodes(config, log);
+  const sessionLocks = node.locks;
   try {
     await registry.add(
       SessionStore,
       {
         locks: sessionLocks,
+        peers: node.peers,
         newRefreshToken: (sid, gen) => tokens.newRefreshToken(sid, gen),
         hashToken: (t) => tokens.hash(t),
         refreshTtlMs: config.refreshTtlS * 1000,
@@ -111,14 +117,15 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
         askRate: options.askRate ?? (() => 0),
       },
     );
-    await registry.add(UserStore, { passwords: config.passwords });
-    await registry.add(FingerprintStore, {});
+    await registry.add(UserStore, { passwords: config.passwords, locks: sessionLocks });
+    await registry.add(FingerprintStore, { locks: sessionLocks });
     for (const actor of options.actors ?? []) await registry.add(actor);
     if (config.admin) {
       await registry.ask(UserStore.Ensure, { ...config.admin, role: 'admin', onlyIfEmpty: true });
     }
   } catch (err) {
     system.stop();
+    await node.close();
     await store.close();
     throw err;
   }
@@ -147,6 +154,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     exchange,
     proxies,
     sessionLocks,
+    node,
     close: async () => {
       refresh.stop();
       tickets.stop();
@@ -154,6 +162,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
       guestWindows.stop();
       exchangeWindows.stop();
       system.stop();
+      await node.close();
       await store.close();
     },
   };
@@ -175,6 +184,23 @@ export async function cleanup(core: Core): Promise<{ sessions: number; guests: n
   const guests = await drain((after) => core.registry.ask(UserStore.CleanupGuests, { idleMs: core.config.guestIdleS * 1000, after }));
   const sessions = await drain((after) => core.registry.ask(SessionStore.Cleanup, { retentionMs: core.config.sessionRetentionS * 1000, after }));
   return { sessions, guests };
+}
+
+/**
+ * On several nodes: when this node's lease runs out it can no longer see revocations, so it fails closed and closes
+ * every socket with 1013 (clients come back after the hint, to a node that can serve them); when its bus
+ * subscriber was away it re-checks the sessions it holds.
+ */
+function watchNode(core: Core, connections: Connections): void {
+  const bus = core.node.bus;
+  if (!bus) return;
+  const retryAfter = Math.max(1, Math.ceil(core.config.nodeLeaseS / 2));
+  bus.on('lost', () => {
+    for (const c of connections) c.close({ ...Close.tryAgainLater, reason: `retry-after=${retryAfter}` });
+  });
+  bus.on('resync', () => {
+    core.registry.ask(SessionStore.Revalidate, {}).catch((err: unknown) => core.log.warn({ err }, 'could not re-check the sessions held after a bus reconnect'));
+  });
 }
 
 /** The dashboard's build, shipped inside this package (its build copies it here); the same path from src/ and dist/. */
@@ -310,6 +336,7 @@ export class Greenroom {
     const auth = new Authenticator(tokens, core.tickets, config.allowedOrigins, core.proxies);
     const connections = (counters = new Connections(config));
     const greenRoom = new GreenRoom(registry, auth, connections, config, log);
+    watchNode(core, connections);
     const closeGateway = async (timeoutMs?: number) => {
       await connections.closeAll(timeoutMs);
       greenRoom.close();

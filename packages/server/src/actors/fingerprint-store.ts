@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode } from '@greenroom/protocol';
+import { KeyedQueue, type Locks } from '../runtime/keyed-queue.js';
 import { GreenroomError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { defineActor, type Forward } from './define.js';
@@ -36,9 +37,19 @@ function all(store: Store): Promise<FingerprintRecord[]> {
 
 export interface FingerprintStoreOptions {
   now?: () => number;
+  /**
+   * Changes of one user's rows run under `f:<uid>` (on every node, with several): a login's `Seen` on one node
+   * cannot write back a row another node's block has just changed.
+   */
+  locks?: Locks;
 }
 
-type State = { now: () => number };
+type State = { now: () => number; locks: Locks };
+
+/** Runs a change of the user's device rows under that user's row lock. */
+function underRows<T>(state: State, uid: string, task: () => Promise<T>): Promise<T> {
+  return state.locks.run(`f:${uid}`, task);
+}
 /** What the helpers below need of a handler's context. */
 type Ctx = { store: Store; publish: (event: 'FingerprintChanged', payload: { fingerprint: FingerprintView }) => void };
 
@@ -64,7 +75,7 @@ async function setBlocked(ctx: Ctx, rows: Array<{ id: string; value: Fingerprint
 
 export const FingerprintStore = defineActor({
   name: 'FingerprintStore',
-  state: (_ctx, options: FingerprintStoreOptions): State => ({ now: options.now ?? Date.now }),
+  state: (_ctx, options: FingerprintStoreOptions): State => ({ now: options.now ?? Date.now, locks: options.locks ?? new KeyedQueue() }),
   events: { FingerprintChanged: z.object({ fingerprint: fingerprintViewSchema }) },
   subscribers: ['admin'],
   messages: (message) => ({
@@ -119,7 +130,7 @@ export const FingerprintStore = defineActor({
       allow: [],
       internal: true,
       payload: z.object({ fingerprint: z.string(), uid: z.string(), device: z.string().optional() }),
-      handle: async (p, ctx) => {
+      handle: (p, ctx) => underRows(ctx.state, p.uid, async () => {
         const t = ctx.state.now();
         const row = (await deviceRows(ctx.store, p.fingerprint)).find((r) => r.value.uid === p.uid);
         const f = row?.value;
@@ -130,7 +141,7 @@ export const FingerprintStore = defineActor({
         await ctx.store.put('fingerprints', row?.id ?? `${p.fingerprint}/${p.uid}`, next);
         ctx.publish('FingerprintChanged', { fingerprint: fingerprintView(next) });
         return fingerprintView(next);
-      },
+      }),
     }),
 
     /** Is any row of this device blocked? (guest sign-in asks before creating anything) */
@@ -154,10 +165,11 @@ export const FingerprintStore = defineActor({
       allow: [],
       internal: true,
       payload: z.object({ fingerprint: z.string(), uid: z.string(), blocked: z.boolean() }),
-      handle: async (p, ctx) => {
-        const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
-        return { changed: await setBlocked(ctx, rows, p.blocked) };
-      },
+      handle: (p, ctx) =>
+        underRows(ctx.state, p.uid, async () => {
+          const rows = (await deviceRows(ctx.store, p.fingerprint)).filter((r) => r.value.uid === p.uid);
+          return { changed: await setBlocked(ctx, rows, p.blocked) };
+        }),
     }),
 
     /** A user's devices (guest cleanup keeps a guest whose device is blocked). */
@@ -184,9 +196,8 @@ export const FingerprintStore = defineActor({
       allow: [],
       internal: true,
       payload: z.object({ uid: z.string(), blocked: z.boolean() }),
-      handle: async (p, ctx) => {
-        return { changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) };
-      },
+      handle: (p, ctx) =>
+        underRows(ctx.state, p.uid, async () => ({ changed: await setBlocked(ctx, await ctx.store.findBy<FingerprintRecord>('fingerprints', 'uid', p.uid), p.blocked) })),
     }),
   }),
 });

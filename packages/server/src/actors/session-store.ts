@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { Close, ErrorCode, SESSION_END_REASONS, sessionEnds, type CloseSpec } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
-import type { KeyedQueue } from '../runtime/keyed-queue.js';
+import type { Peers } from '../cluster/peers.js';
+import type { Locks } from '../runtime/keyed-queue.js';
 import type { Store, StoredRecord } from '../store/store.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
 import { defineActor, notifyLifecycle, type Caller, type Role } from './define.js';
@@ -60,8 +61,13 @@ interface Registered {
 }
 
 export interface SessionStoreDeps {
-  /** Per-session mailboxes shared with refresh: every write of a session record runs in its session's queue. */
-  locks: KeyedQueue;
+  /**
+   * Per-key locks shared with refresh and UserStore: every write of a session record runs under its sid, the
+   * creation of a user's session (its cap) under `u:<uid>`. Across nodes when there are several.
+   */
+  locks: Locks;
+  /** The other nodes (cluster/peers.ts): effects reach their sockets, quotas count theirs. */
+  peers: Peers;
   newRefreshToken(sid: string, generation: number): string;
   hashToken(token: string): string;
   refreshTtlMs: number;
@@ -79,18 +85,62 @@ export interface SessionStoreDeps {
 function connectionRegistry() {
   return { connections: new Map<string, Registered>(), bySid: new Map<string, Set<Registered>>(), perUser: new Map<string, number>() };
 }
+type Live = ReturnType<typeof connectionRegistry>;
 
 function initialState(deps: SessionStoreDeps) {
   const now = deps.now ?? Date.now;
-  return { ...connectionRegistry(), deps, now, started: now() };
+  const state = { ...connectionRegistry(), deps, now, started: now() };
+  // Other nodes' effects touch only this node's sockets: synchronous, so they need no turn of the mailbox (and a
+  // mailbox waiting on another node's confirmation never waits on this one's).
+  deps.peers.handle({
+    closeSessions: (sids, close) => {
+      for (const sid of sids) closeSockets(state, sid, close);
+    },
+    setRole: (uid, role) => setRole(state, uid, role),
+  });
+  return state;
 }
 type State = ReturnType<typeof initialState>;
 /** What the helpers below need of a handler's context. */
 type Ctx = { state: State; store: Store; publish: (event: 'SessionChanged', payload: z.output<typeof sessionChanged>) => void };
 
 /** Closes every socket of one session on this server. */
-function closeSockets(state: State, sid: string, spec: CloseSpec): void {
+function closeSockets(state: Live, sid: string, spec: CloseSpec): void {
   for (const r of state.bySid.get(sid) ?? []) r.connection.close(spec);
+}
+
+/** Adds a registration to this server's maps. */
+function add(state: Live, reg: Registered): void {
+  const { uid, sid } = reg.principal;
+  state.connections.set(reg.connection.id, reg);
+  state.perUser.set(uid, (state.perUser.get(uid) ?? 0) + 1);
+  let set = state.bySid.get(sid);
+  if (!set) state.bySid.set(sid, (set = new Set()));
+  set.add(reg);
+}
+
+/** Removes a registration from this server's maps (if it is there). */
+function remove(state: Live, reg: Registered): void {
+  const { uid, sid } = reg.principal;
+  if (!state.connections.delete(reg.connection.id)) return;
+  const left = (state.perUser.get(uid) ?? 1) - 1;
+  if (left > 0) state.perUser.set(uid, left);
+  else state.perUser.delete(uid);
+  const set = state.bySid.get(sid);
+  set?.delete(reg);
+  if (set?.size === 0) state.bySid.delete(sid);
+}
+
+/** Closes the sessions' sockets here and on every other node (before the caller answers). */
+async function closeEverywhere(state: State, sids: readonly string[], spec: CloseSpec): Promise<void> {
+  for (const sid of sids) closeSockets(state, sid, spec);
+  await state.deps.peers.closeSessions(sids, spec);
+}
+
+/** The user's open sockets on this server act with `role` from their next ask. */
+function setRole(state: Live, uid: string, role: string): void {
+  if (!state.perUser.has(uid)) return;
+  for (const r of state.connections.values()) if (r.principal.uid === uid) r.principal.role = role;
 }
 
 function view(state: State, s: SessionRecord): SessionView {
@@ -126,8 +176,8 @@ async function revoke(ctx: Ctx, sessions: SessionRecord[], reason: SessionEndRea
       }),
     ),
   );
-  // Sockets close even for a session that was already revoked: nothing of it may stay connected.
-  for (const s of sessions) closeSockets(ctx.state, s.sid, sessionEnds[reason].close);
+  // Sockets close even for a session that was already revoked: nothing of it may stay connected, on any node.
+  await closeEverywhere(ctx.state, sessions.map((s) => s.sid), sessionEnds[reason].close);
   const done = ended.filter((s) => s !== null);
   for (const s of done) notifyLifecycle(ctx, 'sessionEnded', { uid: s.uid, sid: s.sid, reason });
   for (const s of done) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'revoked' });
@@ -222,7 +272,9 @@ export const SessionStore = defineActor({
       allow: [],
       internal: true,
       payload: z.object({ uid: z.string(), fingerprint: z.string(), passwordChangedAt: z.number().nullable().optional() }),
-      handle: async (p, ctx) => {
+      // Under the user's creation lock (on every node): the cap counts sessions no other node is creating. Not the
+      // user's own lock: UserStore holds that while it asks this mailbox to end the user's sessions.
+      handle: (p, ctx) => ctx.state.deps.locks.run(`c:${p.uid}`, async () => {
         const t = ctx.state.now();
         // Re-checked inside the mailbox: a block that committed before this message wins.
         const user = await ctx.store.get<UserRecord>('users', p.uid);
@@ -260,9 +312,14 @@ export const SessionStore = defineActor({
           graceSealed: null,
         };
         await ctx.state.deps.locks.run(sid, () => ctx.store.put('sessions', sid, session));
+        // A block on another node writes the user, then reads its sessions: it saw this one, or this read sees it.
+        if ((await ctx.store.get<UserRecord>('users', p.uid))?.blocked) {
+          await revoke(ctx, [session], 'blocked');
+          throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+        }
         ctx.publish('SessionChanged', { session: view(ctx.state, session), change: 'created' });
         return { session, refreshToken, role: user.role };
-      },
+      }),
     }),
 
     /** The green room: binds a connection to its session once the session is live and its user unblocked. */
@@ -276,24 +333,33 @@ export const SessionStore = defineActor({
         address: z.string().nullable().default(null),
       }),
       handle: async (p, ctx) => {
-        const { session: s, user } = await liveSession(ctx.state, ctx.store, p.uid, p.sid);
         // Quotas: one stolen or shared token cannot take every connection slot of the server.
-        if ((ctx.state.bySid.get(s.sid)?.size ?? 0) >= ctx.state.deps.maxConnectionsPerSession) {
+        if ((ctx.state.bySid.get(p.sid)?.size ?? 0) >= ctx.state.deps.maxConnectionsPerSession) {
           throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this session', { retryAfterSeconds: 5 });
         }
-        const userConnections = ctx.state.perUser.get(s.uid) ?? 0;
-        if (userConnections >= ctx.state.deps.maxConnectionsPerUser) {
+        if ((ctx.state.perUser.get(p.uid) ?? 0) >= ctx.state.deps.maxConnectionsPerUser) {
           throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many connections for this user', { retryAfterSeconds: 5 });
         }
-        ctx.state.perUser.set(s.uid, userConnections + 1);
-        const principal = new Principal(p.connection.id, s.uid, s.sid, user.role, expiryOf(s), p.address);
+        // Registered before the session is read, then taken back if it is not live: a revocation on another node
+        // either wrote before that read (refused here) or finds the registration when its close arrives.
+        // Its role is filled in from the user read below, unless a role change from another node got here first.
+        const principal = new Principal(p.connection.id, p.uid, p.sid, '', 0, p.address);
         const reg: Registered = { connection: p.connection, principal };
-        ctx.state.connections.set(p.connection.id, reg);
-        let set = ctx.state.bySid.get(s.sid);
-        if (!set) ctx.state.bySid.set(s.sid, (set = new Set()));
-        set.add(reg);
-        ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
-        return principal;
+        add(ctx.state, reg);
+        try {
+          await ctx.state.deps.peers.admit({ id: p.connection.id, uid: p.uid, sid: p.sid }, { perUser: ctx.state.deps.maxConnectionsPerUser, perSession: ctx.state.deps.maxConnectionsPerSession });
+          const { session: s, user } = await liveSession(ctx.state, ctx.store, p.uid, p.sid).catch(async (err: unknown) => {
+            await ctx.state.deps.peers.release({ id: p.connection.id, uid: p.uid });
+            throw err;
+          });
+          if (principal.role === '') principal.role = user.role;
+          principal.expiresAt = expiryOf(s);
+          ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'connected' });
+          return principal;
+        } catch (err) {
+          remove(ctx.state, reg);
+          throw err;
+        }
       },
     }),
 
@@ -312,13 +378,8 @@ export const SessionStore = defineActor({
       handle: async (p, ctx) => {
         const reg = ctx.state.connections.get(p.connectionId);
         if (!reg) return { unregistered: false };
-        ctx.state.connections.delete(p.connectionId);
-        const left = (ctx.state.perUser.get(reg.principal.uid) ?? 1) - 1;
-        if (left > 0) ctx.state.perUser.set(reg.principal.uid, left);
-        else ctx.state.perUser.delete(reg.principal.uid);
-        const set = ctx.state.bySid.get(reg.principal.sid);
-        set?.delete(reg);
-        if (set?.size === 0) ctx.state.bySid.delete(reg.principal.sid);
+        remove(ctx.state, reg);
+        await ctx.state.deps.peers.release({ id: p.connectionId, uid: reg.principal.uid });
         const s = await getSession(ctx.store, reg.principal.sid);
         if (s) ctx.publish('SessionChanged', { session: view(ctx.state, s), change: 'disconnected' });
         return { unregistered: true };
@@ -430,7 +491,7 @@ export const SessionStore = defineActor({
       payload: z.object({ uids: z.array(z.string()) }),
       handle: async (p, ctx) => {
         const sessions = (await Promise.all(p.uids.map((uid) => sessionsOfUser(ctx.store, uid)))).flat();
-        for (const s of sessions) closeSockets(ctx.state, s.sid, Close.revoked);
+        await closeEverywhere(ctx.state, sessions.map((s) => s.sid), Close.revoked);
         await Promise.all(sessions.map((s) => ctx.state.deps.locks.run(s.sid, () => ctx.store.delete('sessions', s.sid))));
         // A revoked session was announced when it was revoked; the others end here, with their user.
         for (const s of sessions) {
@@ -440,14 +501,43 @@ export const SessionStore = defineActor({
       },
     }),
 
+    /**
+     * After this node may have missed other nodes' effects (its bus subscriber was away): every session it holds
+     * sockets of is read again; the sockets of one no longer live, or of a blocked user, close as the effect would
+     * have closed them, and roles are brought up to date.
+     */
+    Revalidate: message({
+      allow: [],
+      internal: true,
+      payload: z.object({}),
+      handle: async (_p, ctx) => {
+        let closed = 0;
+        for (const [sid, regs] of [...ctx.state.bySid]) {
+          const uid = regs.values().next().value?.principal.uid;
+          if (uid === undefined) continue;
+          try {
+            const { user } = await liveSession(ctx.state, ctx.store, uid, sid);
+            setRole(ctx.state, uid, user.role);
+          } catch (err) {
+            if (!(err instanceof GreenroomError)) throw err;
+            const s = await getSession(ctx.store, sid);
+            const reason: SessionEndReason = err.code === ErrorCode.BLOCKED ? 'blocked' : err.code === ErrorCode.SESSION_EXPIRED ? 'expired' : (s?.revokeReason ?? 'revoked');
+            closeSockets(ctx.state, sid, sessionEnds[reason].close);
+            closed += 1;
+          }
+        }
+        return { closed };
+      },
+    }),
+
     /** A role change applies to the next ask on every open socket of the user. */
     UpdateRole: message({
       allow: [],
       internal: true,
       payload: z.object({ uid: z.string(), role: z.string() }),
-      handle: (p, ctx) => {
-        if (!ctx.state.perUser.has(p.uid)) return { updated: true };
-        for (const r of ctx.state.connections.values()) if (r.principal.uid === p.uid) r.principal.role = p.role;
+      handle: async (p, ctx) => {
+        setRole(ctx.state, p.uid, p.role);
+        await ctx.state.deps.peers.setRole(p.uid, p.role);
         return { updated: true };
       },
     }),

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ErrorCode } from '@greenroom/protocol';
 import { v4 as uuidv4 } from 'uuid';
 import { GreenroomError } from '../errors.js';
+import { KeyedQueue, type Locks } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
 import { hashPassword } from '../auth/passwords.js';
 import { actorOf, logSecurityEvent } from '../security-events.js';
@@ -79,11 +80,22 @@ const PASSWORDS_OFF = 'built-in passwords are turned off on this server (GREENRO
 
 export interface UserStoreOptions {
   now?: () => number;
+  /**
+   * Every read-modify-write of a user record runs under `u:<uid>` (across nodes, with several), so a login's
+   * lastLogin update on one node cannot write back a user another node has just blocked; a new username runs
+   * under `n:<name>`, so two nodes cannot both take it.
+   */
+  locks?: Locks;
   /** False: built-in passwords are turned off (GREENROOM_PASSWORDS=false). */
   passwords?: boolean;
 }
 
-type State = { now: () => number; passwords: boolean };
+type State = { now: () => number; passwords: boolean; locks: Locks };
+
+/** Runs a change of one user under its lock. */
+function underUser<T>(state: State, uid: string, task: () => Promise<T>): Promise<T> {
+  return state.locks.run(`u:${uid}`, task);
+}
 /** What the helpers below need of a handler's context. */
 type Ctx = { state: State; store: Store; publish: (event: 'UserChanged', payload: { user: UserView }) => void };
 
@@ -102,16 +114,18 @@ async function findByUsername(store: Store, username: string): Promise<UserRecor
 }
 
 async function create(ctx: Ctx, u: Pick<UserRecord, 'username' | 'displayName' | 'role' | 'passwordHash'> & { lastLogin?: number }): Promise<UserRecord> {
-  if (await findByUsername(ctx.store, u.username)) throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
-  const user: UserRecord = { uid: uuidv4(), created: ctx.state.now(), lastLogin: null, blocked: false, ...u, usernameKey: usernameKey(u.username) };
-  await ctx.store.put('users', user.uid, user);
-  ctx.publish('UserChanged', { user: userView(user) });
-  return user;
+  return ctx.state.locks.run(`n:${usernameKey(u.username)}`, async () => {
+    if (await findByUsername(ctx.store, u.username)) throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
+    const user: UserRecord = { uid: uuidv4(), created: ctx.state.now(), lastLogin: null, blocked: false, ...u, usernameKey: usernameKey(u.username) };
+    await ctx.store.put('users', user.uid, user);
+    ctx.publish('UserChanged', { user: userView(user) });
+    return user;
+  });
 }
 
 export const UserStore = defineActor({
   name: 'UserStore',
-  state: (_ctx, options: UserStoreOptions): State => ({ now: options.now ?? Date.now, passwords: options.passwords ?? true }),
+  state: (_ctx, options: UserStoreOptions): State => ({ now: options.now ?? Date.now, passwords: options.passwords ?? true, locks: options.locks ?? new KeyedQueue() }),
   events: { UserChanged: z.object({ user: userViewSchema }) },
   subscribers: ['admin'],
   messages: (message) => ({
@@ -162,46 +176,47 @@ export const UserStore = defineActor({
         username: usernameSchema.optional(),
         password: passwordSchema.optional(),
       }),
-      handle: async (p, ctx) => {
-        const admin = ctx.caller.system || ctx.caller.role === 'admin';
-        if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
-          throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
-        }
-        if (p.password !== undefined) refusePasswords(ctx.state);
-        const u = await mustGet(ctx.store, p.uid);
-        // Idle guests are deleted by cleanup: a user an identity provider signs in must keep its uid, so it is
-        // never made a guest.
-        if (p.role === 'guest' && u.role !== 'guest' && (await ctx.store.findBy(IDENTITIES, 'uid', u.uid)).length > 0) {
-          throw new GreenroomError(ErrorCode.CONFLICT, 'a user signed in through an identity provider cannot be made a guest');
-        }
-        if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
-          throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
-        }
-        const next: UserRecord = {
-          ...u,
-          displayName: p.displayName ?? u.displayName,
-          role: p.role ?? u.role,
-          username: p.username ?? u.username,
-          usernameKey: usernameKey(p.username ?? u.username),
-          passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
-          ...(p.password !== undefined ? { passwordChangedAt: ctx.state.now() } : {}),
-        };
-        await ctx.store.put('users', u.uid, next);
-        if (next.role !== u.role) {
-          // Open sockets act with the new role from their next ask: not before the role is on disk.
-          await whenDurable(ctx.store);
-          await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
-          logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
-        }
-        // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
-        if (p.password !== undefined) {
-          const except = ctx.caller.uid === u.uid ? ctx.caller.sid : null;
-          const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'revoked', except });
-          logSecurityEvent(ctx.log, 'user.password-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, sessionsEnded: ended });
-        }
-        ctx.publish('UserChanged', { user: userView(next) });
-        return userView(next);
-      },
+      handle: (p, ctx) =>
+        underUser(ctx.state, p.uid, async () => {
+          const admin = ctx.caller.system || ctx.caller.role === 'admin';
+          if (!admin && (p.uid !== ctx.caller.uid || p.role !== undefined || p.username !== undefined || p.password !== undefined)) {
+            throw new GreenroomError(ErrorCode.FORBIDDEN, 'you may change only your own displayName');
+          }
+          if (p.password !== undefined) refusePasswords(ctx.state);
+          const u = await mustGet(ctx.store, p.uid);
+          // Idle guests are deleted by cleanup: a user an identity provider signs in must keep its uid, so it is
+          // never made a guest.
+          if (p.role === 'guest' && u.role !== 'guest' && (await ctx.store.findBy(IDENTITIES, 'uid', u.uid)).length > 0) {
+            throw new GreenroomError(ErrorCode.CONFLICT, 'a user signed in through an identity provider cannot be made a guest');
+          }
+          if (p.username !== undefined && usernameKey(p.username) !== u.usernameKey && (await findByUsername(ctx.store, p.username))) {
+            throw new GreenroomError(ErrorCode.CONFLICT, 'that username is taken');
+          }
+          const next: UserRecord = {
+            ...u,
+            displayName: p.displayName ?? u.displayName,
+            role: p.role ?? u.role,
+            username: p.username ?? u.username,
+            usernameKey: usernameKey(p.username ?? u.username),
+            passwordHash: p.password !== undefined ? await hashPassword(p.password) : u.passwordHash,
+            ...(p.password !== undefined ? { passwordChangedAt: ctx.state.now() } : {}),
+          };
+          await ctx.store.put('users', u.uid, next);
+          if (next.role !== u.role) {
+            // Open sockets act with the new role from their next ask: not before the role is on disk.
+            await whenDurable(ctx.store);
+            await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
+            logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role } });
+          }
+          // A new password ends every other session of the user (whoever knew the old one is out), before the answer.
+          if (p.password !== undefined) {
+            const except = ctx.caller.uid === u.uid ? ctx.caller.sid : null;
+            const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'revoked', except });
+            logSecurityEvent(ctx.log, 'user.password-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, sessionsEnded: ended });
+          }
+          ctx.publish('UserChanged', { user: userView(next) });
+          return userView(next);
+        }),
     }),
 
     /**
@@ -211,36 +226,38 @@ export const UserStore = defineActor({
     Block: message({
       allow: ['admin'],
       payload: z.object({ uid: z.uuid(), fingerprint: z.string().max(64).optional() }),
-      handle: async (p, ctx) => {
-        const u = await mustGet(ctx.store, p.uid);
-        if (p.fingerprint) await ctx.ask(FingerprintStore.SetBlocked, { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
-        const next: UserRecord = { ...u, blocked: true };
-        await ctx.store.put('users', u.uid, next);
-        const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'blocked' });
-        logSecurityEvent(ctx.log, 'user.blocked', {
-          ...actorOf(ctx.caller),
-          target: { uid: u.uid },
-          ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}),
-          sessionsEnded: ended,
-        });
-        ctx.publish('UserChanged', { user: userView(next) });
-        return userView(next);
-      },
+      handle: (p, ctx) =>
+        underUser(ctx.state, p.uid, async () => {
+          const u = await mustGet(ctx.store, p.uid);
+          if (p.fingerprint) await ctx.ask(FingerprintStore.SetBlocked, { fingerprint: p.fingerprint, uid: u.uid, blocked: true });
+          const next: UserRecord = { ...u, blocked: true };
+          await ctx.store.put('users', u.uid, next);
+          const { ended } = await ctx.ask(SessionStore.EndAllForUser, { uid: u.uid, reason: 'blocked' });
+          logSecurityEvent(ctx.log, 'user.blocked', {
+            ...actorOf(ctx.caller),
+            target: { uid: u.uid },
+            ...(p.fingerprint ? { fingerprint: p.fingerprint } : {}),
+            sessionsEnded: ended,
+          });
+          ctx.publish('UserChanged', { user: userView(next) });
+          return userView(next);
+        }),
     }),
 
     /** Clears the blocked flags of the user and of its fingerprints; sessions revoked by the block stay revoked. */
     Unblock: message({
       allow: ['admin'],
       payload: z.object({ uid: z.uuid() }),
-      handle: async (p, ctx) => {
-        const u = await mustGet(ctx.store, p.uid);
-        await ctx.ask(FingerprintStore.SetBlockedForUser, { uid: u.uid, blocked: false });
-        const next: UserRecord = { ...u, blocked: false };
-        await ctx.store.put('users', u.uid, next);
-        logSecurityEvent(ctx.log, 'user.unblocked', { ...actorOf(ctx.caller), target: { uid: u.uid } });
-        ctx.publish('UserChanged', { user: userView(next) });
-        return userView(next);
-      },
+      handle: (p, ctx) =>
+        underUser(ctx.state, p.uid, async () => {
+          const u = await mustGet(ctx.store, p.uid);
+          await ctx.ask(FingerprintStore.SetBlockedForUser, { uid: u.uid, blocked: false });
+          const next: UserRecord = { ...u, blocked: false };
+          await ctx.store.put('users', u.uid, next);
+          logSecurityEvent(ctx.log, 'user.unblocked', { ...actorOf(ctx.caller), target: { uid: u.uid } });
+          ctx.publish('UserChanged', { user: userView(next) });
+          return userView(next);
+        }),
     }),
 
     // ---- internal ----
@@ -258,25 +275,27 @@ export const UserStore = defineActor({
       allow: [],
       internal: true,
       payload: z.object({ uid: z.string(), from: z.string(), to: z.string() }),
-      handle: async (p, ctx) => {
-        const u = await mustGet(ctx.store, p.uid);
-        if (u.passwordHash !== p.from) return { replaced: false };
-        await ctx.store.put('users', u.uid, { ...u, passwordHash: p.to });
-        return { replaced: true };
-      },
+      handle: (p, ctx) =>
+        underUser(ctx.state, p.uid, async () => {
+          const u = await mustGet(ctx.store, p.uid);
+          if (u.passwordHash !== p.from) return { replaced: false };
+          await ctx.store.put('users', u.uid, { ...u, passwordHash: p.to });
+          return { replaced: true };
+        }),
     }),
 
     RecordLogin: message({
       allow: [],
       internal: true,
       payload: z.object({ uid: z.string() }),
-      handle: async (p, ctx) => {
-        const u = await mustGet(ctx.store, p.uid);
-        if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-        const next = { ...u, lastLogin: ctx.state.now() };
-        await ctx.store.put('users', u.uid, next);
-        return userView(next);
-      },
+      handle: (p, ctx) =>
+        underUser(ctx.state, p.uid, async () => {
+          const u = await mustGet(ctx.store, p.uid);
+          if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+          const next = { ...u, lastLogin: ctx.state.now() };
+          await ctx.store.put('users', u.uid, next);
+          return userView(next);
+        }),
     }),
 
     CreateGuest: message({
@@ -349,16 +368,19 @@ export const UserStore = defineActor({
         const link = await ctx.store.get<IdentityRecord>(IDENTITIES, key);
         const u = link ? await ctx.store.get<UserRecord>('users', link.uid) : undefined;
         if (u) {
-          if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
-          const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: ctx.state.now() };
-          await ctx.store.put('users', u.uid, next);
-          if (next.role !== u.role) {
-            await whenDurable(ctx.store);
-            await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
-            logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
-            ctx.publish('UserChanged', { user: userView(next) });
-          }
-          return { user: userView(next), created: false };
+          return underUser(ctx.state, u.uid, async () => {
+            const u = await mustGet(ctx.store, link!.uid); // again, under the user's lock
+            if (u.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
+            const next: UserRecord = { ...u, role: p.role ?? u.role, lastLogin: ctx.state.now() };
+            await ctx.store.put('users', u.uid, next);
+            if (next.role !== u.role) {
+              await whenDurable(ctx.store);
+              await ctx.ask(SessionStore.UpdateRole, { uid: u.uid, role: next.role });
+              logSecurityEvent(ctx.log, 'user.role-changed', { ...actorOf(ctx.caller), target: { uid: u.uid }, role: { from: u.role, to: next.role }, via: 'exchange' });
+              ctx.publish('UserChanged', { user: userView(next) });
+            }
+            return { user: userView(next), created: false };
+          });
         }
         // A new user (or one whose record is gone): a username made safe and unique, a readable displayName. The
         // username always carries a mark of this identity: a hint (an email's local part, a preferred username)

@@ -15,7 +15,7 @@ import type { ActorRegistry } from '../actors/registry.js';
 import { endedSession, getSession, isLive, type LiveSessionRecord, type UserRecord } from '../actors/records.js';
 import { SessionStore } from '../actors/session-store.js';
 import { GreenroomError } from '../errors.js';
-import type { KeyedQueue } from '../runtime/keyed-queue.js';
+import type { Locks } from '../runtime/keyed-queue.js';
 import type { Store } from '../store/store.js';
 import { seal, unseal } from './seal.js';
 import type { TokenService } from './tokens.js';
@@ -44,7 +44,7 @@ export class RefreshService {
     private readonly registry: ActorRegistry,
     private readonly store: Store,
     private readonly tokens: TokenService,
-    private readonly locks: KeyedQueue,
+    private readonly locks: Locks,
     private readonly sealKey: Buffer,
     private readonly options: RefreshOptions,
   ) {
