@@ -26,7 +26,7 @@ import { LoginLimiter } from './auth/login-limiter.js';
 import { LoginService } from './auth/login.js';
 import { RefreshService } from './auth/refresh.js';
 import { deriveKeys, loadSecret } from './auth/secret.js';
-import { TicketBook } from './auth/tickets.js';
+import { TicketBook, type Tickets } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
@@ -74,7 +74,7 @@ export interface Core {
   tokens: TokenService;
   login: LoginService;
   refresh: RefreshService;
-  tickets: TicketBook;
+  tickets: Tickets;
   limiter: LoginLimiter;
   /** POST /auth/exchange (identity from elsewhere). */
   exchange: ExchangeService;

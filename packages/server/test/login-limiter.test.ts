@@ -136,22 +136,22 @@ describe('a failure burst is named once per limit and window (the log line of a 
     try {
       // In flight at once: all counted before any fails; only the first failure names the limits.
       const attempts = await Promise.all(Array.from({ length: MAX_FAILURES }, () => limiter.begin('alice', '10.0.0.1', known)));
-      expect(attempts.map((a) => a.failed())).toEqual([['address', 'username-address', 'username'], [], []]);
+      expect(await Promise.all(attempts.map((a) => a.failed()))).toEqual([['address', 'username-address', 'username'], [], []]);
       await expect(limiter.begin('alice', '10.0.0.1', known)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
 
       // The username's limit across addresses was reached already: another address reaching its own names only it.
-      for (let i = 0; i < MAX_FAILURES - 1; i += 1) expect((await limiter.begin(`user${i}`, '10.0.0.2', known)).failed()).toEqual([]);
-      expect((await limiter.begin('bob', '10.0.0.2', known)).failed()).toEqual(['address']);
+      for (let i = 0; i < MAX_FAILURES - 1; i += 1) expect(await (await limiter.begin(`user${i}`, '10.0.0.2', known)).failed()).toEqual([]);
+      expect(await (await limiter.begin('bob', '10.0.0.2', known)).failed()).toEqual(['address']);
 
       // Below the limit nothing is named, and a success takes its attempt back.
       const success = await limiter.begin('carol', '10.0.0.3', known);
-      success.succeeded();
-      expect((await limiter.begin('carol', '10.0.0.3', known)).failed()).toEqual([]);
+      await success.succeeded();
+      expect(await (await limiter.begin('carol', '10.0.0.3', known)).failed()).toEqual([]);
 
       // A new window: the same burst is named again.
       t += WINDOW_S * 1000;
       const again = [];
-      for (let i = 0; i < MAX_FAILURES; i += 1) again.push((await limiter.begin('alice', '10.0.0.1', known)).failed());
+      for (let i = 0; i < MAX_FAILURES; i += 1) again.push(await (await limiter.begin('alice', '10.0.0.1', known)).failed());
       expect(again).toEqual([[], [], ['address', 'username-address', 'username']]);
     } finally {
       limiter.stop();

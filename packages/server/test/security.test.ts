@@ -23,6 +23,7 @@ import {
   type TestServer,
 } from '../src/testing/index.js';
 import { limiterKey } from '../src/auth/client-address.js';
+import type { TicketBook } from '../src/auth/tickets.js';
 import { SessionStore } from '../src/actors/session-store.js';
 import { UserStore } from '../src/actors/user-store.js';
 import { SYSTEM_CALLER } from '../src/actors/define.js';
@@ -288,7 +289,7 @@ describe('tickets', () => {
     // The fourth outstanding ticket withdraws the oldest (t1 was spent above).
     const more = [];
     for (let i = 0; i < 4; i++) more.push((await post(server, '/auth/ticket', {}, { headers: bearer })).body.ticket as string);
-    expect(internals(server).tickets.size).toBe(3);
+    expect((internals(server).tickets as TicketBook).size).toBe(3);
     expect((await refusedUpgrade(server, undefined, { query: `?ticket=${encodeURIComponent(more[0]!)}` })).status).toBe(401);
     const opened = await TestClient.connect(server, undefined, { query: `?ticket=${encodeURIComponent(more[3]!)}` });
     expect((await opened.ask('UserStore', 'GetOwn')).ok).toBe(true);

@@ -12,7 +12,7 @@ import { ErrorCode } from '@greenroom/protocol';
 import { GreenroomError } from '../errors.js';
 import { ProxyTrust } from './client-address.js';
 import { ACCESS_COOKIE, originAllowed, readCookie } from './cookies.js';
-import type { TicketBook } from './tickets.js';
+import type { Tickets } from './tickets.js';
 import type { TokenService } from './tokens.js';
 
 export type Strategy = 'bearer' | 'ticket' | 'cookie';
@@ -36,7 +36,7 @@ function ticketOf(req: IncomingMessage): string | null {
 export class Authenticator {
   constructor(
     private readonly tokens: TokenService,
-    private readonly tickets: TicketBook,
+    private readonly tickets: Tickets,
     private readonly allowedOrigins: readonly string[],
     /** The trusted proxies: who the client is, and the scheme and host it used. */
     readonly proxies: ProxyTrust = new ProxyTrust(false),
@@ -59,7 +59,7 @@ export class Authenticator {
         return { uid: claims.uid, sid: claims.sid, role: claims.role, via: 'bearer' };
       }
       case 'ticket': {
-        const entry = this.tickets.spend(ticketOf(req) ?? '');
+        const entry = await this.tickets.spend(ticketOf(req) ?? '');
         if (!entry) throw new GreenroomError(ErrorCode.INVALID_TOKEN, 'invalid, spent or expired ticket');
         return { uid: entry.uid, sid: entry.sid, role: entry.role, via: 'ticket' };
       }

@@ -17,7 +17,7 @@ import { FingerprintStore } from '../actors/fingerprint-store.js';
 import { UserStore } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
-import type { AttemptWindows } from './attempt-windows.js';
+import type { AttemptCounter } from './attempt-windows.js';
 import { limiterKey } from './client-address.js';
 import type { Devices } from './fingerprint.js';
 import { MAX_EXCHANGE_TOKEN_LENGTH, type IdentityVerifier } from './identity.js';
@@ -34,7 +34,7 @@ export class ExchangeService {
     private readonly login: LoginService,
     private readonly devices: Devices,
     /** Refused exchanges per client address. */
-    private readonly windows: AttemptWindows,
+    private readonly windows: AttemptCounter,
     /** null: exchange is not configured (no JWKS, no verify function). */
     private readonly verify: IdentityVerifier | null,
     private readonly log: Logger,
@@ -48,24 +48,24 @@ export class ExchangeService {
     if (!this.verify) throw new GreenroomError(ErrorCode.FORBIDDEN, 'identity exchange is not configured on this server');
     const from = this.login.clientAddress(req);
     const key = `x:${limiterKey(from)}`;
-    const wait = this.windows.retryAfter(key);
-    if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many refused exchanges; try again later', { retryAfterSeconds: wait });
     // Counted before verifying, so exchanges in flight count too.
-    const counted = this.windows.count([key]);
+    const taken = await this.windows.take([key]);
+    if (!taken.ok) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many refused exchanges; try again later', { retryAfterSeconds: taken.retryAfter });
+    const { counted } = taken;
     let identity;
     try {
       identity = await this.verify(body.token);
     } catch (err) {
       // Only a token refused as such is held against the caller; the provider or the app's verify function failing
-      // (UNAVAILABLE, INTERNAL) is not.
+      // (UNAVAILABLE, INTERNAL) is not. The limiter's part is best effort here: `err` is the answer either way.
       const refused = err instanceof GreenroomError && (err.code === ErrorCode.INVALID_TOKEN || err.code === ErrorCode.FORBIDDEN);
-      if (!refused) this.windows.refund(counted);
-      else if (this.windows.newlyAtLimit(counted).length > 0) {
+      if (!refused) await this.windows.refund(counted).catch(() => undefined);
+      else if ((await this.windows.newlyAtLimit(counted).catch((): string[] => [])).length > 0) {
         logSecurityEvent(this.log, 'exchange.failure-burst', { by: 'anonymous', target: { uid: null }, from, maxFailures: this.windows.max }, 'warn');
       }
       throw err;
     }
-    this.windows.refund(counted);
+    await this.windows.refund(counted);
     const { user, created } = await this.registry.ask(UserStore.Exchange, {
       issuer: identity.issuer,
       subject: identity.subject,

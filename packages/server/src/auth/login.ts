@@ -14,10 +14,10 @@ import { FingerprintStore } from '../actors/fingerprint-store.js';
 import { UserStore } from '../actors/user-store.js';
 import { GreenroomError } from '../errors.js';
 import { logSecurityEvent } from '../security-events.js';
-import type { AttemptWindows } from './attempt-windows.js';
+import type { AttemptCounter } from './attempt-windows.js';
 import { limiterKey, type ProxyTrust } from './client-address.js';
 import type { Devices } from './fingerprint.js';
-import type { LoginLimiter } from './login-limiter.js';
+import type { LoginLimit, LoginLimiter } from './login-limiter.js';
 import { DUMMY_HASH_PROMISE, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { TokenService } from './tokens.js';
 
@@ -36,7 +36,7 @@ export class LoginService {
     private readonly devices: Devices,
     private readonly limiter: LoginLimiter,
     /** Guest sign-ins per client address. */
-    private readonly guestWindows: AttemptWindows,
+    private readonly guestWindows: AttemptCounter,
     private readonly options: { proxies: ProxyTrust; guests: boolean; log: Logger },
   ) {}
 
@@ -67,21 +67,23 @@ export class LoginService {
       const ok = await verifyPassword(body.password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
       if (!user || !user.passwordHash || !ok) user = null;
     } catch (err) {
-      // Not a wrong password (the store, a timeout): the attempt is not held against the caller.
-      attempt.succeeded();
+      // Not a wrong password (the store, a timeout): the attempt is not held against the caller. Taking it back is
+      // best effort: `err` is the answer either way.
+      await attempt.succeeded().catch(() => undefined);
       throw err;
     }
     if (!user) {
       // One line when a limit is first reached in its window, not one per failure. The username is not logged (it
-      // may be a password typed into the wrong field); the uid is, when it names a user.
-      const limits = attempt.failed();
+      // may be a password typed into the wrong field); the uid is, when it names a user. The answer stays
+      // INVALID_CREDENTIALS even if the limiter cannot say (the attempt was counted when it began).
+      const limits = await attempt.failed().catch((): LoginLimit[] => []);
       if (limits.length > 0) {
         const known = await findUser().catch(() => null);
         logSecurityEvent(this.options.log, 'login.failure-burst', { by: 'anonymous', target: { uid: known?.uid ?? null }, from: address, limits, maxFailures: this.limiter.maxFailures }, 'warn');
       }
       throw new GreenroomError(ErrorCode.INVALID_CREDENTIALS, 'invalid username or password');
     }
-    attempt.succeeded();
+    await attempt.succeeded();
     if (user.blocked) throw new GreenroomError(ErrorCode.BLOCKED, 'this account is blocked');
     if (needsRehash(user.passwordHash!)) {
       // Hashed here, not in UserStore's mailbox; stored only if the password has not changed meanwhile.
@@ -99,9 +101,8 @@ export class LoginService {
   async guest(body: z.infer<typeof guestBody>, req: IncomingMessage): Promise<TokenPair> {
     if (!this.options.guests) throw new GreenroomError(ErrorCode.FORBIDDEN, 'guest sessions are disabled');
     const address = `a:${limiterKey(this.clientAddress(req))}`;
-    const wait = this.guestWindows.retryAfter(address);
-    if (wait > 0) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many guest sign-ins; try again later', { retryAfterSeconds: wait });
-    this.guestWindows.count([address]);
+    const taken = await this.guestWindows.take([address]);
+    if (!taken.ok) throw new GreenroomError(ErrorCode.RATE_LIMITED, 'too many guest sign-ins; try again later', { retryAfterSeconds: taken.retryAfter });
     const deviceId = this.devices.verify(body.deviceId) ?? this.devices.issue();
     const fingerprint = this.devices.fingerprint(deviceId, req.headers);
     if (await this.registry.ask(FingerprintStore.IsBlocked, { fingerprint })) {

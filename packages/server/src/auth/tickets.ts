@@ -1,17 +1,31 @@
 /**
  * WebSocket tickets: single-use, short-lived, bound to one session — for a page on another origin, which cannot
- * send the cookie or a header with its upgrade. Kept in memory: a ticket outlives no restart (30 s anyway).
+ * send the cookie or a header with its upgrade. `TicketBook` keeps them in memory (one node: a ticket outlives no
+ * restart, 30 s anyway); cluster/shared-tickets.ts keeps them in Redis, so a ticket opens one socket across nodes.
  */
 import { randomBytes } from 'node:crypto';
 
-interface TicketEntry {
+export interface TicketEntry {
   uid: string;
   sid: string;
   role: string;
   expiresAt: number;
 }
 
-export class TicketBook {
+export interface Tickets {
+  /** A new ticket; the user's oldest outstanding one is withdrawn if the user already holds the most allowed. */
+  issue(identity: { uid: string; sid: string; role: string }): Promise<{ ticket: string; expiresAt: number }>;
+  /** Spends a ticket: the first use gets its identity, every later use (or an expired one) gets null. */
+  spend(ticket: string): Promise<TicketEntry | null>;
+  stop(): void;
+}
+
+/** A 256-bit random ticket. */
+export function newTicket(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export class TicketBook implements Tickets {
   private readonly tickets = new Map<string, TicketEntry>();
   /** Each user's outstanding tickets, oldest first: at most `maxPerUser`, so the book stays bounded. */
   private readonly byUser = new Map<string, Set<string>>();
@@ -25,9 +39,8 @@ export class TicketBook {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, ttlMs)).unref();
   }
 
-  /** A new ticket; the user's oldest outstanding one is withdrawn if the user already holds the most allowed. */
-  issue(identity: { uid: string; sid: string; role: string }): { ticket: string; expiresAt: number } {
-    const ticket = randomBytes(32).toString('base64url');
+  async issue(identity: { uid: string; sid: string; role: string }): Promise<{ ticket: string; expiresAt: number }> {
+    const ticket = newTicket();
     const expiresAt = this.now() + this.ttlMs;
     let own = this.byUser.get(identity.uid);
     if (!own) this.byUser.set(identity.uid, (own = new Set()));
@@ -37,8 +50,7 @@ export class TicketBook {
     return { ticket, expiresAt };
   }
 
-  /** Spends a ticket: the first use gets its identity, every later use (or an expired one) gets null. */
-  spend(ticket: string): TicketEntry | null {
+  async spend(ticket: string): Promise<TicketEntry | null> {
     // A Map lookup by the full random value: no prefix or timing leak of other tickets.
     const entry = this.tickets.get(ticket);
     if (!entry) return null;

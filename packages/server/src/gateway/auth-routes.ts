@@ -16,7 +16,7 @@ import { clearedCookies, readCookie, REFRESH_COOKIE, sessionCookies } from '../a
 import { exchangeBody, type ExchangeService } from '../auth/exchange.js';
 import { guestBody, loginBody, type LoginService } from '../auth/login.js';
 import type { RefreshService } from '../auth/refresh.js';
-import type { TicketBook } from '../auth/tickets.js';
+import type { Tickets } from '../auth/tickets.js';
 import type { TokenService } from '../auth/tokens.js';
 
 const refreshBody = z.object({ refreshToken: z.string().min(1).max(512).optional() });
@@ -26,7 +26,7 @@ export interface AuthRouteDeps {
   auth: Authenticator;
   login: LoginService;
   refresh: RefreshService;
-  tickets: TicketBook;
+  tickets: Tickets;
   tokens: TokenService;
   log: Logger;
   /** The base path the routes are served under (the cookies' Paths follow it); default ''. */
@@ -128,7 +128,7 @@ export function authRoutes(deps: AuthRouteDeps): Route[] {
         // A ticket buys no ticket (else one renews itself forever), and only a live session gets one.
         if (identity.via === 'ticket') throw new GreenroomError(ErrorCode.FORBIDDEN, 'a ticket cannot be exchanged for another');
         const { role } = await deps.registry.ask(SessionStore.Check, { uid: identity.uid, sid: identity.sid });
-        sendJson(res, 200, deps.tickets.issue({ ...identity, role }));
+        sendJson(res, 200, await deps.tickets.issue({ ...identity, role }));
       },
     },
   ];
