@@ -30,6 +30,8 @@ import { TicketBook, type Tickets } from './auth/tickets.js';
 import { TokenService } from './auth/tokens.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import type { Lease } from './cluster/lease.js';
+import { openSharedAuth } from './cluster/shared-auth.js';
 import { attachToServer, type AnyHttpServer } from './gateway/attach.js';
 import { actorsRoute } from './gateway/actors-route.js';
 import { authRoutes } from './gateway/auth-routes.js';
@@ -84,6 +86,8 @@ export interface Core {
   sessionLocks: Locks;
   /** This node among the others (one, with the embedded store). */
   node: ThisNode;
+  /** With several nodes (store `redis`): held by the one running the periodic cleanup. */
+  cleanupLease: Lease | null;
   /** Stops the core's timers, actors and store. */
   close(): Promise<void>;
 }
@@ -129,16 +133,18 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     await store.close();
     throw err;
   }
-  const limiter = new LoginLimiter(config.loginMaxFailures, config.loginWindowS * 1000);
-  const tickets = new TicketBook(config.ticketTtlS * 1000, config.maxTicketsPerUser);
+  // Shared by the nodes through Redis with the Redis store (SPEC §8), else in this process's memory.
+  const shared = config.store === 'redis' ? openSharedAuth(config, log) : null;
+  const limiter = shared ? new LoginLimiter(shared.login) : new LoginLimiter(config.loginMaxFailures, config.loginWindowS * 1000);
+  const tickets = shared?.tickets ?? new TicketBook(config.ticketTtlS * 1000, config.maxTicketsPerUser);
   const refresh = new RefreshService(registry, store, tokens, sessionLocks, keys.seal, {
     refreshTtlMs: config.refreshTtlS * 1000,
     graceMs: config.refreshGraceS * 1000,
   });
   const proxies = new ProxyTrust(config.trustProxy);
-  const guestWindows = new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
+  const guestWindows = shared?.guest ?? new AttemptWindows(config.guestMaxPerWindow, config.guestWindowS * 1000);
   const login = new LoginService(registry, tokens, new Devices(keys.fingerprints), limiter, guestWindows, { proxies, guests: config.guests, log });
-  const exchangeWindows = new AttemptWindows(config.exchangeMaxFailures, config.exchangeWindowS * 1000);
+  const exchangeWindows = shared?.exchange ?? new AttemptWindows(config.exchangeMaxFailures, config.exchangeWindowS * 1000);
   const exchange = new ExchangeService(registry, login, new Devices(keys.fingerprints), exchangeWindows, identityVerifier, log);
   return {
     config,
@@ -155,12 +161,14 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     proxies,
     sessionLocks,
     node,
+    cleanupLease: shared?.cleanupLease ?? null,
     close: async () => {
       refresh.stop();
       tickets.stop();
       limiter.stop();
       guestWindows.stop();
       exchangeWindows.stop();
+      shared?.close();
       system.stop();
       await node.close();
       await store.close();
@@ -399,8 +407,10 @@ export class Greenroom {
     const dataDirLocked = options.store === undefined && store instanceof LowdbStore;
     server.adminSocket = await AdminSocket.open(config.dataDir, { registry, log, maxLineBytes: config.maxFrameBytes, sendBufferBytes: config.sendBufferBytes, dataDirLocked });
     server.cleanupTimer = setInterval(() => {
-      server.cleanup().then(
-        (deleted) => log.info({ deleted }, 'cleanup done'),
+      // With several nodes, one runs it at a time: the others find the lease held and skip this round.
+      const lease = core.cleanupLease;
+      (lease ? lease.run(() => server.cleanup()) : server.cleanup()).then(
+        (deleted) => (deleted ? log.info({ deleted }, 'cleanup done') : log.debug('cleanup left to the node holding its lease')),
         (err) => log.error({ err }, 'cleanup failed'),
       );
     }, config.cleanupIntervalS * 1000).unref();

@@ -1,0 +1,47 @@
+/**
+ * The auth state several nodes share through Redis (SPEC §8): tickets, the login, guest and exchange windows, and the
+ * cleanup lease, on one connection of their own.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { Lease } from './lease.js';
+import { connectRedis, redisSettings } from './redis.js';
+import { SharedAttempts } from './shared-attempts.js';
+import { SharedTickets } from './shared-tickets.js';
+
+export interface SharedAuth {
+  tickets: SharedTickets;
+  login: SharedAttempts;
+  guest: SharedAttempts;
+  exchange: SharedAttempts;
+  /** Held by the node running the periodic cleanup; a node that dies gives it up within the node lease. */
+  cleanupLease: Lease;
+  close(): void;
+}
+
+export function openSharedAuth(config: Config, log: Logger): SharedAuth {
+  const settings = redisSettings(config);
+  const redis = connectRedis(settings, 'auth');
+  // Said once per outage, not at every reconnect attempt (and never by ioredis on stderr). Only the error's code: the
+  // callers answer UNAVAILABLE meanwhile.
+  let down = false;
+  redis.on('error', (err: NodeJS.ErrnoException) => {
+    if (down) return;
+    down = true;
+    log.warn({ code: err.code ?? null }, 'redis (auth) cannot be reached: logins, tickets and upgrades answer 503 until it can');
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log.info('redis (auth) reachable again');
+  });
+  const { prefix } = settings;
+  return {
+    tickets: new SharedTickets(redis, prefix, config.ticketTtlS * 1000, config.maxTicketsPerUser),
+    login: new SharedAttempts(redis, prefix, 'login', config.loginMaxFailures, config.loginWindowS * 1000),
+    guest: new SharedAttempts(redis, prefix, 'guest', config.guestMaxPerWindow, config.guestWindowS * 1000),
+    exchange: new SharedAttempts(redis, prefix, 'exchange', config.exchangeMaxFailures, config.exchangeWindowS * 1000),
+    cleanupLease: new Lease(redis, prefix, 'cleanup', config.nodeLeaseS * 1000),
+    close: () => redis.disconnect(),
+  };
+}
