@@ -76,7 +76,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
     this.membersKey = `${prefix}{nodes}:live`;
     this.channel = `${prefix}{bus}:effects`;
     this.ackChannel = `${prefix}{bus}:ack:${this.nodeId}`;
-    this.sub = connectRedis(settings, 'bus', { subscriber: true });
+    this.sub = connectRedis(settings, 'bus', { subscriber: true, log: options.log });
     const onMessage = (channel: string, text: string) => this.receive(channel, text);
     this.sub.on(settings.cluster ? 'smessage' : 'message', onMessage);
     // ioredis re-subscribes by itself after a reconnect; what was published meanwhile is gone, hence the resync.

@@ -26,7 +26,7 @@ export async function joinNodes(config: Config, log: Logger): Promise<ThisNode> 
     return { locks: new KeyedQueue(), peers: singleNode, bus: null, healthy: () => true, close: async () => undefined };
   }
   const settings = redisSettings(config);
-  const redis = connectRedis(settings, 'node');
+  const redis = connectRedis(settings, 'node', { log });
   const bus = await NodeBus.start(redis, settings, { leaseMs: config.nodeLeaseS * 1000, log });
   return {
     locks: new RedisLocks(redis, settings.prefix, { waitMs: config.askTimeoutMs }),

@@ -5,6 +5,7 @@
  * for as long as the process runs, so everything recovers when Redis returns.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
 
 export type RedisClient = Redis | Cluster;
 
@@ -36,9 +37,27 @@ const common: RedisOptions = {
 
 /**
  * Opens a connection (it connects in the background: the first commands wait for it, up to the command timeout).
- * `name` shows in `CLIENT LIST` (`greenroom:<name>`), to tell a node's connections apart.
+ * `name` shows in `CLIENT LIST` (`greenroom:<name>`), to tell a node's connections apart. With `log`, an outage is
+ * logged once (the error's code only: a message could hold the URL) and its end likewise.
  */
-export function connectRedis(settings: RedisSettings, name: string, use: { subscriber?: boolean } = {}): RedisClient {
+export function connectRedis(settings: RedisSettings, name: string, use: { subscriber?: boolean; log?: Logger } = {}): RedisClient {
+  const client = open(settings, name, use.subscriber === true);
+  // Without an 'error' listener ioredis prints every failed reconnect to stderr.
+  let down = false;
+  client.on('error', (err: NodeJS.ErrnoException) => {
+    if (down) return;
+    down = true;
+    use.log?.warn({ connection: name, code: err.code ?? null }, 'redis cannot be reached; retrying');
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    use.log?.info({ connection: name }, 'redis reachable again');
+  });
+  return client;
+}
+
+function open(settings: RedisSettings, name: string, subscriber: boolean): RedisClient {
   const urls = settings.urls.map((u) => new URL(u));
   const auth = (u: URL): RedisOptions => ({
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
@@ -53,7 +72,7 @@ export function connectRedis(settings: RedisSettings, name: string, use: { subsc
       enableOfflineQueue: true,
       slotsRefreshTimeout: 2000,
       // A subscriber on a cluster subscribes per shard (SSUBSCRIBE), never to classic pub/sub every node relays.
-      shardedSubscribers: use.subscriber === true,
+      shardedSubscribers: subscriber,
     };
     return new Cluster(
       urls.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),

@@ -21,20 +21,8 @@ export interface SharedAuth {
 
 export function openSharedAuth(config: Config, log: Logger): SharedAuth {
   const settings = redisSettings(config);
-  const redis = connectRedis(settings, 'auth');
-  // Said once per outage, not at every reconnect attempt (and never by ioredis on stderr). Only the error's code: the
-  // callers answer UNAVAILABLE meanwhile.
-  let down = false;
-  redis.on('error', (err: NodeJS.ErrnoException) => {
-    if (down) return;
-    down = true;
-    log.warn({ code: err.code ?? null }, 'redis (auth) cannot be reached: logins, tickets and upgrades answer 503 until it can');
-  });
-  redis.on('ready', () => {
-    if (!down) return;
-    down = false;
-    log.info('redis (auth) reachable again');
-  });
+  // An outage is logged once; meanwhile logins, tickets and upgrades answer 503.
+  const redis = connectRedis(settings, 'auth', { log });
   const { prefix } = settings;
   return {
     tickets: new SharedTickets(redis, prefix, config.ticketTtlS * 1000, config.maxTicketsPerUser),
