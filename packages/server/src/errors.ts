@@ -23,9 +23,15 @@ export class GreenroomError extends Error {
   }
 }
 
-/** Maps anything thrown to what may be shown to a client: a GreenroomError as is, all else as INTERNAL. */
+/**
+ * Maps anything thrown to what may be shown to a client: a GreenroomError as is; a store that cannot be reached as
+ * UNAVAILABLE with a retry hint (the client comes back, nothing is wrong with its request); all else as INTERNAL.
+ */
 export function toPublicError(err: unknown): GreenroomError {
   if (err instanceof GreenroomError) return err;
+  if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') {
+    return new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable', { retryAfterSeconds: 1 });
+  }
   return new GreenroomError(ErrorCode.INTERNAL, 'internal error');
 }
 
@@ -39,6 +45,11 @@ export class StoreError extends Error {
       | 'STORE_LOCKED'
       | 'STORE_CLOSED'
       | 'STORE_WRITE_FAILED'
+      /**
+       * A networked store (Redis) did not answer: unreachable, or no answer in time. Transient: the connection
+       * retries in the background. A write that fails so may or may not have been applied.
+       */
+      | 'STORE_UNAVAILABLE'
       /** A call's options are wrong (a scan's limit of 0, a prefix that is not a string): a bug of the caller. */
       | 'STORE_INVALID_OPTION',
     message: string,
