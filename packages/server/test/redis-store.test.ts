@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster, Redis } from 'ioredis';
-import { StoreError } from '../src/errors.js';
+import type { RedisClient, RedisSettings } from '../src/cluster/redis.js';
 import { RedisStore } from '../src/store/redis-store.js';
-import { storeContract } from './store.contract.js';
+import { eventually } from '../src/testing/index.js';
 import { rejection } from './helpers.js';
+import { storeContract } from './store.contract.js';
 import { dropPrefix, MACHINE_REDIS_URL, redisAvailable, redisPrefix, redisServerFound, startCluster, startRedis, type RedisCluster, type RedisServer } from './redis.js';
 
 const found = redisServerFound();
@@ -29,20 +30,26 @@ afterAll(async () => {
   await standalone.server?.stop();
 });
 
-/** A store on `urls` under a fresh prefix; cleanup closes it and drops the prefix's keys. */
-async function openStore(urls: string[], cluster = false) {
-  const prefix = redisPrefix();
-  const settings = { urls, cluster, prefix };
-  const store = await RedisStore.open(settings);
+/** A plain client of the same Redis, to look at keys. */
+function adminClient({ urls, cluster }: RedisSettings): RedisClient {
+  if (!cluster) return new Redis(urls[0]!);
+  return new Cluster(urls.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) })));
+}
+
+/** Stores on `urls` under one fresh prefix (several: several nodes); cleanup closes them and drops the prefix's keys. */
+async function openStores(urls: string[], cluster = false, count = 1) {
+  const settings: RedisSettings = { urls, cluster, prefix: redisPrefix() };
+  const stores = await Promise.all(Array.from({ length: count }, () => RedisStore.open(settings)));
+  const admin = adminClient(settings);
   return {
-    store,
-    prefix,
+    stores,
+    store: stores[0]!,
     settings,
+    admin,
     cleanup: async () => {
-      await store.close();
-      const admin = cluster ? new Cluster(urls.map((u) => new URL(u)).map((u) => ({ host: u.hostname, port: Number(u.port) }))) : new Redis(urls[0]!);
+      for (const store of stores) await store.close();
       try {
-        await dropPrefix(admin, prefix);
+        await dropPrefix(admin, settings.prefix);
       } finally {
         admin.disconnect();
       }
@@ -50,6 +57,232 @@ async function openStore(urls: string[], cluster = false) {
   };
 }
 
+/** Every key under the prefix, as text. */
+async function keysUnder(admin: RedisClient, prefix: string): Promise<string[]> {
+  const nodes = admin instanceof Cluster ? admin.nodes('master') : [admin];
+  const found: string[] = [];
+  for (const node of nodes) found.push(...(await node.keys(`${prefix}*`)));
+  return found.sort();
+}
+
 describeRedis(`RedisStore on standalone Redis${skipped}`, () => {
-  storeContract('RedisStore (standalone)', () => openStore([standalone.url]));
+  storeContract('RedisStore (standalone)', () => openStores([standalone.url]));
+
+  it('leaves nothing in Redis from a batch holding a value that is not JSON, and rejects it STORE_INVALID_OPTION', async () => {
+    const { store, admin, settings, cleanup } = await openStores([standalone.url]);
+    try {
+      const cyclic: Record<string, unknown> = { name: 'loop' };
+      cyclic.self = cyclic;
+      const err = await rejection(
+        store.write([
+          { op: 'put', collection: 'users', id: 'u1', value: { uid: 'u1', usernameKey: 'ann' } },
+          { op: 'put', collection: 'sessions', id: 's1', value: { uid: 'u1' } },
+          { op: 'put', collection: 'sessions', id: 's2', value: cyclic },
+        ]),
+      );
+      expect(err.code).toBe('STORE_INVALID_OPTION');
+      expect(await keysUnder(admin, settings.prefix)).toEqual([]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('writes a record, its owner pointer, the ids ZSET and the index under the layout it documents', async () => {
+    const { store, admin, settings, cleanup } = await openStores([standalone.url]);
+    const p = settings.prefix;
+    try {
+      await store.put('users', 'u1', { uid: 'u1', usernameKey: 'ann', role: 'user' });
+      await store.put('sessions', 's1', { sid: 's1', uid: 'u1' });
+      await store.put('app:chat-room', 'r/1', { topic: 'tea' });
+      expect(await keysUnder(admin, p)).toEqual(
+        [
+          `${p}{u:u1}:r:users:u1`,
+          `${p}{c:users}:ids`,
+          `${p}{i:users:usernameKey:ann}:i:users:usernameKey:ann`,
+          `${p}{i:users:role:user}:i:users:role:user`,
+          `${p}{o:sessions:s1}`,
+          `${p}{u:u1}:r:sessions:s1`,
+          `${p}{c:sessions}:ids`,
+          `${p}{u:u1}:i:sessions:uid:u1`,
+          `${p}{app%3Achat-room:r/1}:r:app%3Achat-room:r/1`,
+          `${p}{c:app%3Achat-room}:ids`,
+        ].sort(),
+      );
+      const plain = admin as Redis;
+      expect(await plain.get(`${p}{o:sessions:s1}`)).toBe('u:u1');
+      expect(JSON.parse((await plain.get(`${p}{u:u1}:r:sessions:s1`))!)).toEqual({ sid: 's1', uid: 'u1' });
+      // Deleting takes every one of them away again.
+      await store.write([
+        { op: 'delete', collection: 'users', id: 'u1' },
+        { op: 'delete', collection: 'sessions', id: 's1' },
+        { op: 'delete', collection: 'app:chat-room', id: 'r/1' },
+      ]);
+      expect(await keysUnder(admin, p)).toEqual([]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('finds by a field it does not index, by reading the collection', async () => {
+    const { store, cleanup } = await openStores([standalone.url]);
+    try {
+      await store.write(Array.from({ length: 600 }, (_, i) => ({ op: 'put' as const, collection: 'app:rooms', id: `r${i}`, value: { owner: `o${i % 7}` } })));
+      const rows = await store.findBy('app:rooms', 'owner', 'o3');
+      expect(rows.map((r) => r.id).sort()).toEqual(Array.from({ length: 600 }, (_, i) => i).filter((i) => i % 7 === 3).map((i) => `r${i}`).sort());
+    } finally {
+      await cleanup();
+    }
+  });
+
+  twoNodes(() => [standalone.url], false);
+
+  describe('a Redis that is not there', () => {
+    it('rejects ping with STORE_UNAVAILABLE, then serves once a Redis starts on that port, without reopening', async () => {
+      const server = await startRedis();
+      const port = server.port;
+      await server.stop(); // a port nothing listens on, and that was free a moment ago
+      const store = await RedisStore.open({ urls: [`redis://127.0.0.1:${port}`], cluster: false, prefix: redisPrefix() });
+      let started: RedisServer | null = null;
+      try {
+        const err = await rejection(store.ping());
+        expect(err.code).toBe('STORE_UNAVAILABLE');
+        expect(err.message).not.toContain(String(port));
+        expect((await rejection(store.put('users', 'u1', {}))).code).toBe('STORE_UNAVAILABLE');
+        expect((await rejection(store.get('users', 'u1'))).code).toBe('STORE_UNAVAILABLE');
+        started = await startRedis({ port });
+        await eventually(() => store.ping(), { timeoutMs: 10_000 });
+        await store.put('users', 'u1', { v: 1 });
+        expect(await store.get('users', 'u1')).toEqual({ v: 1 });
+      } finally {
+        await store.close();
+        await started?.stop();
+      }
+    });
+
+    it('opens at once, and a close while unreachable does not hang', async () => {
+      const server = await startRedis();
+      await server.stop();
+      const began = Date.now();
+      const store = await RedisStore.open({ urls: [server.url], cluster: false, prefix: redisPrefix() });
+      expect(Date.now() - began).toBeLessThan(500);
+      await store.close();
+      expect((await rejection(store.ping())).code).toBe('STORE_CLOSED');
+    });
+  });
 });
+
+describeRedis(`RedisStore on a three-master Redis Cluster${skipped}`, () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await startCluster();
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  storeContract('RedisStore (cluster)', () => openStores(cluster.urls, true));
+  twoNodes(() => cluster.urls, true);
+
+  it("keeps a user's record, its sessions' records and its sessions-by-uid index in one slot", async () => {
+    const { store, admin, cleanup } = await openStores(cluster.urls, true);
+    try {
+      await store.write([
+        { op: 'put', collection: 'users', id: 'u-1', value: { uid: 'u-1', usernameKey: 'ann' } },
+        { op: 'put', collection: 'sessions', id: 's-1', value: { sid: 's-1', uid: 'u-1' } },
+        { op: 'put', collection: 'sessions', id: 's-2', value: { sid: 's-2', uid: 'u-1' } },
+      ]);
+      const keys = store.keys;
+      const sessionKey = (sid: string) => keys.record('sessions', sid, keys.tagOf('sessions', sid, { uid: 'u-1' }));
+      const userKeys = [keys.record('users', 'u-1', keys.tagOf('users', 'u-1', {})), sessionKey('s-1'), sessionKey('s-2'), keys.index('sessions', 'uid', 'u-1').key];
+      const slots = await Promise.all(userKeys.map((key) => (admin as Cluster).cluster('KEYSLOT', key)));
+      expect(new Set(slots).size).toBe(1);
+      // And those keys hold what the layout says: the JSON, and the ids.
+      expect(JSON.parse((await admin.get(sessionKey('s-1')))!)).toEqual({ sid: 's-1', uid: 'u-1' });
+      expect((await admin.smembers(keys.index('sessions', 'uid', 'u-1').key)).sort()).toEqual(['s-1', 's-2']);
+      expect((await store.findBy('sessions', 'uid', 'u-1')).map((r) => r.id)).toEqual(['s-1', 's-2']);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('skips what a batch interrupted part-way leaves behind: ids and index entries without a record', async () => {
+    const { store, admin, cleanup } = await openStores(cluster.urls, true);
+    try {
+      await store.put('users', 'u1', { uid: 'u1', usernameKey: 'ann' });
+      const keys = store.keys;
+      // What the first steps of a put of u2 leave if the node dies before the record is written.
+      await admin.zadd(keys.ids('users'), 0, 'u2');
+      await admin.sadd(keys.index('users', 'usernameKey', 'bob').key, 'u2');
+      await admin.sadd(keys.index('users', 'usernameKey', 'ann').key, 'u0');
+      expect((await store.scan('users')).items.map((i) => i.id)).toEqual(['u1']);
+      expect(await store.scan('users', { limit: 1 })).toEqual({ items: [{ id: 'u1', value: { uid: 'u1', usernameKey: 'ann' } }], next: null });
+      expect(await store.findBy('users', 'usernameKey', 'bob')).toEqual([]);
+      expect((await store.findBy('users', 'usernameKey', 'ann')).map((r) => r.id)).toEqual(['u1']);
+      // The next write of that id sets it right.
+      await store.delete('users', 'u2');
+      expect(await admin.zrange(keys.ids('users'), 0, -1)).toEqual(['u1']);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+/** Two stores (two nodes) on one Redis or one cluster. */
+function twoNodes(urls: () => string[], cluster: boolean): void {
+  describe('two nodes on one Redis', () => {
+    it("see each other's writes: records, scans, counts and index lookups", async () => {
+      const { stores, cleanup } = await openStores(urls(), cluster, 2);
+      const [a, b] = stores as [RedisStore, RedisStore];
+      try {
+        await a.put('users', 'u1', { uid: 'u1', usernameKey: 'ann' });
+        await a.put('sessions', 's1', { uid: 'u1' });
+        expect(await b.get('users', 'u1')).toEqual({ uid: 'u1', usernameKey: 'ann' });
+        expect((await b.findBy('users', 'usernameKey', 'ann')).map((r) => r.id)).toEqual(['u1']);
+        await b.put('sessions', 's2', { uid: 'u1' });
+        await b.delete('sessions', 's1');
+        expect((await a.findBy('sessions', 'uid', 'u1')).map((r) => r.id)).toEqual(['s2']);
+        expect(await a.count('sessions')).toBe(1);
+        expect((await a.scan('sessions')).items).toEqual([{ id: 's2', value: { uid: 'u1' } }]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('keep the ids ZSET and the indexes exact under concurrent puts, moves and deletes of the same records', async () => {
+      const { stores, admin, settings, cleanup } = await openStores(urls(), cluster, 2);
+      try {
+        const sids = Array.from({ length: 20 }, (_, i) => `s${i}`);
+        const uids = ['u1', 'u2', 'u3'];
+        // Each node writes every session many times, moving it between users, and deletes some.
+        const writes = stores.flatMap((store, node) =>
+          Array.from({ length: 200 }, (_, n) => {
+            const sid = sids[(n * 7 + node * 3) % sids.length]!;
+            if (n % 11 === node) return store.delete('sessions', sid);
+            return store.put('sessions', sid, { sid, uid: uids[(n + node) % uids.length]!, n, node });
+          }),
+        );
+        await Promise.all(writes);
+        // What the records say is exactly what the ZSET and the indexes say.
+        const records = new Map<string, string>();
+        for (const sid of sids) {
+          const record = await stores[0]!.get<{ uid: string }>('sessions', sid);
+          if (record) records.set(sid, record.uid);
+        }
+        const keys = stores[0]!.keys;
+                const zset = (await admin.zrange(keys.ids('sessions'), 0, -1)).sort();
+        expect(zset).toEqual([...records.keys()].sort());
+        for (const uid of uids) {
+          const expected = [...records].filter(([, u]) => u === uid).map(([sid]) => sid).sort();
+          expect([uid, (await admin.smembers(keys.index('sessions', 'uid', uid).key)).sort()]).toEqual([uid, expected]);
+          expect([uid, (await stores[1]!.findBy('sessions', 'uid', uid)).map((r) => r.id)]).toEqual([uid, expected]);
+        }
+        // One record key per live session (none left behind by a move), one pointer each.
+        const recordKeys = (await keysUnder(admin, settings.prefix)).filter((k) => k.includes(':r:sessions:'));
+        expect(recordKeys).toHaveLength(records.size);
+        expect(await stores[1]!.count('sessions')).toBe(records.size);
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

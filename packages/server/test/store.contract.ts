@@ -121,6 +121,16 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
         expect(page.next).toBeNull();
       });
 
+      it('orders by UTF-16 code unit: astral characters (surrogate pairs) below U+E000, lone surrogates kept apart', async () => {
+        const units = ['\u{1F600}', '\ue000', '\uffff', 'z', '\ud800', '\udc00', 'a\ud83d'];
+        await putAll('meta', units);
+        const sorted = [...units].sort();
+        expect(ids(await store.scan('meta'))).toEqual(sorted);
+        expect(ids(await store.scan('meta', { reverse: true, limit: 3 }))).toEqual([...sorted].reverse().slice(0, 3));
+        expect(ids(await store.scan('meta', { gte: '\ud83d', lt: '\uffff' }))).toEqual(['\u{1F600}', '\udc00', '\ue000']);
+        for (const id of units) expect(await store.get('meta', id)).toEqual({ id });
+      });
+
       it('pages with limit and the cursor, and the last page has next null', async () => {
         await putAll('users', ['e', 'a', 'c', 'b', 'd']);
         const first = await store.scan('users', { limit: 2 });

@@ -9,6 +9,8 @@
  *   <prefix>{o:<collection>:<id>}                        an owned record's tag (its owner pointer, below)
  *   <prefix>{c:<collection>}:ids                         ZSET of the collection's ids, all scores 0 (scan, count)
  *   <prefix>{<index tag>}:i:<collection>:<field>:<value> SET of the ids whose declared `field` is `value` (findBy)
+ *   <prefix>{o:<collection>:<id>}:l, <prefix>{<tag>}:l:<collection>:<id>
+ *                                                        a record's write lock, on a Cluster only (owned, other)
  *
  * A record's tag: `u:<id>` for a user; `u:<uid>` for a record that belongs to a user (OWNER_FIELD), so that every key
  * of one user — the user, its sessions, their index — sits in one slot; `<collection>:<id>` for the rest. A `get`
@@ -18,28 +20,28 @@
  * in a key or a member is stored one UTF-8 sequence per UTF-16 code unit (encodeUnits), so Redis's bytewise order of
  * the ids ZSET is the code-unit order `scan` promises, and any id survives the trip.
  *
- * Writes. A batch is first read (the current tag and JSON of each record it touches), then applied by a Lua script
- * that checks those are unchanged (else it changes nothing, and the batch is read and tried again): several nodes may
- * write at once, and the indexes follow what the record held. Writes of one record from one RedisStore apply in the
- * order they were issued.
+ * Writes. A batch is read (the current tag and JSON of each record it touches), then applied by Lua scripts that
+ * first check those are unchanged (else they change nothing, and the batch is read and tried again): several nodes
+ * write at once, and the indexes must follow what each record held. Writes of one record from one RedisStore apply
+ * in the order they were issued.
  *
  *   - Standalone Redis: the whole batch is one script — all or nothing, records, pointers, ZSETs and indexes alike.
  *   - Redis Cluster: a script touches one slot, so a batch is applied tag by tag, in steps ordered so that a crash
- *     or a failure part-way leaves only extra entries, never missing ones: ids and index entries are added before a
- *     record is put and removed after it is deleted; a pointer is set before a new record is written and removed
- *     after it is deleted; a record that changes owner is written at its new place before its pointer moves, and
- *     the old copy deleted after. Readers skip what is stale (an id whose record is missing, an index entry whose
- *     record no longer holds the value). **A batch is atomic when its records share a tag** (the records of one user
- *     always do: the user and its sessions, fingerprints and identities); otherwise it is applied per tag, and a
- *     crash may leave some of its records written and others not. `count` may include ids a crash left behind.
- *     Two nodes writing the same record at the same instant are each checked per slot, not across slots: after an
- *     owner change racing another write, one of the two values wins.
+ *     part-way leaves only extra entries, never missing ones: ids and index entries are added before a record is
+ *     put and removed after it is deleted; a pointer is set before a new record is written and removed after it is
+ *     deleted; a record that changes owner is written at its new place before its pointer moves, and the old copy
+ *     deleted after. Readers skip what is stale (an id whose record is missing, an index entry whose record no
+ *     longer holds the value). Writers of one record take turns: the batch holds a lock on each of its records
+ *     (with a lease: a node that dies holding one delays that record's writers at most LOCK_LEASE_MS). **A batch is
+ *     atomic when its records share a tag** (one user's records always do: the user and its sessions, fingerprints
+ *     and identities); otherwise it is applied per tag, and a crash may leave some of its records written and others
+ *     not. `count` may include ids a crash left behind until they are written again.
  *
  * Records handed out are frozen copies, as with the embedded stores. Not a StagedStore: a write resolves once Redis
- * has it (durable as far as Redis's persistence setting goes: `appendonly yes` + `appendfsync always` for every
- * acknowledged write). No `backup`: a paged read of a live Redis is not one moment's copy; use Redis's own persistence.
+ * has it (durable as far as Redis's persistence goes: `appendonly yes` + `appendfsync always` for every acknowledged
+ * write). No `backup`: a paged read of a live Redis is not one moment's copy; Redis's own persistence is the backup.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { COMMAND_TIMEOUT_MS, connectRedis, type RedisClient, type RedisSettings } from '../cluster/redis.js';
 import { StoreError } from '../errors.js';
@@ -77,6 +79,10 @@ const READ_CHUNK = 256;
 
 /** A batch whose checks keep failing (other nodes writing the same records) is tried this often, then refused. */
 const MAX_ATTEMPTS = 50;
+
+/** Cluster: how long a record's write lock lasts unless given back (a node that died holding it), and how long a write waits for locks. */
+const LOCK_LEASE_MS = 5000;
+const LOCK_WAIT_MS = LOCK_LEASE_MS + 1000;
 
 /** Longest any one call to Redis may take, whatever the client does meanwhile (a Cluster queues while it has no slots). */
 const CALL_DEADLINE_MS = COMMAND_TIMEOUT_MS + 500;
@@ -121,6 +127,21 @@ end
 return 1
 `;
 
+/**
+ * Takes a record's write lock (KEYS[1]: ARGV[1] is the taker's token, ARGV[2] the lease in ms) and reads KEYS[2] (the
+ * record, or an owned record's pointer) in the same slot. Answers {1, value} or {0} when another writer holds it.
+ */
+const LOCK = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+return {1, redis.call('GET', KEYS[2])}
+`;
+
+/** Gives a lock back, if it is still the taker's (ARGV[1]). */
+const UNLOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
 class Script {
   readonly sha: string;
   constructor(readonly lua: string) {
@@ -130,6 +151,8 @@ class Script {
 
 const READ_SCRIPT = new Script(READ);
 const APPLY_SCRIPT = new Script(APPLY);
+const LOCK_SCRIPT = new Script(LOCK);
+const UNLOCK_SCRIPT = new Script(UNLOCK);
 
 /**
  * A string as bytes, one UTF-8 sequence per UTF-16 code unit (surrogates too, as CESU-8 does). Bytewise order is then
@@ -201,6 +224,18 @@ export class RedisKeys {
     return typeof uid === 'string' ? `u:${esc(uid)}` : `${esc(collection)}:${esc(id)}`;
   }
 
+  /**
+   * A record's write lock (Cluster), and the key its reads start from, in one slot: an owned record's pointer, or
+   * the record itself.
+   */
+  lock(collection: Collection, id: string): { key: Buffer; read: Buffer } {
+    if (this.owned(collection)) {
+      return { key: encodeUnits(`${this.prefix}${this.pointerTag(collection, id, true)}:l`), read: this.pointer(collection, id) };
+    }
+    const tag = this.tagOf(collection, id, {});
+    return { key: encodeUnits(`${this.prefix}{${tag}}:l:${esc(collection)}:${id}`), read: this.record(collection, id, tag) };
+  }
+
   /** Whether a record's tag depends on its value (then it is found through its pointer). */
   owned(collection: Collection): boolean {
     return OWNER_FIELD.has(collection);
@@ -247,6 +282,14 @@ export class RedisKeys {
     }
     return entries;
   }
+}
+
+/** A record's last write in a batch: its JSON and value, or null for a delete. */
+interface Written {
+  collection: Collection;
+  id: string;
+  json: Buffer | null;
+  value: StoredRecord | null;
 }
 
 /** What Redis holds for a record: its tag (null: an owned record without a pointer) and its JSON (null: none). */
@@ -349,7 +392,7 @@ export class RedisStore implements Store {
   write(ops: readonly WriteOp[]): Promise<void> {
     return this.track(async () => {
       // Every value is checked before anything is sent: one that is not JSON fails the batch with nothing applied.
-      const last = new Map<string, { collection: Collection; id: string; json: Buffer | null; value: StoredRecord | null }>();
+      const last = new Map<string, Written>();
       for (const op of ops) {
         const name = JSON.stringify([op.collection, op.id]);
         last.delete(name); // a record's place in the batch is its last write's
@@ -359,15 +402,59 @@ export class RedisStore implements Store {
       if (last.size === 0) return;
       // A batch applies whole, so only each record's last write matters.
       const records = [...last.values()];
-      await this.order.run([...last.keys()], async () => {
-        for (let attempt = 1; ; attempt++) {
-          const held = await this.readMany(records);
-          if (await this.apply(this.plan(records, held))) return;
-          if (attempt === MAX_ATTEMPTS) throw new StoreError('STORE_WRITE_FAILED', `a write kept meeting concurrent writes of the same records (${attempt} attempts); nothing more was applied`);
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 20)));
-        }
-      });
+      await this.order.run([...last.keys()], () => (this.cluster ? this.writeLocked(records) : this.writeChecked(records)));
     });
+  }
+
+  /** Standalone: read, then one script that applies the batch if nothing it read has changed meanwhile. */
+  private async writeChecked(records: readonly Written[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (await this.apply(this.plan(records, await this.readMany(records)))) return;
+      if (attempt === MAX_ATTEMPTS) throw new StoreError('STORE_WRITE_FAILED', `a write kept meeting concurrent writes of the same records (${attempt} attempts); it was not applied`);
+      await pause(attempt);
+    }
+  }
+
+  /**
+   * Cluster: the batch's steps touch several slots one after another, so writers of one record must not interleave
+   * (a delete's late ZREM would drop the id a racing create just added). Each record is locked for the batch (a key
+   * in the slot its reads start from, with a lease, so a node that dies holding it blocks no one for long), read
+   * under the lock, then written; the scripts still check what was read, in case a lease ran out.
+   */
+  private async writeLocked(records: readonly Written[]): Promise<void> {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let attempt = 1; ; attempt++) {
+      const token = randomBytes(9).toString('base64');
+      const locks = records.map(({ collection, id }) => this.keys.lock(collection, id));
+      const taken = await Promise.allSettled(
+        locks.map(async ({ key, read }) => (await this.script(LOCK_SCRIPT, [key, read], [token, String(LOCK_LEASE_MS)], 'write')) as [number, Buffer | null]),
+      );
+      const replies = taken.map((t) => (t.status === 'fulfilled' ? t.value : null));
+      const mine = locks.filter((_, i) => replies[i]?.[0] === 1);
+      try {
+        const failed = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
+        if (failed) throw failed.reason;
+        if (mine.length === locks.length) {
+          const held = await Promise.all(records.map(({ collection, id }, i) => this.readLocked(collection, id, replies[i]![1])));
+          if (await this.apply(this.plan(records, held))) return;
+        }
+      } finally {
+        // A lock that cannot be given back (Redis just went away) frees itself when its lease runs out.
+        await Promise.all(mine.map(({ key }) => this.script(UNLOCK_SCRIPT, [key], [token], 'write').catch(() => undefined)));
+      }
+      if (Date.now() > deadline) {
+        throw new StoreError('STORE_UNAVAILABLE', `records of this write stayed locked by other writers for ${LOCK_WAIT_MS} ms; it was not applied`);
+      }
+      await pause(attempt);
+    }
+  }
+
+  /** A record as the lock script read it: its JSON, or an owned record's pointer, then the record it points to. */
+  private async readLocked(collection: Collection, id: string, read: Buffer | null): Promise<Held> {
+    if (!this.keys.owned(collection)) return { tag: this.keys.tagOf(collection, id, {}), raw: read };
+    if (read === null) return { tag: null, raw: null };
+    const tag = decodeUnits(read);
+    return { tag, raw: await this.call('read', () => this.client.getBuffer(this.keys.record(collection, id, tag))) };
   }
 
   scan<T extends StoredRecord>(collection: Collection, raw?: ScanOptions): Promise<ScanPage<T>> {
@@ -569,7 +656,7 @@ export class RedisStore implements Store {
   }
 
   /** The steps that take each record from what Redis held (`held`) to its last write in the batch. */
-  private plan(records: ReadonlyArray<{ collection: Collection; id: string; json: Buffer | null; value: StoredRecord | null }>, held: readonly Held[]): Map<Phase, Map<string, Step>> {
+  private plan(records: readonly Written[], held: readonly Held[]): Map<Phase, Map<string, Step>> {
     const keys = this.keys;
     const phases = new Map<Phase, Map<string, Step>>(PHASES.map((p) => [p, new Map()]));
     const step = (phase: Phase, tag: string): Step => {
@@ -689,6 +776,11 @@ function tighter(current: Bound | null, next: Bound, side: 1 | -1): Bound {
   if (c > 0) return next;
   if (c < 0) return current;
   return current.inclusive ? next : current;
+}
+
+/** A short random wait before trying again, longer with each attempt. */
+function pause(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** attempt, 50)));
 }
 
 function byCodeUnit(a: string, b: string): number {
