@@ -48,6 +48,7 @@ import { ActorSystem } from './runtime/actor-system.js';
 import type { Locks } from './runtime/keyed-queue.js';
 import { joinNodes, type ThisNode } from './cluster/node.js';
 import { LowdbStore } from './store/lowdb-store.js';
+import { openStore, retryUntilReachable, type StartupWork } from './store/open-store.js';
 import type { Store } from './store/store.js';
 
 export interface GreenroomOptions {
@@ -88,6 +89,11 @@ export interface Core {
   node: ThisNode;
   /** With several nodes (store `redis`): held by the one running the periodic cleanup. */
   cleanupLease: Lease | null;
+  /**
+   * False while start-up work waits for a store that cannot be reached yet (a Redis that is down), or while this
+   * node does not hold its lease among the others: /readyz is 503.
+   */
+  ready(): boolean;
   /** Stops the core's timers, actors and store. */
   close(): Promise<void>;
 }
@@ -99,12 +105,13 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   // Checked before anything opens: a bad exchange setting is a ConfigError at start.
   const identityVerifier = createIdentityVerifier(config, options.identity, log);
   const keys = deriveKeys(await loadSecret(config.dataDir, config.secret));
-  const store = options.store ?? (await LowdbStore.open(config.dataDir));
+  const store = options.store ?? (await openStore(config, log));
   const system = new ActorSystem(log);
   const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity });
   const tokens = new TokenService(keys, config.accessTtlS);
   const node = await joinNodes(config, log);
   const sessionLocks = node.locks;
+  let startup: StartupWork | null = null;
   try {
     await registry.add(
       SessionStore,
@@ -125,7 +132,9 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     await registry.add(FingerprintStore, { locks: sessionLocks });
     for (const actor of options.actors ?? []) await registry.add(actor);
     if (config.admin) {
-      await registry.ask(UserStore.Ensure, { ...config.admin, role: 'admin', onlyIfEmpty: true });
+      const admin = config.admin;
+      // A store that is down at start (Redis) does not stop the node: the admin is ensured once it is back.
+      startup = await retryUntilReachable('ensuring GREENROOM_ADMIN', () => registry.ask(UserStore.Ensure, { ...admin, role: 'admin', onlyIfEmpty: true }), log);
     }
   } catch (err) {
     system.stop();
@@ -162,7 +171,9 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     sessionLocks,
     node,
     cleanupLease: shared?.cleanupLease ?? null,
+    ready: () => (startup?.done() ?? true) && node.healthy(),
     close: async () => {
+      startup?.stop();
       refresh.stop();
       tickets.stop();
       limiter.stop();
@@ -351,7 +362,7 @@ export class Greenroom {
     };
 
     const unprefixed = [
-      ...opsRoutes({ metrics: config.metrics, registry, auth, store, connections }),
+      ...opsRoutes({ metrics: config.metrics, registry, auth, store, connections, ready: core.ready }),
       actorsRoute({ registry, auth }),
       ...authRoutes({ registry, auth, login: core.login, refresh: core.refresh, tickets: core.tickets, tokens, log, exchange: core.exchange, passwords: config.passwords, basePath: config.basePath }),
     ];

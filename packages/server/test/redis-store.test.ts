@@ -3,12 +3,19 @@
  * on a three-master cluster this file starts; one user's keys in one slot; batches that cannot be stored leave
  * nothing; two stores ("nodes") on one Redis see each other's writes and keep the ids and indexes right when they
  * write at once; and a store whose Redis is not there yet reports STORE_UNAVAILABLE, then serves once it is.
+ * And the server on it: GREENROOM_STORE picks it (an unknown value stops start-up), a login lands in Redis and not in
+ * the data dir, and a node whose Redis is down starts, is not ready, answers 503 UNAVAILABLE with Retry-After, and
+ * serves once Redis is up, without a restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdir } from 'node:fs/promises';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisClient, RedisSettings } from '../src/cluster/redis.js';
+import { ConfigError } from '../src/errors.js';
+import { createLogger } from '../src/log.js';
+import { openStore } from '../src/store/open-store.js';
 import { RedisStore } from '../src/store/redis-store.js';
-import { eventually } from '../src/testing/index.js';
+import { eventually, httpRequest, loginWithPassword, startTestServer, type TestServer } from '../src/testing/index.js';
 import { rejection } from './helpers.js';
 import { storeContract } from './store.contract.js';
 import { dropPrefix, MACHINE_REDIS_URL, redisAvailable, redisPrefix, redisServerFound, startCluster, startRedis, type RedisCluster, type RedisServer } from './redis.js';
@@ -286,3 +293,79 @@ function twoNodes(urls: () => string[], cluster: boolean): void {
     });
   });
 }
+
+describe('GREENROOM_STORE', () => {
+  it('stops start-up with a ConfigError naming GREENROOM_STORE for a store it does not know', async () => {
+    const err = await startTestServer({ env: { GREENROOM_STORE: 'nosuch' } }).then(
+      (server) => server.close().then(() => undefined),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain('GREENROOM_STORE');
+    // A config put together in code is refused the same way.
+    const config = { store: 'nosuch' as 'lowdb', dataDir: '/nonexistent', redisUrls: [], redisCluster: false, redisPrefix: 'gr:' };
+    await expect(openStore(config, createLogger({ level: 'silent' }))).rejects.toThrow(/GREENROOM_STORE/);
+  });
+});
+
+describeRedis(`Greenroom with GREENROOM_STORE=redis${skipped}`, () => {
+  const admin = { username: 'redis-admin', password: 'redis-admin-password-1' };
+  /** The environment of a node on Redis at `url` under `prefix`. */
+  const redisEnv = (url: string, prefix: string) => ({
+    GREENROOM_STORE: 'redis',
+    GREENROOM_REDIS_URL: url,
+    GREENROOM_REDIS_PREFIX: prefix,
+    GREENROOM_SECRET: 'a-shared-secret-of-at-least-32-characters',
+    GREENROOM_ADMIN: `${admin.username}:${admin.password}`,
+  });
+
+  it('keeps what a login writes in Redis, under the prefix, and no store files in the data dir', async () => {
+    const prefix = redisPrefix();
+    const server = await startTestServer({ env: redisEnv(standalone.url, prefix) });
+    try {
+      const login = await loginWithPassword(server, admin);
+      expect(login.status).toBe(200);
+      const client = new Redis(standalone.url);
+      try {
+        const keys = await keysUnder(client, prefix);
+        expect(keys.some((k) => k.includes(':r:users:'))).toBe(true);
+        expect(keys.some((k) => k.includes(':r:sessions:'))).toBe(true);
+      } finally {
+        client.disconnect();
+      }
+      expect((await readdir(server.dataDir)).filter((name) => name.startsWith('greenroom.json'))).toEqual([]);
+      expect((await httpRequest(server, '/readyz')).status).toBe(200);
+    } finally {
+      await server.close();
+      await dropPrefix(standalone.url, prefix);
+    }
+  });
+
+  it('starts with Redis down, answers 503 UNAVAILABLE with Retry-After, and serves once Redis is up, without a restart', async () => {
+    const stand = await startRedis();
+    const port = stand.port;
+    await stand.stop(); // nothing listens there now
+    const prefix = redisPrefix();
+    let redis: RedisServer | null = null;
+    let server: TestServer | null = null;
+    try {
+      server = await startTestServer({ env: redisEnv(`redis://127.0.0.1:${port}`, prefix) });
+      const ready = await httpRequest(server, '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body.error.code).toBe('UNAVAILABLE');
+      const login = await loginWithPassword(server, admin);
+      expect([login.status, login.body?.error?.code]).toEqual([503, 'UNAVAILABLE']);
+      expect(login.headers['retry-after']).toBe('1');
+      expect(login.text).not.toContain(String(port));
+
+      redis = await startRedis({ port });
+      const up = server;
+      await eventually(async () => (await httpRequest(up, '/readyz')).status === 200, { timeoutMs: 15_000, what: '/readyz turns 200' });
+      const again = await loginWithPassword(server, admin);
+      expect(again.status).toBe(200);
+    } finally {
+      await server?.close();
+      await redis?.stop();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 /**
  * The routes for operators and their tools (docs/operations.md, docs/configuration.md): `GET /healthz` (the process
- * is up), `GET /readyz` (accepting, and the store answers), `GET /metrics` (Prometheus text, per GREENROOM_METRICS).
+ * is up), `GET /readyz` (accepting, the store answers, and start-up work that needs it is done), `GET /metrics`
+ * (Prometheus text, per GREENROOM_METRICS).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode } from '@greenroom/protocol';
@@ -20,10 +21,12 @@ export interface OpsRouteDeps {
   auth: Authenticator;
   store: Store;
   connections: Connections;
+  /** False while start-up work still waits for the store, or the node has lost touch with the others (Core.ready). */
+  ready?: () => boolean;
 }
 
 /** The operators' routes, at their paths without the base path. */
-export function opsRoutes({ metrics: access, registry, auth, store, connections }: OpsRouteDeps): Route[] {
+export function opsRoutes({ metrics: access, registry, auth, store, connections, ready: started = () => true }: OpsRouteDeps): Route[] {
   const health: Route = { method: 'GET', path: '/healthz', handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }) };
   const ready: Route = {
     method: 'GET',
@@ -34,8 +37,9 @@ export function opsRoutes({ metrics: access, registry, auth, store, connections 
       try {
         await store.ping();
       } catch {
-        throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable');
+        throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable', { retryAfterSeconds: 1 });
       }
+      if (!started()) throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the server is not ready', { retryAfterSeconds: 1 });
       sendJson(res, 200, { status: 'ready' });
     },
   };
