@@ -481,14 +481,14 @@ export class RedisStore implements Store {
       // One live row past the page tells whether another page follows; ids whose record is gone are skipped.
       const items: Array<{ id: string; value: T }> = [];
       for (;;) {
-        const want = limit + 1 - items.length;
-        const ids = await this.range(collection, lower, upper, reverse, Math.max(want, 8));
+        const asked = Math.max(limit + 1 - items.length, 8);
+        const ids = await this.range(collection, lower, upper, reverse, asked);
         const held = await this.read(collection, ids);
         ids.forEach((id, i) => {
           const found = held[i]!.raw;
           if (found !== null && items.length <= limit) items.push({ id, value: parseRecord(found) as T });
         });
-        if (items.length > limit || ids.length < Math.max(want, 8)) break;
+        if (items.length > limit || ids.length < asked) break;
         const lastId = ids[ids.length - 1]!;
         if (reverse) upper = { id: lastId, inclusive: false };
         else lower = { id: lastId, inclusive: false };
@@ -671,7 +671,7 @@ export class RedisStore implements Store {
       const member = encodeUnits(id);
       const idsTag = keys.idsTag(collection);
       const ids = keys.ids(collection);
-      const was = raw === null ? [] : keys.indexEntries(collection, JSON.parse(raw.toString('utf8')) as StoredRecord);
+      const was = raw === null || !INDEXED_FIELDS.has(collection) ? [] : keys.indexEntries(collection, JSON.parse(raw.toString('utf8')) as StoredRecord);
       const will = value === null ? [] : keys.indexEntries(collection, value);
       const kept = new Set(will.map((e) => e.name));
       const gone = was.filter((e) => !kept.has(e.name));
