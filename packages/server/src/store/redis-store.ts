@@ -358,19 +358,8 @@ export class RedisStore implements Store {
    * background, and calls made before it is up wait for it up to the command timeout, then reject STORE_UNAVAILABLE.
    */
   static async open(settings: RedisSettings, options: RedisStoreOptions = {}): Promise<RedisStore> {
-    const client = connectRedis(settings, options.name ?? 'store');
-    // Without a listener ioredis prints every failed reconnect; the calls themselves report unavailability.
-    let down = false;
-    client.on('error', (err: NodeJS.ErrnoException) => {
-      if (down) return;
-      down = true;
-      options.log?.warn({ code: err.code ?? err.name }, 'the store cannot reach Redis; retrying');
-    });
-    client.on('ready', () => {
-      if (!down) return;
-      down = false;
-      options.log?.info('the store reaches Redis again');
-    });
+    // An outage is logged once by the connection; the calls themselves report unavailability.
+    const client = connectRedis(settings, options.name ?? 'store', { log: options.log });
     return new RedisStore(client, settings.cluster, settings.prefix);
   }
 
