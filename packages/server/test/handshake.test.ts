@@ -196,6 +196,9 @@ class HoldableStore implements Store {
   delete(collection: Collection, id: string): Promise<void> {
     return this.inner.delete(collection, id);
   }
+  update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    return this.inner.update<T>(collection, id, change);
+  }
   write(ops: readonly WriteOp[]): Promise<void> {
     return this.inner.write(ops);
   }

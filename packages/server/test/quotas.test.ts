@@ -39,6 +39,7 @@ function unstaged(store: Store): Store {
     put: (c, id, v) => store.put(c, id, v),
     delete: (c, id) => store.delete(c, id),
     write: (ops) => store.write(ops),
+    update: (c, id, change) => store.update(c, id, change),
     scan: (c, o) => store.scan(c, o),
     count: (c) => store.count(c),
     findBy: (c, f, v) => store.findBy(c, f, v),

@@ -255,6 +255,19 @@ function twoNodes(urls: () => string[], cluster: boolean): void {
       }
     });
 
+    it('lose none of 200 concurrent increments of one record made through both (update), run 3 times', async () => {
+      const { stores, cleanup } = await openStores(urls(), cluster, 2);
+      try {
+        for (let round = 0; round < 3; round++) {
+          const id = `c${round}`;
+          await Promise.all(Array.from({ length: 200 }, (_, i) => stores[i % 2]!.update<{ n: number }>('app:counter', id, (c) => ({ n: (c?.n ?? 0) + 1 }))));
+          expect(await stores[0]!.get('app:counter', id)).toEqual({ n: 200 });
+        }
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('keep the ids ZSET and the indexes exact under concurrent puts, moves and deletes of the same records', async () => {
       const { stores, admin, settings, cleanup } = await openStores(urls(), cluster, 2);
       try {

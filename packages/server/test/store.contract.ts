@@ -471,6 +471,48 @@ export function storeContract(name: string, open: () => Promise<{ store: Store; 
       });
     });
 
+    describe('update (one record, atomically)', () => {
+      it('creates from nothing, changes what is there, and deletes when the change answers undefined', async () => {
+        const seen: unknown[] = [];
+        expect(await store.update<{ n: number }>('counters', 'c', (current) => (seen.push(current), { n: (current?.n ?? 0) + 1 }))).toEqual({ n: 1 });
+        expect(await store.update<{ n: number }>('counters', 'c', (current) => (seen.push(current), { n: current!.n + 1 }))).toEqual({ n: 2 });
+        expect(seen).toEqual([undefined, { n: 1 }]);
+        expect(await store.get('counters', 'c')).toEqual({ n: 2 });
+        expect(await store.update('counters', 'c', () => undefined)).toBeUndefined();
+        expect(await store.get('counters', 'c')).toBeUndefined();
+        expect(await store.count('counters')).toBe(0);
+      });
+
+      it('loses none of 100 concurrent increments of one record', async () => {
+        await Promise.all(Array.from({ length: 100 }, () => store.update<{ n: number }>('counters', 'c', (current) => ({ n: (current?.n ?? 0) + 1 }))));
+        expect(await store.get('counters', 'c')).toEqual({ n: 100 });
+      });
+
+      it('keeps indexes and scans right through updates', async () => {
+        await store.update('sessions', 's1', () => ({ uid: 'u1' }));
+        await store.update<{ uid: string }>('sessions', 's1', (s) => ({ ...s!, uid: 'u2' }));
+        expect(await store.findBy('sessions', 'uid', 'u1')).toEqual([]);
+        expect((await store.findBy('sessions', 'uid', 'u2')).map((r) => r.id)).toEqual(['s1']);
+        expect((await store.scan('sessions')).items.map((i) => i.id)).toEqual(['s1']);
+      });
+
+      it('rejects with the error of a change that throws, and leaves the record as it was', async () => {
+        await store.put('counters', 'c', { n: 1 });
+        await expect(
+          store.update('counters', 'c', () => {
+            throw new Error('no');
+          }),
+        ).rejects.toThrow('no');
+        expect(await store.get('counters', 'c')).toEqual({ n: 1 });
+      });
+
+      it('hands out a record that cannot be changed', async () => {
+        const stored = await store.update('counters', 'c', () => ({ n: 1, list: [1] }));
+        expect(Object.isFrozen(stored)).toBe(true);
+        expect(Object.isFrozen((stored as { list: number[] }).list)).toBe(true);
+      });
+    });
+
     describe('ping and close', () => {
       it('pings while open', async () => {
         await expect(store.ping()).resolves.toBeUndefined();

@@ -57,6 +57,15 @@ export class MessageStore implements Store {
     this.depend(this.base.stage(ops));
   }
 
+  /** Read and staged at once, like a write (the answer waits for the flush, and for the one of what it read). */
+  async update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    if (this.sealed) return this.base.update(collection, id, change);
+    this.depend(this.base.unflushed(collection, id));
+    const next = change(this.base.now.get<T>(collection, id));
+    this.depend(this.base.stage([next === undefined ? { op: 'delete', collection, id } : { op: 'put', collection, id, value: next }]));
+    return this.base.now.get<T>(collection, id);
+  }
+
   ping(): Promise<void> {
     return this.base.ping();
   }
@@ -122,6 +131,9 @@ export class ActorStore implements Store {
   }
   findBy<T extends StoredRecord>(collection: Collection, field: string, value: string): Promise<Array<{ id: string; value: T }>> {
     return this.target.findBy<T>(collection, field, value);
+  }
+  update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    return this.target.update<T>(collection, id, change);
   }
   ping(): Promise<void> {
     return this.base.ping();

@@ -324,6 +324,15 @@ export class LowdbStore implements StagedStore {
     return this.write([{ op: 'delete', collection, id }]);
   }
 
+  /** Read and staged in one synchronous step (nothing can come between); resolves once the write is durable. */
+  async update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    const next = change(this.now.get<T>(collection, id));
+    const flushed = this.stage([next === undefined ? { op: 'delete', collection, id } : { op: 'put', collection, id, value: next }]);
+    const stored = this.now.get<T>(collection, id);
+    await flushed;
+    return stored;
+  }
+
   /** The flush's own promise (not a wrapper), so a caller's `then` runs before a read of the same write answers. */
   write(ops: readonly WriteOp[]): Promise<void> {
     try {

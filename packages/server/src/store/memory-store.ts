@@ -63,6 +63,13 @@ export class MemoryStore implements StagedStore {
     this.apply(ops);
   }
 
+  /** One process, one record: read and written in one synchronous step, so nothing can come between. */
+  async update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    const next = change(this.now.get<T>(collection, id));
+    this.apply([next === undefined ? { op: 'delete', collection, id } : { op: 'put', collection, id, value: next }]);
+    return this.now.get<T>(collection, id);
+  }
+
   /** Applies at once (or throws, nothing applied); there is no flush to wait for. */
   stage(ops: readonly WriteOp[]): Promise<void> {
     this.apply(ops);

@@ -391,14 +391,43 @@ export class RedisStore implements Store {
       if (last.size === 0) return;
       // A batch applies whole, so only each record's last write matters.
       const records = [...last.values()];
-      await this.order.run([...last.keys()], () => (this.cluster ? this.writeLocked(records) : this.writeChecked(records)));
+      await this.order.run([...last.keys()], () => this.writeAs(records, () => records));
     });
   }
 
+  /**
+   * Reads the record and writes what `change` makes of it, unless another writer (on any node) wrote it in between:
+   * then it reads again and calls `change` again (so `change` must be synchronous and free of side effects).
+   */
+  update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined> {
+    return this.track(async () => {
+      let written: StoredRecord | undefined;
+      await this.order.run([JSON.stringify([collection, id])], () =>
+        this.writeAs([{ collection, id }], ([held]) => {
+          const next = change(held!.raw === null ? undefined : (parseRecord(held!.raw) as T));
+          if (next === undefined) {
+            written = undefined;
+            return [{ collection, id, json: null, value: null }];
+          }
+          const stored = toStoredJson(collection, id, next);
+          written = stored.value;
+          return [{ collection, id, ...stored }];
+        }),
+      );
+      return written === undefined ? undefined : (deepFreeze(written) as T);
+    });
+  }
+
+  /** Writes what `decide` makes of the records as they are now (`targets`, in the order `decide` answers them). */
+  private writeAs(targets: ReadonlyArray<{ collection: Collection; id: string }>, decide: (held: readonly Held[]) => readonly Written[]): Promise<void> {
+    return this.cluster ? this.writeLocked(targets, decide) : this.writeChecked(targets, decide);
+  }
+
   /** Standalone: read, then one script that applies the batch if nothing it read has changed meanwhile. */
-  private async writeChecked(records: readonly Written[]): Promise<void> {
+  private async writeChecked(targets: ReadonlyArray<{ collection: Collection; id: string }>, decide: (held: readonly Held[]) => readonly Written[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      if (await this.apply(this.plan(records, await this.readMany(records)))) return;
+      const held = await this.readMany(targets);
+      if (await this.apply(this.plan(decide(held), held))) return;
       if (attempt === MAX_ATTEMPTS) throw new StoreError('STORE_WRITE_FAILED', `a write kept meeting concurrent writes of the same records (${attempt} attempts); it was not applied`);
       await pause(attempt);
     }
@@ -410,11 +439,11 @@ export class RedisStore implements Store {
    * in the slot its reads start from, with a lease, so a node that dies holding it blocks no one for long), read
    * under the lock, then written; the scripts still check what was read, in case a lease ran out.
    */
-  private async writeLocked(records: readonly Written[]): Promise<void> {
+  private async writeLocked(targets: ReadonlyArray<{ collection: Collection; id: string }>, decide: (held: readonly Held[]) => readonly Written[]): Promise<void> {
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let attempt = 1; ; attempt++) {
       const token = randomBytes(9).toString('base64');
-      const locks = records.map(({ collection, id }) => this.keys.lock(collection, id));
+      const locks = targets.map(({ collection, id }) => this.keys.lock(collection, id));
       const taken = await Promise.allSettled(
         locks.map(async ({ key, read }) => (await this.script(LOCK_SCRIPT, [key, read], [token, String(LOCK_LEASE_MS)], 'write')) as [number, Buffer | null]),
       );
@@ -424,8 +453,8 @@ export class RedisStore implements Store {
         const failed = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
         if (failed) throw failed.reason;
         if (mine.length === locks.length) {
-          const held = await Promise.all(records.map(({ collection, id }, i) => this.readLocked(collection, id, replies[i]![1])));
-          if (await this.apply(this.plan(records, held))) return;
+          const held = await Promise.all(targets.map(({ collection, id }, i) => this.readLocked(collection, id, replies[i]![1])));
+          if (await this.apply(this.plan(decide(held), held))) return;
         }
       } finally {
         // A lock that cannot be given back (Redis just went away) frees itself when its lease runs out.

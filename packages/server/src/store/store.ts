@@ -54,6 +54,14 @@ export interface Store {
   delete(collection: Collection, id: string): Promise<void>;
   /** Applies all ops together: after a crash either all of them are there or none. */
   write(ops: readonly WriteOp[]): Promise<void>;
+  /**
+   * Changes one record atomically, whichever node writes it: `change` gets the record as it is (undefined if there
+   * is none) and returns the record to store (undefined: delete it), and no other write of that record comes
+   * between that read and this write. `change` must be synchronous and free of side effects: where other nodes
+   * write too it may run more than once (it is called again on what they wrote). Resolves with what was stored,
+   * once it is durable. This is how app actors keep shared state on several nodes (a counter, a room's roster).
+   */
+  update<T extends StoredRecord>(collection: Collection, id: string, change: (current: T | undefined) => T | undefined): Promise<T | undefined>;
   /** A page of records by id (ScanOptions); rejects bad options with StoreError STORE_INVALID_OPTION. */
   scan<T extends StoredRecord>(collection: Collection, options?: ScanOptions): Promise<ScanPage<T>>;
   count(collection: Collection): Promise<number>;
