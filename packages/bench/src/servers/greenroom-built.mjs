@@ -1,23 +1,38 @@
-// The Greenroom server of the store-at-scale phase, from the build (packages/server/dist, what `npm start` runs):
-// plain JavaScript started with `node` alone, so that its start-up and heap are the product's, without ts-node.
-// Configured like servers/greenroom.ts (BENCH_OPTS), with the built-in actors only; answers mem, seed, stats, cpu,
-// mark and stop over IPC. Started by run.ts with --expose-gc; on SIGTERM it stops gracefully, as `greenroom serve` does.
-import { Greenroom } from '@greenroom/server';
+// The Greenroom server from the build (packages/server/dist, what `npm start` runs): plain JavaScript started with
+// `node` alone, so that its start-up and heap are the product's, without ts-node. Configured like servers/greenroom.ts
+// (BENCH_OPTS: the store from `env`, lowdb unless it names Redis), with the built-in actors and the trivial `Echo`;
+// answers mem, seed, stats, cpu, mark and stop over IPC. Started by run.ts with --expose-gc; on SIGTERM it stops
+// gracefully, as `greenroom serve` does.
+import { z } from 'zod';
+import { defineActor, Greenroom } from '@greenroom/server';
 import { internals, seedSessions } from '@greenroom/server/testing';
 import { childOptions, common, emit, memoryAfterGc, serve } from './child.mjs';
 
 const opts = childOptions();
 
+// servers/greenroom.ts's Echo, for the asks of the several-nodes phase.
+const Echo = defineActor({
+  name: 'Echo',
+  state: () => ({}),
+  messages: (message) => ({
+    Echo: message({ allow: 'any', payload: z.looseObject({}), handle: (p) => p }),
+  }),
+});
+
 const server = await Greenroom.start({
-  env: {},
+  env: opts.env ?? {},
   config: {
     host: '127.0.0.1',
     port: opts.port ?? 0,
     dataDir: opts.dataDir,
     secret: opts.secret,
     maxConnections: opts.maxConnections ?? 20_000,
+    // Raised where a phase measures asks, not the per-connection limiter (docs/benchmarks.md).
+    ...(opts.askRate ? { askRate: opts.askRate } : {}),
+    ...(opts.askBurst ? { askBurst: opts.askBurst } : {}),
     logLevel: 'silent',
   },
+  actors: [Echo],
 });
 
 let stopping = null;

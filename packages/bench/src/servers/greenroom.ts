@@ -1,14 +1,14 @@
 /**
- * The Greenroom server process of the bench: the real server (lowdb store in a data dir, bearer auth, the green room)
- * with one trivial app actor, `Echo.Echo`, that answers its payload, and a minimal chat room, `BenchRoom.Post`, for
- * the rooms phase. Started by run.ts with --expose-gc; it seeds sessions and reports its memory on request (over
- * IPC), and stops gracefully on SIGTERM, as `greenroom serve` does.
+ * The Greenroom server process of the bench: the real server (lowdb store in a data dir, or Redis when its `env` says
+ * so; bearer auth, the green room) with one trivial app actor, `Echo.Echo`, that answers its payload, and a minimal
+ * chat room, `BenchRoom.Post`, for the rooms phase. Started by run.ts with --expose-gc; it seeds sessions and reports
+ * its memory on request (over IPC), and stops gracefully on SIGTERM, as `greenroom serve` does.
  */
 import { z } from 'zod';
 import { defineActor, Greenroom } from '@greenroom/server';
 import { internals, seedSessions, type SeedOptions } from '@greenroom/server/testing';
 import { childOptions, emit, serve } from '../ipc.js';
-import { writeSeedStore, type SeedStoreOptions } from '../seed-store.js';
+import { writeSeedStore, type SeedMinting, type SeedStoreOptions } from '../seed-store.js';
 
 /** The fields of a stored session the bench reads (packages/server/src/actors/records.ts); an ended one has fewer. */
 interface SessionRecord {
@@ -29,6 +29,8 @@ export interface GreenroomServerOptions {
   askBurst: number;
   /** Guest sign-ins per address per window (the default, 20 per 10 minutes, would refuse a load of them). */
   guestMaxPerWindow?: number;
+  /** `GREENROOM_` variables read as an operator's environment would be (the store: lowdb or Redis). */
+  env?: Record<string, string>;
 }
 
 const Echo = defineActor({
@@ -72,7 +74,7 @@ const BenchRoom = defineActor({
 const opts = childOptions<GreenroomServerOptions>();
 
 const server = await Greenroom.start({
-  env: {},
+  env: opts.env ?? {},
   config: {
     host: '127.0.0.1',
     port: opts.port,
@@ -100,15 +102,17 @@ process.on('SIGTERM', () => void stop().then(() => process.exit(0), () => proces
 serve({
   // Straight into the store in batches: issuing 20,000 sessions one by one would take minutes (docs/benchmarks.md).
   seed: async (req: SeedOptions) => seedSessions(server, req),
-  /** A store file for another data dir (opened later by a server with this one's secret), its tokens minted here. */
+  /** A seeded store: a file for another data dir, this server's own store, or both (opened later by servers with this one's secret). */
   writeSeedStore: async (req: SeedStoreOptions) => {
-    const { tokens, config } = internals(server);
-    return writeSeedStore(req, {
+    const { tokens, config, store } = internals(server);
+    const mint: SeedMinting = {
       newRefreshToken: (sid, generation) => tokens.newRefreshToken(sid, generation),
       hash: (token) => tokens.hash(token),
+      signAccess: async (claims, now) => (await tokens.signAccess(claims, now)).token,
       refreshTtlS: config.refreshTtlS,
       refreshMaxTtlS: config.refreshMaxTtlS,
-    });
+    };
+    return writeSeedStore(req, mint, req.store ? store : undefined);
   },
   mem: async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
