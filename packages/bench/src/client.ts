@@ -2,7 +2,7 @@
  * A load-client process of the bench. It drives one server (Greenroom or the raw `ws` baseline) with exactly the
  * same code either way: the only difference is the bearer token it sends when it is given tokens. Methods (called
  * over IPC by run.ts): handshakes, load, idleOpen/idleClose, stormConnect/stormWait/stormClose, refreshStorm,
- * refreshLoad. Every method is bounded in time.
+ * refreshLoad, askPace, guestLoad, authStorm, soakCycles, revokeLatency. Every method is bounded in time.
  */
 import { Agent, request } from 'node:http';
 import { io, type Socket as IoSocket } from 'socket.io-client';
@@ -845,5 +845,76 @@ async function soakCycles(p: { url: string; rate: number; durationMs: number; bu
   return { cycles, completed, errors, statuses, windows: windows.toSparse(), ...(firstError ? { firstError } : {}) };
 }
 
-serve({ handshakes, load, idleOpen, idleClose, stormConnect, stormWait, stormClose, refreshStorm, refreshLoad, askPace, guestLoad, authStorm, soakCycles });
+// ---------------------------------------------------------------- revocation latency (several nodes)
+
+export interface RevocationResult {
+  /** Revocations timed (the warm-up left out). */
+  samples: number;
+  /** Revoke sent → the revoked session's socket's `close` event. */
+  close: Array<[number, number]>;
+  /** Revoke sent → its answer. */
+  answer: Array<[number, number]>;
+  /** Timed revocations whose socket's close event came after the answer (two sockets: the client sees no order between them). */
+  closedAfterAnswer: number;
+  /** The close codes seen, with their counts. */
+  codes: Record<string, number>;
+  errors: number;
+  firstError?: string;
+}
+
+/**
+ * Revocation latency: one socket per session held on `holderUrl` and an admin's socket on `adminUrl` (the same server
+ * or another node), all in this process so that one clock times both; the sessions are revoked one at a time
+ * (`SessionStore.Revoke` on the admin's socket), each timed from the ask to its socket's `close` event and to the
+ * answer. The first `warmup` revocations are not counted.
+ */
+async function revokeLatency(p: {
+  adminUrl: string;
+  adminToken: string;
+  holderUrl: string;
+  sessions: Array<{ sid: string; token: string }>;
+  warmup: number;
+  concurrency: number;
+  timeoutMs: number;
+}): Promise<RevocationResult> {
+  const admin = await connect(p.adminUrl, p.adminToken);
+  const ask = askerOf(admin);
+  const held: WebSocket[] = [];
+  await pool(p.sessions.length, p.concurrency, async (i) => {
+    held[i] = await connect(p.holderUrl, p.sessions[i]!.token);
+  });
+  const close = new Histogram();
+  const answer = new Histogram();
+  const codes: Record<string, number> = {};
+  let closedAfterAnswer = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  for (const [i, { sid }] of p.sessions.entries()) {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<{ at: number; code: number } | null>((resolve) => {
+      held[i]!.once('close', (code) => resolve({ at: performance.now(), code }));
+      timer = setTimeout(() => resolve(null), p.timeoutMs);
+    });
+    const start = performance.now();
+    const frame = await ask('SessionStore', 'Revoke', { sid });
+    const answeredAt = performance.now();
+    const seen = await closed;
+    clearTimeout(timer);
+    if (i < p.warmup) continue;
+    if (frame.ok === false || seen === null) {
+      errors += 1;
+      firstError ??= frame.ok === false ? JSON.stringify(frame.error) : `a revoked session's socket was still open ${p.timeoutMs} ms after the Revoke`;
+      continue;
+    }
+    codes[seen.code] = (codes[seen.code] ?? 0) + 1;
+    close.record(seen.at - start);
+    answer.record(answeredAt - start);
+    if (seen.at > answeredAt) closedAfterAnswer += 1;
+  }
+  for (const ws of held) ws.terminate();
+  await closeAndWait(admin);
+  return { samples: p.sessions.length - p.warmup, close: close.toSparse(), answer: answer.toSparse(), closedAfterAnswer, codes, errors, ...(firstError ? { firstError } : {}) };
+}
+
+serve({ handshakes, load, idleOpen, idleClose, stormConnect, stormWait, stormClose, refreshStorm, refreshLoad, askPace, guestLoad, authStorm, soakCycles, revokeLatency });
 process.send?.({ event: 'ready', data: null });

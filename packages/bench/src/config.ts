@@ -38,6 +38,14 @@ export interface BenchConfig {
   soak: { cycleRate: number; durationMs: number; windowMs: number; askSockets: number; askRate: number };
   reconnect: { clients: number; concurrency: number; jitterMs: number; maxBackoffMs: number; timeoutMs: number };
   /**
+   * Several nodes on one Redis (`--only=cluster`): asks in the throughput phase's load shape, over both client
+   * processes; per setup, `revocations` sessions revoked one at a time after `revocationWarmup` untimed ones; the
+   * store at scale with each of `users` users (`lowdb.sessionsPerUser` sessions each), handshakes
+   * (`handshake.inflight` in flight) and refreshes (`lowdb.inflight`, of `lowdb.sample` distinct sessions) for
+   * `scaleWarmupMs` + `scaleDurationMs` each. The phase stops after `timeoutMs`.
+   */
+  cluster: { revocations: number; revocationWarmup: number; users: number[]; scaleWarmupMs: number; scaleDurationMs: number; timeoutMs: number };
+  /**
    * Start-up: each server started `starts` times (spawn → first `GET /healthz` 200, polled every `pollMs`), one of them
    * on a store of `users` × `sessionsPerUser` sessions; a start not healthy within `timeoutMs` fails the phase.
    */
@@ -63,6 +71,7 @@ export const FULL: BenchConfig = {
   mailbox: { guestInflight: 64, askSockets: 20, askRate: 200, stormRate: 200, refreshShare: 0.5 },
   soak: { cycleRate: 6.7, durationMs: 2 * 60_000, windowMs: 60_000, askSockets: 10, askRate: 50 },
   reconnect: { clients: 10_000, concurrency: 100, jitterMs: 250, maxBackoffMs: 2_000, timeoutMs: 120_000 },
+  cluster: { revocations: 400, revocationWarmup: 20, users: [10_000, 100_000], scaleWarmupMs: 2_000, scaleDurationMs: 8_000, timeoutMs: 20 * 60_000 },
   startup: { starts: 7, users: 10_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 60_000 },
   phaseTimeoutMs: 360_000,
   totalTimeoutMs: 40 * 60_000,
@@ -83,6 +92,7 @@ export const CI: BenchConfig = {
   mailbox: { guestInflight: 16, askSockets: 4, askRate: 100, stormRate: 50, refreshShare: 0.5 },
   soak: { cycleRate: 6.7, durationMs: 20_000, windowMs: 10_000, askSockets: 2, askRate: 20 },
   reconnect: { clients: 200, concurrency: 50, jitterMs: 50, maxBackoffMs: 500, timeoutMs: 20_000 },
+  cluster: { revocations: 20, revocationWarmup: 2, users: [1_000], scaleWarmupMs: 100, scaleDurationMs: 500, timeoutMs: 60_000 },
   startup: { starts: 2, users: 1_000, sessionsPerUser: 2, pollMs: 5, timeoutMs: 20_000 },
   phaseTimeoutMs: 60_000,
   totalTimeoutMs: 300_000,

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
-import type { RateResult } from './client.js';
+import type { RateResult, RevocationResult } from './client.js';
 import type { BenchConfig } from './config.js';
 import { profileMarkdown, type ProfileSummary } from './profile.js';
 import { Histogram, median } from './stats.js';
@@ -139,6 +139,40 @@ export interface SessionCounts {
   users: number;
 }
 
+/** Where the several-nodes phase runs a side: the store, and how many nodes share it. */
+export type ClusterSetup = 'lowdb, 1 node' | 'Redis, 1 node' | 'Redis, 2 nodes';
+
+/** The store at scale on one node of one store. */
+export interface ScaleSide {
+  /** Spawn → `GET /readyz` 200. */
+  startMs: number;
+  handshakes?: RateResult;
+  refresh?: RateResult & { statuses: Record<string, number> };
+}
+
+/** One size of the store at scale, the same records in lowdb and in Redis. */
+export interface ClusterSize {
+  users: number;
+  sessions: number;
+  /** Distinct sessions whose tokens the loads present. */
+  sample?: number;
+  /** Seeding both stores in one pass (the lowdb file written and the Redis writes made together), and the file's size. */
+  seedMs?: number;
+  seedBytes?: number;
+  lowdb?: ScaleSide;
+  redis?: ScaleSide;
+  failed?: string;
+}
+
+/** Several nodes on one Redis (SPEC §8). */
+export interface ClusterResult {
+  redisVersion: string;
+  asks?: { raw: RateResult; sides: Array<{ ask: string; setup: ClusterSetup; result: RateResult }> };
+  /** Revoke asked on one node, the socket on the same node or (Redis, 2 nodes) on the other. */
+  revocation: Array<{ setup: ClusterSetup; result: RevocationResult }>;
+  scale: ClusterSize[];
+}
+
 export interface Results {
   config: BenchConfig;
   profiled: boolean;
@@ -173,6 +207,7 @@ export interface Results {
   stormIo?: StormResult;
   stormGreenroom?: StormResult;
   startup?: StartupResult;
+  cluster?: ClusterResult;
 }
 
 export interface Machine {
@@ -214,10 +249,12 @@ export interface Row {
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 const ms = (n: number) => (n >= 1_000 ? `${(n / 1000).toFixed(2)} s` : `${int(n)} ms`);
-const lat = (r: RateResult) => {
-  const h = Histogram.fromSparse(r.latency);
+/** p50 / p99 of latencies (sparse, as the clients send them). */
+const p50p99 = (latency: Array<[number, number]>) => {
+  const h = Histogram.fromSparse(latency);
   return `${h.quantile(0.5).toFixed(2)} / ${h.quantile(0.99).toFixed(2)} ms`;
 };
+const lat = (r: RateResult) => p50p99(r.latency);
 
 /** Greenroom ÷ baseline: the median of the per-round ratios when both ran in rounds, else the ratio of the rates. */
 function rateRatio(g: RateResult | undefined, b: RateResult | undefined): number {
@@ -498,6 +535,94 @@ export function soakMarkdown(r: Results): string {
   ].join('\n');
 }
 
+/** Several nodes on one Redis: asks, revocation latency, the store at scale. Empty when the phase did not run. */
+export function clusterMarkdown(r: Results): string {
+  const k = r.cluster;
+  if (!k) return '';
+  const c = r.config;
+  const parts: string[] = [];
+  if (k.asks) {
+    const { raw, sides } = k.asks;
+    const oneLowdb = (ask: string) => sides.find((x) => x.ask === ask && x.setup === 'lowdb, 1 node')?.result;
+    const perAsk = (x: RateResult) => (Number.isFinite(cpuPerAsk(x)) ? us(cpuPerAsk(x)) : '');
+    const line = (name: string, x: RateResult, vsLowdb: string) => `| ${name} | ${int(x.rate)} | ${lat(x)} | ${times(rateRatio(x, raw))} | ${vsLowdb} | ${perAsk(x)} |`;
+    parts.push(
+      [
+        `| ${c.load.sockets} sockets × ${c.load.inflight} asks in flight, half from each client process | asks/s | p50 / p99 | ÷ raw ws | ÷ lowdb, 1 node | node CPU per ask |`,
+        '| --- | ---: | ---: | ---: | ---: | ---: |',
+        line('raw ws echo', raw, ''),
+        ...sides.map((x) => line(`${x.ask}, ${x.setup}`, x.result, x.setup === 'lowdb, 1 node' ? '' : times(rateRatio(x.result, oneLowdb(x.ask))))),
+      ].join('\n'),
+    );
+  }
+  if (k.revocation.length > 0) {
+    const one = k.revocation.find((x) => x.setup === 'Redis, 1 node')?.result;
+    const base = one && Histogram.fromSparse(one.close);
+    const order: ClusterSetup[] = ['lowdb, 1 node', 'Redis, 1 node', 'Redis, 2 nodes'];
+    const measured = [...k.revocation].sort((x, y) => order.indexOf(x.setup) - order.indexOf(y.setup));
+    const lines = measured.map(({ setup, result: x }) => {
+      const close = Histogram.fromSparse(x.close);
+      const where = setup === 'Redis, 2 nodes' ? 'Redis, 2 nodes: asked on A, the socket on B' : `${setup}: asked and held on it`;
+      const vs = setup === 'Redis, 1 node' || !base ? '' : `${times(close.quantile(0.5) / base.quantile(0.5))} / ${times(close.quantile(0.99) / base.quantile(0.99))}`;
+      return `| ${where} | ${int(x.samples)} | ${p50p99(x.close)} | ${p50p99(x.answer)} | ${int(x.closedAfterAnswer)} | ${vs} |`;
+    });
+    parts.push(
+      [
+        '| `SessionStore.Revoke` asked by an admin → the session\'s socket closed, seen by the client | revocations | close p50 / p99 | answer p50 / p99 | closed after the answer | close p50 / p99 ÷ Redis, 1 node |',
+        '| --- | ---: | ---: | ---: | ---: | ---: |',
+        ...lines,
+      ].join('\n'),
+    );
+  }
+  if (k.scale.length > 0) {
+    const rate = (x: RateResult | undefined) => (x ? int(x.rate) : 'failed');
+    const ratio = (redis: RateResult | undefined, lowdb: RateResult | undefined) => (redis && lowdb ? times(rateRatio(redis, lowdb)) : '—');
+    const lines = k.scale.map((z) => {
+      const who = `${int(z.users)} (${int(z.sessions)})`;
+      if (z.failed && !z.lowdb && !z.redis) return `| ${who} | failed: ${z.failed.replace(/\|/g, '/')} | | | | | |`;
+      const h = [z.lowdb?.handshakes, z.redis?.handshakes] as const;
+      const f = [z.lowdb?.refresh, z.redis?.refresh] as const;
+      return `| ${who} | ${rate(h[0])} | ${rate(h[1])} | ${ratio(h[1], h[0])} | ${rate(f[0])} | ${rate(f[1])} | ${ratio(f[1], f[0])} |`;
+    });
+    parts.push(
+      [
+        `| users (sessions), one node | handshakes/s, lowdb | handshakes/s, Redis | Redis ÷ lowdb | refreshes/s, lowdb | refreshes/s, Redis | Redis ÷ lowdb |`,
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        ...lines,
+      ].join('\n'),
+    );
+  }
+  return parts.join('\n\n');
+}
+
+/** The figures behind the several-nodes tables. */
+export function clusterDetailsMarkdown(r: Results): string {
+  const k = r.cluster;
+  if (!k) return '';
+  const c = r.config;
+  const out: string[] = [`- Redis ${k.redisVersion}, shared by the nodes of each setup under a key prefix of this run (removed afterwards)`];
+  if (k.asks) {
+    out.push(rateLine('asks, raw ws echo', k.asks.raw, cpu(k.asks.raw)));
+    for (const x of k.asks.sides) out.push(rateLine(`asks, ${x.ask}, ${x.setup}`, x.result, cpu(x.result)));
+  }
+  for (const { setup, result: x } of k.revocation) {
+    const codes = Object.entries(x.codes).map(([code, n]) => `${code} × ${int(n)}`).join(', ');
+    out.push(`- revocations, ${setup}: ${int(x.samples)} timed; close codes ${codes || 'none'}; closed after the answer ${int(x.closedAfterAnswer)}; errors ${x.errors}${x.firstError ? ` (first: ${x.firstError.split('\n')[0]})` : ''}`);
+  }
+  for (const z of k.scale) {
+    const who = `${int(z.users)} users, ${int(z.sessions)} sessions`;
+    if (z.seedMs !== undefined) out.push(`- ${who}: seeded in ${ms(z.seedMs)} (the lowdb file, ${mib(z.seedBytes ?? 0)}, and Redis, in one pass); ${int(z.sample ?? 0)} distinct sessions' tokens presented`);
+    for (const [store, side] of [['lowdb', z.lowdb], ['Redis', z.redis]] as const) {
+      if (!side) continue;
+      out.push(`- ${who}, ${store}: spawn → /readyz ${ms(side.startMs)}`);
+      if (side.handshakes) out.push(rateLine(`${who}, ${store}, handshakes (${c.handshake.inflight} in flight)`, side.handshakes));
+      if (side.refresh) out.push(rateLine(`${who}, ${store}, refreshes (${c.lowdb.inflight} in flight)`, side.refresh, `; statuses ${JSON.stringify(side.refresh.statuses)}`));
+    }
+    if (z.failed) out.push(`- ${who}: **failed**: ${z.failed}`);
+  }
+  return out.join('\n');
+}
+
 /** Every table a run made: the targets, Greenroom beside the peers, the store at scale, the soak. */
 export function tablesMarkdown(rows: Row[], r: Results): string {
   const parts = [tableMarkdown(rows)];
@@ -516,15 +641,21 @@ export function tableMarkdown(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** One rate as a line of the details: how many in how long, the rate (and each round's), latency, errors. */
+function rateLine(name: string, x: RateResult, more = ''): string {
+  const rounds = x.rounds && x.rounds.length > 1 ? ` (median of ${x.rounds.length} rounds: ${x.rounds.map(int).join(', ')})` : '';
+  return `- ${name}: ${int(x.count)} in ${x.seconds} s, ${int(x.rate)}/s${rounds}, latency p50 / p99 ${lat(x)}, errors ${x.errors}${x.firstError ? ` (first: ${x.firstError.split('\n')[0]})` : ''}${more}`;
+}
+
+/** The server CPU of a rate, for its details line ('' when it was not read). */
+const cpu = (x: RateResult | undefined) => (x?.cpuUs === undefined ? '' : `; server CPU ${(x.cpuUs / 1e6).toFixed(2)} s = ${us(cpuPerAsk(x))} per ask`);
+
 /** The figures behind the table: errors, latencies, breakdowns. */
 export function detailsMarkdown(r: Results): string {
   const out: string[] = [];
   const rate = (name: string, x: RateResult | undefined, more = '') => {
-    if (!x) return;
-    const rounds = x.rounds && x.rounds.length > 1 ? ` (median of ${x.rounds.length} rounds: ${x.rounds.map(int).join(', ')})` : '';
-    out.push(`- ${name}: ${int(x.count)} in ${x.seconds} s, ${int(x.rate)}/s${rounds}, latency p50 / p99 ${lat(x)}, errors ${x.errors}${x.firstError ? ` (first: ${x.firstError.split('\n')[0]})` : ''}${more}`);
+    if (x) out.push(rateLine(name, x, more));
   };
-  const cpu = (x: RateResult | undefined) => (x?.cpuUs === undefined ? '' : `; server CPU ${(x.cpuUs / 1e6).toFixed(2)} s = ${us(cpuPerAsk(x))} per ask`);
   rate('raw ws handshakes', r.rawHandshakes);
   rate('ws + JSON handshakes', r.jsonHandshakes);
   rate('Socket.IO handshakes', r.ioHandshakes);
@@ -625,13 +756,15 @@ export function printTable(rows: Row[], r: Results): void {
     if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   }
   console.log('');
-  for (const t of [peersMarkdown(r), scaleMarkdown(r), soakMarkdown(r)]) if (t) console.log(`${t}\n`);
+  for (const t of [peersMarkdown(r), scaleMarkdown(r), soakMarkdown(r), clusterMarkdown(r)]) if (t) console.log(`${t}\n`);
   console.log(detailsMarkdown(r));
+  if (r.cluster) console.log(`\n${clusterDetailsMarkdown(r)}`);
   console.log('');
 }
 
 const RESULTS = ['<!-- bench:results -->', '<!-- /bench:results -->'] as const;
 const PROFILE = ['<!-- bench:profile -->', '<!-- /bench:profile -->'] as const;
+const CLUSTER = ['<!-- bench:cluster -->', '<!-- /bench:cluster -->'] as const;
 
 function replaceBetween(doc: string, [open, close]: readonly [string, string], body: string): string {
   const i = doc.indexOf(open);
@@ -652,12 +785,25 @@ export function runMarkdown(o: { machine: Machine; command: string; results: Res
 
 export function writeDocs(
   path: string,
-  o: { machine: Machine; command: string; rows: Row[]; results: Results; profiles: Array<{ title: string; summary: ProfileSummary }>; writeResults: boolean; only: string[] },
+  o: {
+    machine: Machine;
+    command: string;
+    rows: Row[];
+    results: Results;
+    profiles: Array<{ title: string; summary: ProfileSummary }>;
+    writeResults: boolean;
+    /** The several-nodes section, which any run of that phase rewrites (it is not in the results table). */
+    writeCluster: boolean;
+    only: string[];
+  },
 ): void {
   let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
   const env = runMarkdown(o);
   if (o.writeResults) {
     doc = replaceBetween(doc, RESULTS, `${env}\n\n${tablesMarkdown(o.rows, o.results)}\n\nDetails of the same run:\n\n${detailsMarkdown(o.results)}`);
+  }
+  if (o.writeCluster) {
+    doc = replaceBetween(doc, CLUSTER, `${env}\n\n${clusterMarkdown(o.results)}\n\nDetails of the same run:\n\n${clusterDetailsMarkdown(o.results)}`);
   }
   if (o.profiles.length > 0) {
     const note = `${env}\n\nThe Greenroom server process ran under \`--cpu-prof\`; each table covers only the measured window of its phase (warm-up and start-up cut off). Rates measured with the profiler on are lower than in the table above.\n`;

@@ -11,11 +11,15 @@
  *   reconnect   N clients reconnect after a server restart (SIGTERM, start again): raw ws | Greenroom
  *   startup     spawn → first GET /healthz 200 of the `greenroom serve` command: raw ws | built | ts-node | built on a
  *               store of 10,000 users and 20,000 sessions (each start measured several times, median)
+ *   soak        (only when named) minutes of sign-in → refresh → logout cycles: latencies first vs last, the store after
+ *   cluster     (only when named) several built nodes on one Redis: asks/s on 1 and 2 nodes beside raw ws and a lowdb
+ *               node | revocation latency across nodes | handshakes/s and refreshes/s at scale, Redis beside lowdb
  *
  * Flags: --ci (short configuration, writes no docs), --only=phase,phase (prints; the docs' table is rewritten only by
- * a run of every phase), --profile (the Greenroom server of the handshakes, throughput and lowdb phases runs under
- * --cpu-prof; by default only those phases run, and only the profile section of docs/benchmarks.md is written),
- * --no-write, --out=FILE, --duration=S (per round), --warmup=S.
+ * a run of every phase, the several-nodes section by any run of its phase), --profile (the Greenroom server of the
+ * handshakes, throughput and lowdb phases runs under --cpu-prof; by default only those phases run, and only the
+ * profile section of docs/benchmarks.md is written), --no-write, --out=FILE, --duration=S (per round), --warmup=S,
+ * --redis=URL (the cluster phase's Redis; default redis://127.0.0.1:6379).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,18 +30,37 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SeededSession } from '@greenroom/server/testing';
-import type { RateResult } from './client.js';
+import type { RateResult, RevocationResult } from './client.js';
 import type { SeedStoreResult } from './seed-store.js';
 import { CI, FULL, type BenchConfig } from './config.js';
 import { BENCH_DIR, killAll, Proc } from './ipc.js';
+import { dropKeys, redisVersion } from './redis-keys.js';
 import { profileMarkdown, readProfile, summarize, type ProfileSummary, type Window } from './profile.js';
-import { machineInfo, printTable, rowsOf, runMarkdown, writeDocs, type LowdbSize, type Results, type StartupSeries, type StormResult } from './report.js';
+import {
+  machineInfo,
+  printTable,
+  rowsOf,
+  runMarkdown,
+  writeDocs,
+  type ClusterResult,
+  type ClusterSetup,
+  type ClusterSize,
+  type LowdbSize,
+  type Results,
+  type ScaleSide,
+  type StartupSeries,
+  type StormResult,
+} from './report.js';
 import { Histogram, median, sleep } from './stats.js';
 
-const PHASES = ['handshakes', 'throughput', 'rooms', 'memory', 'refresh', 'lowdb', 'mailbox', 'reconnect', 'startup', 'soak'] as const;
+const PHASES = ['handshakes', 'throughput', 'rooms', 'memory', 'refresh', 'lowdb', 'mailbox', 'reconnect', 'startup', 'soak', 'cluster'] as const;
 type Phase = (typeof PHASES)[number];
-/** What a run without --only runs: every phase but the soak, which takes minutes of its own. */
-const DEFAULT_PHASES: Phase[] = PHASES.filter((p) => p !== 'soak');
+/**
+ * What a run without --only runs: every phase but the soak, which takes minutes of its own, and the several nodes,
+ * which take minutes too and need a Redis. `bench:ci` runs the several nodes as well (seconds in its configuration).
+ */
+const DEFAULT_PHASES: Phase[] = PHASES.filter((p) => p !== 'soak' && p !== 'cluster');
+const CI_PHASES: Phase[] = [...DEFAULT_PHASES, 'cluster'];
 
 // `pnpm bench -- --flag` passes the `--` through.
 const argv = process.argv.slice(2).filter((a) => a !== '--');
@@ -52,6 +75,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     warmup: { type: 'string' },
     'soak-minutes': { type: 'string' },
+    redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
   },
   allowPositionals: false,
 });
@@ -60,7 +84,7 @@ const cfg: BenchConfig = structuredClone(args.ci ? CI : FULL);
 if (args.duration) cfg.durationMs = Number(args.duration) * 1000;
 if (args.warmup) cfg.warmupMs = Number(args.warmup) * 1000;
 if (args['soak-minutes']) cfg.soak.durationMs = Number(args['soak-minutes']) * 60_000;
-const only = args.only ? (args.only.split(',').map((s) => s.trim()) as Phase[]) : args.profile ? (['handshakes', 'throughput', 'lowdb'] as Phase[]) : [...DEFAULT_PHASES];
+const only = args.only ? (args.only.split(',').map((s) => s.trim()) as Phase[]) : args.profile ? (['handshakes', 'throughput', 'lowdb'] as Phase[]) : args.ci ? CI_PHASES : [...DEFAULT_PHASES];
 for (const p of only) if (!PHASES.includes(p)) throw new Error(`unknown phase ${p}; phases: ${PHASES.join(', ')}`);
 
 const runStarted = Date.now();
@@ -103,6 +127,8 @@ interface GreenroomStart {
   askRate?: number;
   askBurst?: number;
   guestMaxPerWindow?: number;
+  /** `GREENROOM_` variables for the server to read (the store: see redisEnv). */
+  env?: Record<string, string>;
   /** Run under --cpu-prof, the profile named after this. */
   profile?: string;
 }
@@ -125,6 +151,7 @@ async function startGreenroom(o: GreenroomStart = {}): Promise<Started & { dataD
       askRate: o.askRate ?? 100,
       askBurst: o.askBurst ?? 200,
       ...(o.guestMaxPerWindow ? { guestMaxPerWindow: o.guestMaxPerWindow } : {}),
+      ...(o.env ? { env: o.env } : {}),
     },
   });
   const ready = await proc.once<{ url: string; port: number; startMs: number }>('ready', STARTUP_MS);
@@ -190,14 +217,17 @@ async function startBuiltServe(o: { port: number; dataDir: string; secret: strin
 }
 
 /**
- * The bench's server on the build (servers/greenroom-built.mjs: `node` alone, the built-in actors, memory over IPC);
- * ready once `GET /readyz` answers 200, `startMs` being spawn → ready.
+ * The bench's server on the build (servers/greenroom-built.mjs: `node` alone, the built-in actors and Echo, memory over
+ * IPC); ready once `GET /readyz` answers 200, `startMs` being spawn → ready.
  */
-async function startBuiltBench(o: { port: number; dataDir: string; secret: string; maxConnections?: number; profile?: string }): Promise<Started> {
+async function startBuiltBench(
+  o: { port: number; dataDir: string; secret: string; maxConnections?: number; profile?: string } & Pick<GreenroomStart, 'askRate' | 'askBurst' | 'env'>,
+): Promise<Started> {
   const nodeFlags = ['--expose-gc'];
   if (o.profile) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, o.profile)}`);
+  const options = { port: o.port, dataDir: o.dataDir, secret: o.secret, maxConnections: o.maxConnections ?? 20_000, askRate: o.askRate, askBurst: o.askBurst, env: o.env };
   const t0 = performance.now();
-  const proc = Proc.fork('./servers/greenroom-built.mjs', { name: 'greenroom (built)', plain: true, nodeFlags, options: { port: o.port, dataDir: o.dataDir, secret: o.secret, maxConnections: o.maxConnections ?? 20_000 } });
+  const proc = Proc.fork('./servers/greenroom-built.mjs', { name: 'greenroom (built)', plain: true, nodeFlags, options });
   await Promise.race([awaitHttp200(proc, o.port, '/readyz', cfg.lowdb.timeoutMs), proc.exited.then(({ code, signal }) => Promise.reject(new Error(`the built server exited (${signal ?? code}) while starting`)))]);
   const startMs = performance.now() - t0;
   return { proc, url: `http://127.0.0.1:${o.port}`, port: o.port, startMs };
@@ -218,19 +248,20 @@ interface Cpu {
   system: number;
 }
 
-/** Runs a rate measurement and reads the server's CPU time (user + system) over its measured window. */
-async function withCpu(server: Started, run: () => Promise<RateResult>): Promise<RateResult> {
+/** Runs a rate measurement and reads the servers' CPU time (user + system, summed) over its measured window. */
+async function withCpu(servers: Started[], run: () => Promise<RateResult>): Promise<RateResult> {
   const result = run();
   result.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const cpu = async () => (await Promise.all(servers.map((s) => s.proc.call<Cpu>('cpu')))).reduce((us, c) => us + c.user + c.system, 0);
   await sleep(cfg.warmupMs);
-  const a = await server.proc.call<Cpu>('cpu');
+  const a = await cpu();
   await sleep(cfg.durationMs);
-  const b = await server.proc.call<Cpu>('cpu');
-  return { ...(await result), cpuUs: b.user + b.system - a.user - a.system };
+  const b = await cpu();
+  return { ...(await result), cpuUs: b - a };
 }
 
-function seed(server: Started, users: number, sessionsPerUser: number, what: { access?: boolean; refresh?: boolean }): Promise<SeededSession[]> {
-  return server.proc.call<SeededSession[]>('seed', { users, sessionsPerUser, access: !!what.access, refresh: !!what.refresh }, 300_000);
+function seed(server: Started, users: number, sessionsPerUser: number, what: { access?: boolean; refresh?: boolean; role?: string }): Promise<SeededSession[]> {
+  return server.proc.call<SeededSession[]>('seed', { users, sessionsPerUser, access: !!what.access, refresh: !!what.refresh, ...(what.role ? { role: what.role } : {}) }, 300_000);
 }
 
 /** Load-client processes, started once and used by every phase. */
@@ -364,7 +395,7 @@ async function throughput(): Promise<void> {
   ]);
   const tokens = (await seed(gr, p.sockets, 1, { access: true })).map((s) => s.accessToken!);
   const windows: Window[] = [];
-  const load = (server: Started, extra: object) => () => withCpu(server, () => client.call<RateResult>('load', { url: server.url, ...p, ...extra }, cfg.phaseTimeoutMs));
+  const load = (server: Started, extra: object) => () => withCpu([server], () => client.call<RateResult>('load', { url: server.url, ...p, ...extra }, cfg.phaseTimeoutMs));
   log(`throughput: ${p.sockets} sockets × ${p.inflight} in flight, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side`);
   const [echoRounds, jsonRounds, ioRounds, askRounds, getOwnRounds] = await alternate([
     { name: 'raw ws echo', run: load(echo, { to: 'Echo', type: 'Echo' }) },
@@ -415,20 +446,28 @@ async function rooms(): Promise<void> {
   await gr.proc.stop();
 }
 
+/** What several results add up to: counts summed, latencies pooled, the first error. */
+function summed(parts: RateResult[]): Pick<RateResult, 'count' | 'errors' | 'latency' | 'firstError'> {
+  const firstError = parts.find((x) => x.firstError)?.firstError;
+  return {
+    count: parts.reduce((a, x) => a + x.count, 0),
+    errors: parts.reduce((a, x) => a + x.errors, 0),
+    latency: Histogram.fromSparse(...parts.map((x) => x.latency)).toSparse(),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
 /** One side's rounds as one result: the median rate, pooled counts and latencies, and each round's rate. */
 function combine(rounds: Round[]): RateResult {
-  const rates = rounds.map((r) => r.result.rate);
-  const firstError = rounds.find((r) => r.result.firstError)?.result.firstError;
+  const parts = rounds.map((r) => r.result);
+  const rates = parts.map((x) => x.rate);
   return {
-    count: rounds.reduce((a, r) => a + r.result.count, 0),
-    errors: rounds.reduce((a, r) => a + r.result.errors, 0),
-    seconds: rounds.reduce((a, r) => a + r.result.seconds, 0),
+    ...summed(parts),
+    seconds: parts.reduce((a, x) => a + x.seconds, 0),
     rate: median(rates),
     rounds: rates,
-    latency: Histogram.fromSparse(...rounds.map((r) => r.result.latency)).toSparse(),
-    ...(rounds.some((r) => r.result.pushes !== undefined) ? { pushes: rounds.reduce((a, r) => a + (r.result.pushes ?? 0), 0) } : {}),
-    ...(rounds.every((r) => r.result.cpuUs !== undefined) ? { cpuUs: rounds.reduce((a, r) => a + r.result.cpuUs!, 0) } : {}),
-    ...(firstError ? { firstError } : {}),
+    ...(parts.some((x) => x.pushes !== undefined) ? { pushes: parts.reduce((a, x) => a + (x.pushes ?? 0), 0) } : {}),
+    ...(parts.every((x) => x.cpuUs !== undefined) ? { cpuUs: parts.reduce((a, x) => a + x.cpuUs!, 0) } : {}),
   };
 }
 
@@ -878,10 +917,179 @@ async function startup(): Promise<void> {
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n >= 1_000 ? `${(n / 1000).toFixed(2)} s` : `${int(n)} ms`);
 
-const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, rooms, memory, refresh: refreshStorm, lowdb, mailbox, reconnect, startup, soak };
+// ---------------------------------------------------------------- several nodes (Redis)
 
-/** Phases bounded otherwise than by `phaseTimeoutMs`: the store at scale, and the soak (its duration and then some). */
-const PHASE_TIMEOUT_MS: Partial<Record<Phase, number>> = { lowdb: cfg.lowdb.timeoutMs, soak: cfg.soak.durationMs + cfg.phaseTimeoutMs };
+const redisUrl = args.redis;
+/** Every Redis key this run writes starts with this (then a part of the phase): removed at the end of the run. */
+const REDIS_PREFIX = `grbench:${randomBytes(4).toString('hex')}:`;
+
+/** What puts a Greenroom server on the Redis store, sharing `part` of this run's keys with every server given it. */
+function redisEnv(part: string): Record<string, string> {
+  return { GREENROOM_STORE: 'redis', GREENROOM_REDIS_URL: redisUrl, GREENROOM_REDIS_PREFIX: `${REDIS_PREFIX}${part}:` };
+}
+
+/**
+ * The throughput phase's load over every client process at once, each with its share of the sockets (and of the
+ * tokens), process i on servers[i mod n]; one result, with the servers' CPU time.
+ */
+function loadOver(servers: Started[], tokens: string[] | undefined, ask: { to: string; type: string }): () => Promise<RateResult> {
+  const p = { inflight: cfg.load.inflight, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, ...ask };
+  return () =>
+    withCpu(servers, async () => {
+      const parts = await Promise.all(
+        split(cfg.load.sockets).map(([count, offset], i) =>
+          clients[i]!.call<RateResult>('load', { url: servers[i % servers.length]!.url, sockets: count, ...(tokens ? { tokens: tokens.slice(offset, offset + count) } : {}), ...p }, cfg.phaseTimeoutMs),
+        ),
+      );
+      return { ...summed(parts), seconds: parts[0]!.seconds, rate: parts.reduce((a, x) => a + x.rate, 0) };
+    });
+}
+
+/**
+ * Several nodes on one Redis (SPEC §8). Every Greenroom node is the built server (servers/greenroom-built.mjs) with its
+ * own port and data dir; all share one secret (each verifies the tokens the others signed), and those of one setup a
+ * key prefix. In one run: asks/s beside raw ws and a lowdb node; revocation latency across two nodes beside one; the
+ * store at scale, Redis beside lowdb on the same records.
+ */
+async function cluster(): Promise<void> {
+  const k = cfg.cluster;
+  if (clients.length < 2) throw new Error('cluster: needs two client processes, one for each node');
+  let version: string;
+  try {
+    version = await redisVersion(redisUrl);
+  } catch (err) {
+    // As the Redis tests skip where there is no Redis, so does the CI configuration; a measuring run fails.
+    if (!args.ci) throw err;
+    log(`cluster: skipped: ${(err as Error).message}`);
+    return;
+  }
+  const result: ClusterResult = { redisVersion: version, revocation: [], scale: [] };
+  results.cluster = result;
+  log(`cluster: Redis ${version} at ${redisUrl}, this run's keys under ${REDIS_PREFIX}`);
+  const secret = randomBytes(32).toString('hex');
+  // Asks are not rate limited: the phase measures the nodes, not the per-connection limiter.
+  const node = async (env?: Record<string, string>) => startBuiltBench({ port: await freePort(), dataDir: mkdtempSync(join(work, 'data-')), secret, askRate: 1e9, askBurst: 1e9, ...(env ? { env } : {}) });
+  const nodes = redisEnv('nodes');
+  // The first size's seeding server starts beside the nodes (on keys of its own): its start, through ts-node, is the longest.
+  const [raw, lowdbNode, a, b, seeder] = await Promise.all([
+    startPeer('raw'),
+    node(),
+    node(nodes),
+    node(nodes),
+    k.users.length > 0 ? startGreenroom({ secret, env: scaleEnv(k.users[0]!) }) : undefined,
+  ]);
+
+  // Asks: the raw ws echo, then each ask on each setup; the two nodes' sockets are one client process each.
+  const [lowdbTokens, redisTokens] = await Promise.all([lowdbNode, a].map(async (s) => (await seed(s, cfg.load.sockets, 1, { access: true })).map((x) => x.accessToken!)));
+  const setups: Array<[ClusterSetup, Started[], string[]]> = [
+    ['lowdb, 1 node', [lowdbNode], lowdbTokens!],
+    ['Redis, 1 node', [a], redisTokens!],
+    ['Redis, 2 nodes', [a, b], redisTokens!],
+  ];
+  const sides = [
+    { to: 'Echo', type: 'Echo' },
+    { to: 'UserStore', type: 'GetOwn' },
+  ].flatMap((ask) => setups.map(([setup, servers, tokens]) => ({ ask: `${ask.to}.${ask.type}`, setup, name: `${ask.to}.${ask.type}, ${setup}`, run: loadOver(servers, tokens, ask) })));
+  log(`cluster: asks, ${cfg.load.sockets} sockets × ${cfg.load.inflight} in flight over ${clients.length} client processes, ${cfg.rounds} × ${cfg.durationMs / 1000} s each side`);
+  const [rawRounds, ...sideRounds] = await alternate([{ name: 'raw ws echo', run: loadOver([raw], undefined, { to: 'Echo', type: 'Echo' }) }, ...sides]);
+  result.asks = { raw: combine(rawRounds!), sides: sides.map((x, i) => ({ ask: x.ask, setup: x.setup, result: combine(sideRounds[i]!) })) };
+
+  // Revocations: asked by an admin on the first server, the session's socket held by the second. B stops before the
+  // one-node case, so that A is alone on its keys then (a revocation's broadcast waits for every node on them).
+  const revoking: Array<[ClusterSetup, Started, Started]> = [
+    ['lowdb, 1 node', lowdbNode, lowdbNode],
+    ['Redis, 2 nodes', a, b],
+    ['Redis, 1 node', a, a],
+  ];
+  for (const [setup, asked, holder] of revoking) {
+    if (setup === 'Redis, 1 node') await b.proc.stop();
+    const n = k.revocationWarmup + k.revocations;
+    const [admin] = await seed(asked, 1, 1, { access: true, role: 'admin' });
+    const sessions = (await seed(holder, n, 1, { access: true })).map((s) => ({ sid: s.sid, token: s.accessToken! }));
+    log(`cluster: revocations, ${setup}: ${n} sessions revoked one at a time, the first ${k.revocationWarmup} untimed`);
+    const r = await clients[0]!.call<RevocationResult>(
+      'revokeLatency',
+      { adminUrl: asked.url, adminToken: admin!.accessToken, holderUrl: holder.url, sessions, warmup: k.revocationWarmup, concurrency: 50, timeoutMs: 5_000 },
+      cfg.phaseTimeoutMs,
+    );
+    if (r.errors === r.samples) throw new Error(`cluster: no revocation on ${setup} was seen to close its socket (${r.firstError ?? 'no error'})`);
+    result.revocation.push({ setup, result: r });
+  }
+  await Promise.all([raw, lowdbNode, a, b].map((s) => s.proc.stop()));
+  await dropKeys(redisUrl, nodes.GREENROOM_REDIS_PREFIX!);
+
+  for (const [i, users] of k.users.entries()) await clusterScale(result, users, secret, i === 0 ? seeder : undefined);
+  const failed = result.scale.filter((z) => z.failed);
+  if (failed.length === result.scale.length) throw new Error(`cluster: every size of the store at scale failed (first: ${failed[0]?.failed})`);
+}
+
+/** The keys of the store at scale with `users` users. */
+const scaleEnv = (users: number) => redisEnv(`u${users}`);
+
+/**
+ * The store at scale on one node: the same records (`users` users, `lowdb.sessionsPerUser` sessions each) written in
+ * one pass into Redis, through the store's own write API in large parallel batches, and into a lowdb store file, by
+ * the bench's server on those Redis keys (`seeder`, started here unless given; its TokenService mints the tokens);
+ * then a lowdb node on the file and a Redis node, each given handshakes with the sampled sessions' access tokens, then
+ * refreshes with their refresh tokens.
+ */
+async function clusterScale(result: ClusterResult, users: number, secret: string, seeder?: Started): Promise<void> {
+  const k = cfg.cluster;
+  const z: ClusterSize = { users, sessions: users * cfg.lowdb.sessionsPerUser };
+  result.scale.push(z);
+  const env = scaleEnv(users);
+  const dataDir = mkdtempSync(join(work, `cluster-lowdb-${users}-`));
+  const started: Started[] = [];
+  try {
+    log(`cluster: seeding ${int(users)} users and ${int(z.sessions)} sessions into Redis and a lowdb store file`);
+    const writer = seeder ?? (await startGreenroom({ secret, env }));
+    started.push(writer);
+    const seeded = await writer.proc.call<SeedStoreResult>(
+      'writeSeedStore',
+      { file: join(dataDir, 'greenroom.json'), store: true, users, sessionsPerUser: cfg.lowdb.sessionsPerUser, sample: cfg.lowdb.sample, access: true },
+      k.timeoutMs,
+    );
+    await writer.proc.stop();
+    Object.assign(z, { sample: seeded.refreshTokens.length, seedMs: seeded.ms, seedBytes: seeded.bytes });
+    log(`cluster: seeded in ${ms(seeded.ms)} (file ${(seeded.bytes / 2 ** 20).toFixed(1)} MiB); starting a lowdb node on the file and a Redis node`);
+    const starting = [
+      startBuiltBench({ port: await freePort(), dataDir, secret }),
+      startBuiltBench({ port: await freePort(), dataDir: mkdtempSync(join(work, 'data-')), secret, env }),
+    ] as const;
+    // Both settled before either is used, so that one that started is stopped below even if the other failed.
+    for (const s of await Promise.allSettled(starting)) if (s.status === 'fulfilled') started.push(s.value);
+    const [lowdbNode, redisNode] = await Promise.all(starting);
+    z.lowdb = { startMs: lowdbNode.startMs };
+    z.redis = { startMs: redisNode.startMs };
+    const on: Array<[string, Started, ScaleSide]> = [
+      ['lowdb', lowdbNode, z.lowdb],
+      ['Redis', redisNode, z.redis],
+    ];
+    const timing = { warmupMs: k.scaleWarmupMs, durationMs: k.scaleDurationMs };
+    for (const [store, node, side] of on) {
+      log(`cluster: ${int(users)} users, ${store}: handshakes, ${cfg.handshake.inflight} in flight`);
+      const r = await clients[0]!.call<RateResult>('handshakes', { url: node.url, tokens: seeded.accessTokens, inflight: cfg.handshake.inflight, ...timing }, cfg.phaseTimeoutMs);
+      side.handshakes = expectSome(`handshakes on ${store}`, r);
+    }
+    for (const [store, node, side] of on) {
+      log(`cluster: ${int(users)} users, ${store}: refreshes, ${cfg.lowdb.inflight} in flight`);
+      const r = await clients[0]!.call<NonNullable<ScaleSide['refresh']>>('refreshLoad', { url: node.url, tokens: seeded.refreshTokens, inflight: cfg.lowdb.inflight, ...timing }, cfg.phaseTimeoutMs);
+      side.refresh = expectSome(`refreshes on ${store}`, r);
+    }
+  } catch (err) {
+    z.failed = (err as Error).message.split('\n')[0];
+    log(`cluster: ${int(users)} users FAILED: ${z.failed}`);
+  } finally {
+    await Promise.all(started.map((s) => s.proc.stop(30_000)));
+    rmSync(dataDir, { recursive: true, force: true });
+    await dropKeys(redisUrl, env.GREENROOM_REDIS_PREFIX!);
+  }
+}
+
+const RUNNERS: Record<Phase, () => Promise<void>> = { handshakes, throughput, rooms, memory, refresh: refreshStorm, lowdb, mailbox, reconnect, startup, soak, cluster };
+
+/** Phases bounded otherwise than by `phaseTimeoutMs`: the store at scale (alone or beside Redis), and the soak (its duration and then some). */
+const PHASE_TIMEOUT_MS: Partial<Record<Phase, number>> = { lowdb: cfg.lowdb.timeoutMs, cluster: cfg.cluster.timeoutMs, soak: cfg.soak.durationMs + cfg.phaseTimeoutMs };
 
 // ---------------------------------------------------------------- main
 
@@ -913,9 +1121,9 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 log(`Greenroom bench (${cfg.name}${args.profile ? ', profiled' : ''}): ${only.join(', ')}; ${machine.cpu} × ${machine.cores}, node ${machine.node}`);
-/** What `node scripts/build.mjs` did before the phases that run the build (memory, lowdb, reconnect, startup). */
+/** What `node scripts/build.mjs` did before the phases that run the build (memory, lowdb, reconnect, startup, cluster). */
 let built: string | undefined;
-if (only.some((p) => p === 'memory' || p === 'lowdb' || p === 'reconnect' || p === 'startup')) {
+if (only.some((p) => p === 'memory' || p === 'lowdb' || p === 'reconnect' || p === 'startup' || p === 'cluster')) {
   // Before the phases, outside their time bounds: on a fresh checkout the build takes longer than a CI phase may.
   log('node scripts/build.mjs (builds what is out of date)');
   built = await buildOutOfDate();
@@ -937,6 +1145,13 @@ for (const phase of only) {
   }
 }
 for (const c of clients) await c.stop(5_000);
+if (only.includes('cluster')) {
+  // Whatever a phase left under this run's prefix (one that failed part-way leaves keys behind); its servers are gone.
+  await dropKeys(redisUrl, REDIS_PREFIX).then(
+    (n) => n > 0 && log(`removed ${n} Redis keys left under ${REDIS_PREFIX}`),
+    (err: Error) => log(`could not remove the Redis keys under ${REDIS_PREFIX}: ${err.message}`),
+  );
+}
 results.failures = failures;
 results.seconds = (Date.now() - runStarted) / 1000;
 
@@ -947,7 +1162,9 @@ console.log(`${runMarkdown({ machine, command, results, only })}\n`);
 if (!args.ci && !args['no-write']) {
   const out = resolve(args.out ?? join(BENCH_DIR, '..', '..', 'docs', 'benchmarks.md'));
   // The results table only from a run of every phase (a partial run prints its table and leaves the file's).
-  writeDocs(out, { machine, command, rows, results, profiles, writeResults: !args.profile && DEFAULT_PHASES.every((p) => only.includes(p)), only });
+  // The several-nodes section from any run of that phase, unless it failed (a failed run leaves the last good one).
+  const writeCluster = results.cluster !== undefined && !failures.some((f) => f.phase === 'cluster');
+  writeDocs(out, { machine, command, rows, results, profiles, writeResults: !args.profile && DEFAULT_PHASES.every((p) => only.includes(p)), writeCluster, only });
   log(`wrote ${out}`);
 }
 rmSync(work, { recursive: true, force: true });
