@@ -779,7 +779,7 @@ export function runMarkdown(o: { machine: Machine; command: string; results: Res
   return [
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.os}; Node ${m.node}; load average at start ${m.loadavg}`,
     `- Date: ${m.date}`,
-    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes, throughput and rooms in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
+    `- Command: \`${o.command}\` (phases: ${o.only.join(', ')}; ${o.results.config.warmupMs / 1000} s warm-up + ${o.results.config.durationMs / 1000} s measured per rate, handshakes, throughput, rooms and the several nodes' asks in ${o.results.config.rounds} alternating rounds; whole run ${o.results.seconds?.toFixed(0) ?? '?'} s)`,
   ].join('\n');
 }
 
