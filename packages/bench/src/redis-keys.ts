@@ -3,6 +3,7 @@
  * run wrote. A run writes only under its own key prefix and removes only that, with SCAN + UNLINK (never KEYS or
  * FLUSHDB): other runs and test suites may share this Redis at the same time.
  */
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 
 async function withRedis<T>(url: string, use: (redis: Redis) => Promise<T>): Promise<T> {
@@ -40,4 +41,11 @@ export function dropKeys(url: string, prefix: string): Promise<number> {
     } while (cursor !== '0');
     return removed;
   });
+}
+
+// `node --import ./register.mjs src/redis-keys.ts URL PREFIX`: the removal alone, for a run that must leave at once.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [url, prefix] = process.argv.slice(2);
+  if (!url || !prefix) throw new Error('usage: redis-keys.ts URL PREFIX');
+  console.log(`removed ${await dropKeys(url, prefix)} Redis keys under ${prefix}`);
 }

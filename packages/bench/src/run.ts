@@ -21,7 +21,7 @@
  * profile section of docs/benchmarks.md is written), --no-write, --out=FILE, --duration=S (per round), --warmup=S,
  * --redis=URL (the cluster phase's Redis; default redis://127.0.0.1:6379).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -1103,20 +1103,34 @@ function bounded(phase: string, p: Promise<void>, ms: number): Promise<void> {
   ]).finally(() => clearTimeout(timer));
 }
 
-process.on('exit', () => killAll());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    killAll();
-    rmSync(work, { recursive: true, force: true });
-    process.exit(130);
-  });
+/** Removes whatever this run left under its Redis prefix (once its servers are gone), if it got as far as Redis. */
+async function dropRunKeys(): Promise<void> {
+  if (!results.cluster) return;
+  try {
+    const n = await dropKeys(redisUrl, REDIS_PREFIX);
+    if (n > 0) log(`removed ${n} Redis keys left under ${REDIS_PREFIX}`);
+  } catch (err) {
+    log(`could not remove the Redis keys under ${REDIS_PREFIX}: ${(err as Error).message}`);
+  }
 }
+
+/** Leaves at once (a signal, or the whole run out of time): every process killed, the temp dir and the Redis keys removed. */
+function abandon(code: number): never {
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+  // In a process of its own, waited for: nothing else of the run may go on meanwhile. Bounded: leaving must not hang.
+  if (results.cluster) {
+    spawnSync(process.execPath, ['--import', join(BENCH_DIR, 'register.mjs'), join(BENCH_DIR, 'src', 'redis-keys.ts'), redisUrl, REDIS_PREFIX], { stdio: 'inherit', timeout: 15_000 });
+  }
+  process.exit(code);
+}
+
+process.on('exit', () => killAll());
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => abandon(130));
 
 const watchdog = setTimeout(() => {
   log(`the whole run is past ${cfg.totalTimeoutMs / 1000} s: stopping`);
-  killAll();
-  rmSync(work, { recursive: true, force: true });
-  process.exit(1);
+  abandon(1);
 }, cfg.totalTimeoutMs);
 watchdog.unref();
 
@@ -1145,13 +1159,8 @@ for (const phase of only) {
   }
 }
 for (const c of clients) await c.stop(5_000);
-if (only.includes('cluster')) {
-  // Whatever a phase left under this run's prefix (one that failed part-way leaves keys behind); its servers are gone.
-  await dropKeys(redisUrl, REDIS_PREFIX).then(
-    (n) => n > 0 && log(`removed ${n} Redis keys left under ${REDIS_PREFIX}`),
-    (err: Error) => log(`could not remove the Redis keys under ${REDIS_PREFIX}: ${err.message}`),
-  );
-}
+// A phase that failed part-way leaves keys behind.
+await dropRunKeys();
 results.failures = failures;
 results.seconds = (Date.now() - runStarted) / 1000;
 
