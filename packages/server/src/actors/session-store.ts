@@ -143,7 +143,11 @@ function setRole(state: Live, uid: string, role: string): void {
   for (const r of state.connections.values()) if (r.principal.uid === uid) r.principal.role = role;
 }
 
-function view(state: State, s: SessionRecord): SessionView {
+/**
+ * A session as admins and its user see it. `counts`: open connections by sid over every node (several nodes);
+ * without it, this node's own.
+ */
+function view(state: State, s: SessionRecord, counts?: Map<string, number> | null): SessionView {
   return {
     sid: s.sid,
     uid: s.uid,
@@ -153,7 +157,7 @@ function view(state: State, s: SessionRecord): SessionView {
     expiresAt: s.expiresAt,
     revokedAt: s.revokedAt,
     revokeReason: s.revokeReason,
-    connections: state.bySid.get(s.sid)?.size ?? 0,
+    connections: counts ? (counts.get(s.sid) ?? 0) : (state.bySid.get(s.sid)?.size ?? 0),
   };
 }
 
@@ -211,7 +215,8 @@ export const SessionStore = defineActor({
       handle: async (_p, ctx) => {
         const mine = (await sessionsOfUser(ctx.store, ctx.caller.uid ?? '')).filter((s) => isLive(s, ctx.state.now()));
         mine.sort((a, b) => b.lastUsed - a.lastUsed || a.sid.localeCompare(b.sid));
-        return page(mine.map((s) => ({ ...view(ctx.state, s), current: s.sid === ctx.caller.sid })), null);
+        const counts = await ctx.state.deps.peers.connections(ctx.caller.uid ?? '');
+        return page(mine.map((s) => ({ ...view(ctx.state, s, counts), current: s.sid === ctx.caller.sid })), null);
       },
     }),
 
@@ -220,7 +225,11 @@ export const SessionStore = defineActor({
       payload: pageRequest,
       handle: async (p, ctx) => {
         const res = await ctx.store.scan('sessions', { after: p.cursor ?? undefined, limit: p.limit });
-        return page(res.items.map((i) => view(ctx.state, readSession(i.value)!)), res.next);
+        const sessions = res.items.map((i) => readSession(i.value)!);
+        // Over every node: one read per user of the page (nothing to read on one node).
+        const counts = new Map<string, Map<string, number> | null>();
+        for (const uid of new Set(sessions.map((s) => s.uid))) counts.set(uid, await ctx.state.deps.peers.connections(uid));
+        return page(sessions.map((s) => view(ctx.state, s, counts.get(s.uid))), res.next);
       },
     }),
 

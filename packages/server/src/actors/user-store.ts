@@ -438,7 +438,14 @@ export const UserStore = defineActor({
         if (existing) return { user: userView(existing), created: false };
         if (p.onlyIfEmpty && (await ctx.store.count('users')) > 0) return { user: null, created: false };
         const passwordHash = await hashPassword(p.password);
-        return { user: userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash })), created: true };
+        try {
+          return { user: userView(await create(ctx, { username: p.username, displayName: p.username, role: p.role, passwordHash })), created: true };
+        } catch (err) {
+          // Another node starting with the same GREENROOM_ADMIN made it meanwhile: it is there, as asked.
+          const made = err instanceof GreenroomError && err.code === ErrorCode.CONFLICT ? await findByUsername(ctx.store, p.username) : undefined;
+          if (!made) throw err;
+          return { user: userView(made), created: false };
+        }
       },
     }),
   }),

@@ -28,6 +28,8 @@ export interface Peers {
   setRole(uid: string, role: string): Promise<void>;
   /** What this node does with the others' effects. */
   handle(effects: PeerEffects): void;
+  /** Open connections of the user's sessions over every node, by sid; null on one node (its own maps know). */
+  connections(uid: string): Promise<Map<string, number> | null>;
 }
 
 /** One node: nothing to tell anyone; the node's own maps hold every registration. */
@@ -37,6 +39,7 @@ export const singleNode: Peers = {
   closeSessions: async () => undefined,
   setRole: async () => undefined,
   handle: () => undefined,
+  connections: async () => null,
 };
 
 export class ClusterPeers implements Peers {
@@ -81,6 +84,24 @@ export class ClusterPeers implements Peers {
       const { uid, role } = p as { uid: string; role: string };
       effects.setRole(uid, role);
     });
+  }
+
+  async connections(uid: string): Promise<Map<string, number>> {
+    let all: Record<string, string>;
+    try {
+      all = await this.redis.hgetall(this.connectionsKey(uid));
+    } catch {
+      throw new GreenroomError(ErrorCode.UNAVAILABLE, 'the store is not reachable', { retryAfterSeconds: 1 });
+    }
+    const gone = new Set(this.bus.departed);
+    const bySid = new Map<string, number>();
+    for (const entry of Object.values(all)) {
+      const space = entry.indexOf(' ');
+      if (gone.has(entry.slice(0, space))) continue;
+      const sid = entry.slice(space + 1);
+      bySid.set(sid, (bySid.get(sid) ?? 0) + 1);
+    }
+    return bySid;
   }
 
   /** One hash per user, in the user's slot: connection id → "<node> <sid>". */
