@@ -425,7 +425,7 @@ export class Greenroom {
         (err) => log.error({ err }, 'cleanup failed'),
       );
     }, config.cleanupIntervalS * 1000).unref();
-    if (owned) log.info({ url: server.url, store: config.store, dataDir: config.dataDir }, 'greenroom listening');
+    if (owned) log.info({ url: server.url, store: config.store, dataDir: config.dataDir, ...(core.node.bus ? { node: core.node.bus.nodeId } : {}) }, 'greenroom listening');
     else log.info({ basePath: config.basePath, store: config.store, dataDir: config.dataDir }, 'greenroom attached');
     return server;
   }
