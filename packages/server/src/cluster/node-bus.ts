@@ -12,8 +12,12 @@
  *   (1013) and turns unready, because it can no longer see revocations. A subscriber connection that dropped may
  *   have missed effects, so after it returns the node re-checks what it holds (`onResync`).
  *
- * Standalone Redis uses classic pub/sub; a Redis Cluster uses sharded pub/sub (SPUBLISH/SSUBSCRIBE), whose channels
- * all carry one hash tag so every node subscribes on the same shard.
+ * - Channels of their own: `listen` hands a channel's messages to a handler while this node wants them (the topics
+ *   of app actors, cluster/topic-relay.ts: one channel per topic, each under the topic's hash tag, so on a Cluster
+ *   their traffic spreads over the shards).
+ *
+ * Standalone Redis uses classic pub/sub; a Redis Cluster uses sharded pub/sub (SPUBLISH/SSUBSCRIBE). The bus's own
+ * channels all carry one hash tag so every node subscribes to them on the same shard.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -45,11 +49,13 @@ export interface NodeBusOptions {
 /**
  * Events: `lost` (the lease ran out: the node cannot know what others did meanwhile; close every socket, stop
  * serving), `regained` (the lease is held again), `resync` (effects may have been missed while the subscriber was
- * away: re-check what is held).
+ * away: re-check what is held), `departed` (nodes seen live are gone, stopped or past their lease: what they held is too).
  */
-export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }> {
+export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; departed: [nodes: string[]] }> {
   readonly nodeId = randomUUID();
   private readonly handlers = new Map<string, Handler>();
+  /** Channels listened to (`listen`), and what each message of one is handed to. */
+  private readonly channels = new Map<string, (text: string) => void>();
   /** Broadcasts awaiting confirmations: how many arrived, and (once PUBLISH answered) how many are due. */
   private readonly waiting = new Map<string, { confirmed: number; due: number; done: () => void }>();
   private readonly sub: RedisClient;
@@ -116,6 +122,20 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
     return [...this.gone];
   }
 
+  /** The node's command connection, shared by its parts (locks, peers, topics): one connection keeps their order. */
+  get redis(): RedisClient {
+    return this.pub;
+  }
+
+  /**
+   * Which of these nodes hold their lease now, on Redis's clock: for names found in shared state that the last
+   * renewal did not list (a node that joined since, or one that died before this node could see it).
+   */
+  async liveNow(nodes: readonly string[]): Promise<Set<string>> {
+    if (nodes.length === 0) return new Set();
+    return new Set((await this.pub.eval(LIVE, 1, this.membersKey, ...nodes)) as string[]);
+  }
+
   /**
    * Applies an effect on every other node (the caller applies it here itself); resolves when every node that
    * received it confirmed (at most CONFIRM_MS). Rejects only if it could not be published at all (Redis unreachable).
@@ -144,6 +164,23 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
   async publish(channel: string, text: string): Promise<number> {
     // SPUBLISH answers the subscribers of the channel's shard, as PUBLISH answers those of the server.
     return Number(await (this.settings.cluster ? this.pub.spublish(channel, text) : this.pub.publish(channel, text)));
+  }
+
+  /**
+   * Hands each message of `channel` (one whose hash tag the caller chose) to `handler` until `unlisten`; resolves
+   * once Redis has confirmed the subscription, so whatever is published from then on arrives. After a reconnect
+   * the subscription is renewed by itself; what was published meanwhile is gone (`resync`).
+   */
+  async listen(channel: string, handler: (text: string) => void): Promise<void> {
+    this.channels.set(channel, handler);
+    await (this.settings.cluster ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel));
+  }
+
+  /** Stops listening to a channel (its messages still in flight are dropped). */
+  unlisten(channel: string): void {
+    if (!this.channels.delete(channel)) return;
+    // Sent in order after the channel's SUBSCRIBE on the same connection; if Redis is away, the reconnect drops it.
+    (this.settings.cluster ? this.sub.sunsubscribe(channel) : this.sub.unsubscribe(channel)).catch(() => undefined);
   }
 
   /** Stops renewing, leaves the member set (so others stop waiting for this node), and closes the subscriber. */
@@ -178,7 +215,8 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
     try {
       const live = (await this.pub.eval(RENEW, 1, this.membersKey, this.nodeId, String(this.options.leaseMs))) as string[];
       const now = new Set(live);
-      for (const node of this.live) if (!now.has(node)) this.gone.add(node);
+      const departed = this.live.filter((node) => !now.has(node));
+      for (const node of departed) this.gone.add(node);
       for (const node of live) this.gone.delete(node); // back after its lease ran out
       while (this.gone.size > MAX_GONE) this.gone.delete(this.gone.values().next().value!);
       this.live = live;
@@ -189,6 +227,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
         this.emit('resync');
         this.emit('regained');
       }
+      if (departed.length > 0) this.emit('departed', departed);
     } catch (err) {
       if (!this.lost && this.lastRenewed > 0 && Date.now() - this.lastRenewed >= this.options.leaseMs) {
         this.lost = true;
@@ -199,6 +238,8 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: [] }
   }
 
   private receive(channel: string, text: string): void {
+    const listener = this.channels.get(channel);
+    if (listener) return listener(text);
     let msg: Envelope & { ack?: string };
     try {
       msg = JSON.parse(text) as Envelope & { ack?: string };
@@ -239,4 +280,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+/** KEYS[1]: the member set; ARGV: nodes. Answers those whose lease has not run out, on Redis's clock. */
+const LIVE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = {}
+for _, node in ipairs(ARGV) do
+  local score = redis.call('ZSCORE', KEYS[1], node)
+  if score and tonumber(score) > now then live[#live + 1] = node end
+end
+return live
 `;
