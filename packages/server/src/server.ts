@@ -47,6 +47,8 @@ import { createLogger } from './log.js';
 import { ActorSystem } from './runtime/actor-system.js';
 import type { Locks } from './runtime/keyed-queue.js';
 import { joinNodes, type ThisNode } from './cluster/node.js';
+import { redisSettings } from './cluster/redis.js';
+import { RedisTopicRelay } from './cluster/topic-relay.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { openStore, retryUntilReachable, type StartupWork } from './store/open-store.js';
 import type { Store } from './store/store.js';
@@ -107,9 +109,12 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const keys = deriveKeys(await loadSecret(config.dataDir, config.secret));
   const store = options.store ?? (await openStore(config, log));
   const system = new ActorSystem(log);
-  const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity });
-  const tokens = new TokenService(keys, config.accessTtlS);
   const node = await joinNodes(config, log);
+  // With several nodes, app actors' topics hold across them (cluster/topic-relay.ts).
+  const relay = node.bus ? new RedisTopicRelay(node.bus, redisSettings(config), log) : null;
+  const nodes = relay ? { nodes: { relay } } : {};
+  const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity, ...nodes });
+  const tokens = new TokenService(keys, config.accessTtlS);
   const sessionLocks = node.locks;
   let startup: StartupWork | null = null;
   try {
@@ -138,6 +143,7 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
     }
   } catch (err) {
     system.stop();
+    await relay?.stop();
     await node.close();
     await store.close();
     throw err;
@@ -181,6 +187,8 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
       exchangeWindows.stop();
       shared?.close();
       system.stop();
+      // The presence writes of the sockets just closed, before the node leaves.
+      await relay?.stop();
       await node.close();
       await store.close();
     },

@@ -92,11 +92,12 @@ export interface ActorContext<S, E extends EventSchemas = EventSchemas> {
   publish<K extends keyof E & string>(event: K, payload: z.output<E[K]>, options?: { topic?: string }): void;
   /**
    * A kick: every connection of `uid` leaves `topic` now. They receive nothing more from it, before this handler
-   * answers. Returns how many subscriptions were removed.
+   * answers (with several nodes, on every node: the answer waits for them). Returns how many subscriptions were
+   * removed on this node.
    */
   unsubscribe(options: { topic: string; uid: string }): number;
-  /** Who is subscribed to a topic (default: the actor's own) on this server: uid, connections, since. */
-  presence(topic?: string): PresenceEntry[];
+  /** Who is subscribed to a topic (default: the actor's own), on every node: uid, connections, since. */
+  presence(topic?: string): Promise<PresenceEntry[]>;
 }
 
 /** One user present on a topic: their connections subscribed to it, and since when (epoch ms). */
@@ -324,9 +325,9 @@ export function notifyLifecycle<K extends keyof LifecycleEvents>(ctx: object, ki
 export interface SubscriptionControl {
   /** Subscribes the calling connection to a topic it may join; answers the topic. */
   subscribeCaller(topic: string | undefined): Promise<string>;
-  unsubscribeCaller(topic: string | undefined): string;
+  unsubscribeCaller(topic: string | undefined): Promise<string>;
   /** Presence of a topic the calling connection is subscribed to. */
-  presenceFor(topic: string | undefined): PresenceEntry[];
+  presenceFor(topic: string | undefined): Promise<PresenceEntry[]>;
 }
 
 function subscriptionMessage(allow: RoleRule, what: 'subscribe' | 'unsubscribe' | 'presence'): MessageDef<any, any, z.ZodType, unknown> {
@@ -336,7 +337,7 @@ function subscriptionMessage(allow: RoleRule, what: 'subscribe' | 'unsubscribe' 
     handle: async (p: z.output<typeof topicPayload>, ctx) => {
       const control = ctx as unknown as SubscriptionControl;
       if (what === 'subscribe') return { subscribed: true, topic: await control.subscribeCaller(p.topic) };
-      if (what === 'unsubscribe') return { subscribed: false, topic: control.unsubscribeCaller(p.topic) };
+      if (what === 'unsubscribe') return { subscribed: false, topic: await control.unsubscribeCaller(p.topic) };
       return control.presenceFor(p.topic);
     },
   };

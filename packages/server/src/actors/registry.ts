@@ -14,6 +14,9 @@
  * Quotas (docs/security.md): an ask from a connection is queued in its user's lane of a bounded mailbox (full: UNAVAILABLE),
  * and if its deadline has passed before its handler starts — its caller has had TIMEOUT already — it is dropped, never
  * run. Nobody can make an actor's queue grow without bound, or keep it busy with work nobody waits for.
+ *
+ * Several nodes (the Redis store, `RegistryOptions.nodes`): pushes go to the other nodes' subscribers too, presence
+ * counts every node, a kick reaches every node before its handler answers (a `TopicRelay`).
  */
 import { ErrorCode, type PushFrame } from '@greenroom/protocol';
 import type { Logger } from 'pino';
@@ -38,7 +41,7 @@ import {
   type SubscriptionControl,
 } from './define.js';
 import { ActorStore, MessageStore } from './message-store.js';
-import { Topics, type PresenceChange, type PresenceEntry, type Subscriber } from './topics.js';
+import { presenceFrame, Topics, type MemberChange, type PresenceEntry, type Subscriber, type TopicRelay } from './topics.js';
 
 export type { Subscriber };
 
@@ -89,19 +92,38 @@ export interface RegistryOptions {
   askTimeoutMs: number;
   /** Asks from connections queued per actor, at most (the server's own asks are never refused). */
   mailboxCapacity: number;
+  /** With several nodes: what carries topics across them. */
+  nodes?: { relay: TopicRelay };
 }
 
 export class ActorRegistry {
   private readonly hosts = new Map<string, Host>();
   /** Numbers the keyed instances' mailboxes. */
   private instanceSeq = 0;
+  private readonly relay: TopicRelay | null;
 
   constructor(
     private readonly system: ActorSystem,
     readonly store: Store,
     private readonly log: Logger,
     private readonly options: RegistryOptions,
-  ) {}
+  ) {
+    this.relay = options.nodes?.relay ?? null;
+    this.relay?.connect({
+      deliver: (actor, frame) => {
+        const host = this.hosts.get(actor);
+        // In the actor's line: after the pushes it made here that wait for a flush.
+        if (host) host.pushes.send('', undefined, () => this.deliver(host, frame));
+      },
+      kick: (actor, topic, uid) => {
+        const host = this.hosts.get(actor);
+        if (host) this.kickHere(host, topic, uid, (f) => this.emit(host, f));
+      },
+      members: (actor, topic) => this.hosts.get(actor)?.topics.presence(topic) ?? [],
+      member: (actor, topic, uid) => this.hosts.get(actor)?.topics.member(topic, uid),
+      announces: (actor) => this.hosts.get(actor)?.definition.presence ?? false,
+    });
+  }
 
   /** Builds the actor's state (with `deps`, for an actor that takes them) and starts its mailbox. */
   async add<D>(actor: AnyActor<D>, ...deps: [D] extends [void] ? [] : [deps: D]): Promise<void> {
@@ -111,7 +133,10 @@ export class ActorRegistry {
     const store = new ActorStore(this.store);
     const state = await definition.state({ store, log, key: null }, deps[0] as D);
     const pushes = new Lines((err) => log.error({ err }, 'push failed'));
-    const host = { definition, topics: new Topics(), log, deps: deps[0], pushes, keyed: new Map() } as Omit<Host, 'root'> as Host;
+    const relay = this.relay;
+    // Across nodes, this node listens to a topic's pushes from the others while it has a subscriber of it.
+    const topics = new Topics(relay ? { opened: (t) => relay.open(definition.name, t), closed: (t) => relay.close(definition.name, t) } : {});
+    const host = { definition, topics, log, deps: deps[0], pushes, keyed: new Map() } as Omit<Host, 'root'> as Host;
     host.root = this.spawnInstance(host, null, state, store);
     this.hosts.set(definition.name, host);
   }
@@ -328,14 +353,14 @@ export class ActorRegistry {
     } finally {
       instance.store.current = null;
     }
-    const after = message?.seal();
+    const after = whenAll([message?.seal(), ...ctx.effects]);
     const held = ctx.seal();
     if (held) {
       host.pushes.send('', after, (failed) => {
-        // Nothing is told about writes that failed to flush.
+        // Nothing is told about writes that failed to flush, nor after a kick the other nodes could not be told of.
         if (failed !== null) return;
         for (const event of held.events) event();
-        this.deliverAll(host, held.frames);
+        this.publishHere(host, held.frames);
       });
     }
     return this.answer(instance, env, after, outcome);
@@ -368,10 +393,16 @@ export class ActorRegistry {
 
   /** Sends pushes in the actor's line: at once, unless pushes held for a flush are ahead of them (for the contexts). */
   emit(host: Host, frames: PushFrame[]): void {
-    if (frames.length > 0) host.pushes.send('', undefined, () => this.deliverAll(host, frames));
+    if (frames.length > 0) host.pushes.send('', undefined, () => this.publishHere(host, frames));
   }
 
-  /** Delivers pushes now (in the actor's line's turn). */
+  /** Delivers pushes made on this node (in the actor's line's turn) and hands them, in that order, to the other nodes. */
+  private publishHere(host: Host, frames: readonly PushFrame[]): void {
+    this.deliverAll(host, frames);
+    this.relay?.publish(host.definition.name, frames);
+  }
+
+  /** Delivers pushes to this node's subscribers now (in the actor's line's turn). */
   private deliverAll(host: Host, frames: readonly PushFrame[]): void {
     for (const frame of frames) this.deliver(host, frame);
   }
@@ -380,37 +411,74 @@ export class ActorRegistry {
     const rule = host.definition.subscribers;
     for (const sub of host.topics.subscribers(frame.topic)) {
       if (allows(rule, sub.caller)) sub.push(frame);
-      else this.deliverAll(host, this.presence(host, [host.topics.remove(frame.topic, sub.connectionId)]));
+      else void this.presence(host, [host.topics.remove(frame.topic, sub.connectionId)], (f) => this.deliverAll(host, f));
     }
   }
 
-  /** The pushes that tell a topic's subscribers who joined or left it (actors with presence). */
-  private presence(host: Host, changes: Array<PresenceChange | null>): PushFrame[] {
-    if (!host.definition.presence) return [];
-    return changes.filter((c) => c !== null).map((c) => ({ event: 'PresenceChanged', from: host.definition.name, topic: c.topic, payload: c }));
+  /**
+   * Tells of the users who joined or left topics. On one node, `send` takes the PresenceChanged pushes (actors with
+   * presence). Across nodes the shared presence is written (`ctx.presence` reads it for every actor), and announces
+   * them to every node; the promise resolves once it is written (it never rejects).
+   */
+  private presence(host: Host, changes: Array<MemberChange | null>, send: (frames: PushFrame[]) => void): Promise<void> | undefined {
+    const name = host.definition.name;
+    const made = changes.filter((c) => c !== null);
+    const relay = this.relay;
+    if (relay) return whenAll(made.map((c) => relay.count(name, c.topic, c.uid)));
+    if (host.definition.presence) send(made.flatMap((c) => (c.change ? [presenceFrame(name, c.topic, c.uid, c.change, c.connections)] : [])));
+    return undefined;
   }
 
   /**
-   * Adds a connection to a topic (never one that has closed: an ask queued before its close may run after it).
-   * Answers the presence pushes it causes, for the caller to send (`emit`: at once).
+   * Adds a connection to a topic (never one that has closed: an ask queued before its close may run after it). The
+   * presence pushes it causes go to `send` (default `emit`: at once). Across nodes, resolves once this node hears
+   * the topic's pushes from the others and the shared presence holds the subscriber (rejects: UNAVAILABLE, and the
+   * subscription is taken back).
    */
-  subscribe(actor: string, topic: string, subscriber: Subscriber, send?: (frames: PushFrame[]) => void): void {
+  subscribe(actor: string, topic: string, subscriber: Subscriber, send?: (frames: PushFrame[]) => void): Promise<void> | undefined {
     const host = this.hosts.get(actor);
-    if (host) (send ?? ((f) => this.emit(host, f)))(this.presence(host, [host.topics.add(topic, subscriber)]));
+    if (!host) return undefined;
+    const change = host.topics.add(topic, subscriber);
+    const presence = this.presence(host, [change], send ?? ((f) => this.emit(host, f)));
+    const listening = this.relay && host.topics.has(topic, subscriber.connectionId) ? this.relay.ready(actor, topic) : undefined;
+    return whenAll([listening, presence])?.catch((err: unknown) => {
+      void this.unsubscribe(actor, topic, subscriber.connectionId, send);
+      throw err;
+    });
   }
 
-  unsubscribe(actor: string, topic: string, connectionId: string, send?: (frames: PushFrame[]) => void): void {
+  /** Removes a connection from a topic; across nodes, resolves once the shared presence no longer holds it. */
+  unsubscribe(actor: string, topic: string, connectionId: string, send?: (frames: PushFrame[]) => void): Promise<void> | undefined {
     const host = this.hosts.get(actor);
-    if (host) (send ?? ((f) => this.emit(host, f)))(this.presence(host, [host.topics.remove(topic, connectionId)]));
+    if (host) return this.presence(host, [host.topics.remove(topic, connectionId)], send ?? ((f) => this.emit(host, f)));
+    return undefined;
   }
 
-  /** A kick: every connection of `uid` leaves the topic (at once; the presence pushes it causes go to `send`). */
-  kick(actor: string, topic: string, uid: string, send?: (frames: PushFrame[]) => void): number {
+  /**
+   * A kick: every connection of `uid` leaves the topic, here at once (the presence pushes it causes go to `send`)
+   * and, across nodes, on every other node: `confirmed` resolves once they have confirmed it and the shared presence
+   * is written (rejects: UNAVAILABLE). `removed` counts this node's subscriptions.
+   */
+  kick(actor: string, topic: string, uid: string, send?: (frames: PushFrame[]) => void): { removed: number; confirmed?: Promise<void> } {
     const host = this.hosts.get(actor);
-    if (!host) return 0;
+    if (!host) return { removed: 0 };
+    const { removed, written } = this.kickHere(host, topic, uid, send ?? ((f) => this.emit(host, f)));
+    const confirmed = whenAll([this.relay?.kick(actor, topic, uid), written]);
+    return confirmed ? { removed, confirmed } : { removed };
+  }
+
+  private kickHere(host: Host, topic: string, uid: string, send: (frames: PushFrame[]) => void): { removed: number; written?: Promise<void> } {
     const before = host.topics.size;
-    (send ?? ((f) => this.emit(host, f)))(this.presence(host, host.topics.removeUser(topic, uid)));
-    return before - host.topics.size;
+    const written = this.presence(host, host.topics.removeUser(topic, uid), send);
+    const removed = before - host.topics.size;
+    return written ? { removed, written } : { removed };
+  }
+
+  /** Who is subscribed to a topic: on this node, or across nodes on every one. */
+  presenceOf(actor: string, topic: string): Promise<PresenceEntry[]> {
+    const host = this.hosts.get(actor);
+    if (!host) return Promise.resolve([]);
+    return this.relay ? this.relay.presence(actor, topic) : Promise.resolve(host.topics.presence(topic));
   }
 
   /** Subscriptions to an actor's topics, over all of them. */
@@ -420,7 +488,7 @@ export class ActorRegistry {
 
   /** Called when a connection closes: its subscriptions go, and the actors that listen hear of it. */
   connectionClosed(connectionId: string, principal: { uid: string; sid: string } | null): void {
-    for (const host of this.hosts.values()) this.emit(host, this.presence(host, host.topics.removeConnection(connectionId)));
+    for (const host of this.hosts.values()) void this.presence(host, host.topics.removeConnection(connectionId), (f) => this.emit(host, f));
     if (principal) this.lifecycle('connectionClosed', { connectionId, uid: principal.uid, sid: principal.sid });
   }
 
@@ -444,6 +512,13 @@ export class ActorRegistry {
 }
 
 type Outcome = { result: unknown } | { error: unknown };
+
+/** One promise for several (undefined: nothing to wait for); rejects with the first that fails. */
+function whenAll(waits: ReadonlyArray<Promise<void> | undefined>): Promise<void> | undefined {
+  const pending = waits.filter((w) => w !== undefined);
+  if (pending.length <= 1) return pending[0];
+  return Promise.all(pending).then(() => undefined);
+}
 
 /**
  * Sends in lines: a send runs once what it depends on (a flush) is done and every earlier send of its line has run,
@@ -498,6 +573,8 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
   /** A message over a staged store holds its pushes and lifecycle events until its answer may leave. */
   private readonly frames: PushFrame[] = [];
   private readonly events: Array<() => void> = [];
+  /** What the message waits for on other nodes (a kick confirmed): its answer and its later pushes wait for it too. */
+  readonly effects: Array<Promise<void>> = [];
   private sealed = false;
 
   constructor(
@@ -509,7 +586,7 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
   ) {}
 
   private get holding(): boolean {
-    return this.message !== null && !this.sealed;
+    return !this.sealed && (this.message !== null || this.effects.length > 0);
   }
 
   /** Where the message's pushes go: held with it, or (nothing to wait for) the actor's line at once. */
@@ -551,10 +628,12 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     this.send([{ event, from: name, topic: options.topic ?? name, payload }]);
   }
   unsubscribe(options: { topic: string; uid: string }): number {
-    return this.registry.kick(this.host.definition.name, options.topic, options.uid, this.send);
+    const { removed, confirmed } = this.registry.kick(this.host.definition.name, options.topic, options.uid, this.send);
+    if (confirmed) this.effects.push(confirmed);
+    return removed;
   }
-  presence(topic: string = this.host.definition.name): PresenceEntry[] {
-    return this.host.topics.presence(topic);
+  presence(topic: string = this.host.definition.name): Promise<PresenceEntry[]> {
+    return this.registry.presenceOf(this.host.definition.name, topic);
   }
   /** For the built-ins (define.ts notifyLifecycle): a session ended, a user was deleted. */
   lifecycle<K extends keyof LifecycleEvents>(kind: K, info: LifecycleEvents[K]): void {
@@ -575,17 +654,17 @@ class Context implements ActorContext<unknown>, SubscriptionControl {
     if (topic !== this.host.definition.name && !(mayJoin && (await mayJoin(topic, this)))) throw refused();
     // A kick while mayJoin was deciding (a keyed actor kicks in another instance) wins over this subscribe.
     if (this.host.topics.kicks(topic, origin.caller.uid) !== kicks) throw refused();
-    this.registry.subscribe(this.host.definition.name, topic, origin, this.send);
+    await this.registry.subscribe(this.host.definition.name, topic, origin, this.send);
     return topic;
   }
-  unsubscribeCaller(topic: string = this.host.definition.name): string {
-    if (this.env.origin) this.registry.unsubscribe(this.host.definition.name, topic, this.env.origin.connectionId, this.send);
+  async unsubscribeCaller(topic: string = this.host.definition.name): Promise<string> {
+    if (this.env.origin) await this.registry.unsubscribe(this.host.definition.name, topic, this.env.origin.connectionId, this.send);
     return topic;
   }
-  presenceFor(topic: string = this.host.definition.name): PresenceEntry[] {
+  presenceFor(topic: string = this.host.definition.name): Promise<PresenceEntry[]> {
     if (!this.env.origin || !this.host.topics.has(topic, this.env.origin.connectionId)) {
       throw new GreenroomError(ErrorCode.FORBIDDEN, 'presence is for subscribers of that topic');
     }
-    return this.host.topics.presence(topic);
+    return this.registry.presenceOf(this.host.definition.name, topic);
   }
 }
