@@ -110,9 +110,9 @@ export async function createCore(options: GreenroomOptions & { askRate?: () => n
   const store = options.store ?? (await openStore(config, log));
   const system = new ActorSystem(log);
   const node = await joinNodes(config, log);
-  // With several nodes, app actors' topics hold across them (cluster/topic-relay.ts).
+  // With several nodes, app actors' topics and keyed instances hold across them (cluster/topic-relay.ts).
   const relay = node.bus ? new RedisTopicRelay(node.bus, redisSettings(config), log) : null;
-  const nodes = relay ? { nodes: { relay } } : {};
+  const nodes = relay ? { nodes: { relay, locks: node.locks } } : {};
   const registry = new ActorRegistry(system, store, log, { askTimeoutMs: config.askTimeoutMs, mailboxCapacity: config.mailboxCapacity, ...nodes });
   const tokens = new TokenService(keys, config.accessTtlS);
   const sessionLocks = node.locks;

@@ -16,12 +16,14 @@
  * run. Nobody can make an actor's queue grow without bound, or keep it busy with work nobody waits for.
  *
  * Several nodes (the Redis store, `RegistryOptions.nodes`): pushes go to the other nodes' subscribers too, presence
- * counts every node, a kick reaches every node before its handler answers (a `TopicRelay`).
+ * counts every node, a kick reaches every node before its handler answers (a `TopicRelay`), and a keyed instance's
+ * messages run under its key's lock, so one key's messages run one at a time over all nodes.
  */
 import { ErrorCode, type PushFrame } from '@greenroom/protocol';
 import type { Logger } from 'pino';
 import { GreenroomError, StoreError, toPublicError } from '../errors.js';
 import type { ActorSystem, Mailbox } from '../runtime/actor-system.js';
+import type { Locks } from '../runtime/keyed-queue.js';
 import { isStaged, type Store } from '../store/store.js';
 import { catalog, type ActorCatalog } from './catalog.js';
 import { z } from 'zod';
@@ -92,8 +94,8 @@ export interface RegistryOptions {
   askTimeoutMs: number;
   /** Asks from connections queued per actor, at most (the server's own asks are never refused). */
   mailboxCapacity: number;
-  /** With several nodes: what carries topics across them. */
-  nodes?: { relay: TopicRelay };
+  /** With several nodes: what carries topics across them, and locks per key that hold across them. */
+  nodes?: { relay: TopicRelay; locks: Locks };
 }
 
 export class ActorRegistry {
@@ -346,7 +348,7 @@ export class ActorRegistry {
     let outcome: Outcome;
     instance.store.current = message;
     try {
-      outcome = { result: await env.message.handle(env.payload, ctx) };
+      outcome = { result: await this.runHandler(host, instance, env, ctx) };
     } catch (err) {
       if (!(err instanceof GreenroomError)) log.error({ err }, 'handler failed');
       outcome = { error: err };
@@ -364,6 +366,24 @@ export class ActorRegistry {
       });
     }
     return this.answer(instance, env, after, outcome);
+  }
+
+  /**
+   * Runs a message's handler. Across nodes, a keyed instance's handler runs under its key's lock, so one key's
+   * messages run one at a time over every node, as they do in one mailbox: a read-modify-write through `ctx.store`
+   * is atomic. The lock is taken once the mailbox has handed over the message and released when the handler returns,
+   * never held while a mailbox waits, so it adds no wait to the mailbox's own; a handler that asks, under its key's
+   * lock, for something that needs that lock on another node waits at most the ask timeout, as two mailboxes asking
+   * each other do on one node.
+   */
+  private runHandler(host: Host, instance: Instance, env: Envelope, ctx: Context): unknown {
+    const locks = this.options.nodes?.locks;
+    if (!locks || instance.key === null) return env.message.handle(env.payload, ctx);
+    return locks.run(`k:${host.definition.name}/${instance.key}`, async () => {
+      // Its caller may have stopped waiting while another node held the key: dropped, not done late.
+      if (Date.now() >= env.dropAfter) throw new GreenroomError(ErrorCode.TIMEOUT, 'the actor did not answer in time');
+      return env.message.handle(env.payload, ctx);
+    });
   }
 
   /**
