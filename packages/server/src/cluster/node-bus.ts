@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { connectRedis, type RedisClient, type RedisSettings } from './redis.js';
+import { COMMAND_TIMEOUT_MS, connectRedis, type RedisClient, type RedisSettings } from './redis.js';
 
 /** How long a broadcast waits for the nodes' confirmations (SPEC §8: 1 s). */
 export const CONFIRM_MS = 1000;
@@ -133,7 +133,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; 
    */
   async liveNow(nodes: readonly string[]): Promise<Set<string>> {
     if (nodes.length === 0) return new Set();
-    return new Set((await this.pub.eval(LIVE, 1, this.membersKey, ...nodes)) as string[]);
+    return new Set((await withinCommandTime(this.pub.eval(LIVE, 1, this.membersKey, ...nodes))) as string[]);
   }
 
   /**
@@ -148,7 +148,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; 
     const entry = { confirmed: 0, due: Number.POSITIVE_INFINITY, done };
     this.waiting.set(id, entry);
     try {
-      const received = await this.publish(this.channel, JSON.stringify({ n: this.nodeId, i: id, k: kind, p: payload } satisfies Envelope));
+      const received = await withinCommandTime(this.publish(this.channel, JSON.stringify({ n: this.nodeId, i: id, k: kind, p: payload } satisfies Envelope)));
       // This node's own subscriber is among those that received it; it does not confirm to itself.
       entry.due = received - 1;
       if (entry.confirmed >= entry.due) return;
@@ -173,7 +173,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; 
    */
   async listen(channel: string, handler: (text: string) => void): Promise<void> {
     this.channels.set(channel, handler);
-    await (this.settings.cluster ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel));
+    await withinCommandTime(this.settings.cluster ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel));
   }
 
   /** Stops listening to a channel (its messages still in flight are dropped). */
@@ -187,7 +187,7 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.renewer);
-    await this.pub.zrem(this.membersKey, this.nodeId).catch(() => undefined);
+    await withinCommandTime(this.pub.zrem(this.membersKey, this.nodeId)).catch(() => undefined);
     this.sub.disconnect();
   }
 
@@ -268,6 +268,19 @@ export class NodeBus extends EventEmitter<{ lost: []; regained: []; resync: []; 
       this.options.log.error({ err, kind }, 'node bus: an effect failed');
     }
   }
+}
+
+/**
+ * Rejects once a command's time has passed without an answer. A standalone client times its commands out by itself;
+ * a Cluster client that has lost its connections queues them without a deadline until it reconnects, and the bus
+ * never waits on Redis longer than a command would (a stop, a broadcast, a listen).
+ */
+export function withinCommandTime<T>(work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('Redis did not answer in time')), COMMAND_TIMEOUT_MS);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 /**

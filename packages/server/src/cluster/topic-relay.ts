@@ -31,7 +31,7 @@ import type { Logger } from 'pino';
 import type { PresenceEntry } from '../actors/define.js';
 import { presenceFrame, type RelayedNode, type TopicRelay } from '../actors/topics.js';
 import { GreenroomError } from '../errors.js';
-import type { NodeBus } from './node-bus.js';
+import { withinCommandTime, type NodeBus } from './node-bus.js';
 import type { RedisSettings } from './redis.js';
 
 /** The node bus effect of a kick. */
@@ -129,7 +129,7 @@ export class RedisTopicRelay implements TopicRelay {
   async presence(actor: string, topic: string): Promise<PresenceEntry[]> {
     let stored: Record<string, string>;
     try {
-      stored = await this.bus.redis.hgetall(this.key(actor, topic));
+      stored = await withinCommandTime(this.bus.redis.hgetall(this.key(actor, topic)));
     } catch {
       throw unavailable();
     }
@@ -180,7 +180,8 @@ export class RedisTopicRelay implements TopicRelay {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
-    while (this.writing.size > 0) await Promise.allSettled([...this.writing]);
+    // Each write is bounded: what could not be written is left to this node's lease.
+    await Promise.allSettled([...this.writing]);
   }
 
   /**
@@ -191,7 +192,7 @@ export class RedisTopicRelay implements TopicRelay {
     const args = members.flatMap(([uid, n, since]) => [uid, String(n), String(since)]);
     const announce = this.node?.announces(actor) ? '1' : '0';
     try {
-      await this.bus.redis.eval(this.script, 1, this.key(actor, topic), this.channel(actor, topic), this.bus.nodeId, whole ? '1' : '0', announce, gone.join(' '), ...args);
+      await withinCommandTime(this.bus.redis.eval(this.script, 1, this.key(actor, topic), this.channel(actor, topic), this.bus.nodeId, whole ? '1' : '0', announce, gone.join(' '), ...args));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, actor, topic }, 'presence not written; trying again');
       this.dirty.set(this.channel(actor, topic), { actor, topic });
