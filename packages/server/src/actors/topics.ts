@@ -26,8 +26,6 @@ export interface MemberChange {
   uid: string;
   /** Its connections subscribed to the topic here, after the change (0: none left). */
   connections: number;
-  /** When its first connection here subscribed (epoch ms). */
-  since: number;
   /** Its first connection here (joined), its last one gone (left), or neither (one more or one fewer). */
   change: 'joined' | 'left' | null;
 }
@@ -122,7 +120,7 @@ export class Topics {
     const joined = !user;
     if (!user) t.users.set(uid, (user = { connections: new Set(), since: this.now() }));
     user.connections.add(sub.connectionId);
-    return { topic, uid, connections: user.connections.size, since: user.since, change: joined ? 'joined' : null };
+    return { topic, uid, connections: user.connections.size, change: joined ? 'joined' : null };
   }
 
   /** Removes one connection from one topic. */
@@ -140,7 +138,7 @@ export class Topics {
       user.connections.delete(connectionId);
       const left = user.connections.size === 0;
       if (left) t.users.delete(uid);
-      change = { topic, uid, connections: user.connections.size, since: user.since, change: left ? 'left' : null };
+      change = { topic, uid, connections: user.connections.size, change: left ? 'left' : null };
     }
     if (t.subscribers.size === 0) {
       this.topics.delete(topic);

@@ -58,8 +58,8 @@ export class RedisTopicRelay implements TopicRelay {
   private readonly dirty = new Map<string, { actor: string; topic: string }>();
   private retry: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** Whether the last push published failed (one warning per outage, not one per push). */
-  private publishFailing = false;
+  /** Whether Redis refused the last publish or presence write (one warning per outage, not one per command). */
+  private failing = false;
   /** Presence writes in flight (a stop waits for them). */
   private readonly writing = new Set<Promise<void>>();
   private readonly script: string;
@@ -109,11 +109,8 @@ export class RedisTopicRelay implements TopicRelay {
     for (const frame of frames) {
       const text = JSON.stringify({ n: this.bus.nodeId, e: frame.event, p: frame.payload } satisfies ChannelMessage);
       this.bus.publish(this.channel(actor, frame.topic), text).then(
-        () => void (this.publishFailing = false),
-        (err: unknown) => {
-          if (!this.publishFailing) this.log.warn({ err: (err as Error).message, actor, topic: frame.topic }, 'pushes cannot reach the other nodes');
-          this.publishFailing = true;
-        },
+        () => void (this.failing = false),
+        (err: unknown) => this.failed(err, 'pushes cannot reach the other nodes'),
       );
     }
   }
@@ -193,8 +190,9 @@ export class RedisTopicRelay implements TopicRelay {
     const announce = this.node?.announces(actor) ? '1' : '0';
     try {
       await withinCommandTime(this.bus.redis.eval(this.script, 1, this.key(actor, topic), this.channel(actor, topic), this.bus.nodeId, whole ? '1' : '0', announce, gone.join(' '), ...args));
+      this.failing = false;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, actor, topic }, 'presence not written; trying again');
+      this.failed(err, 'presence cannot be written; trying again');
       this.dirty.set(this.channel(actor, topic), { actor, topic });
       // A node that stops leaves what it could not remove to its lease.
       if (this.stopped) return;
@@ -205,7 +203,7 @@ export class RedisTopicRelay implements TopicRelay {
     }
   }
 
-  /** Writes again, whole, every topic this node serves with presence and every one whose write failed. */
+  /** Writes again, whole, every topic this node serves and every one whose write failed. */
   private rewrite(gone: readonly string[]): void {
     for (const { actor, topic } of this.served.values()) this.dirty.set(this.channel(actor, topic), { actor, topic });
     this.rewriteDirty(gone);
@@ -221,6 +219,11 @@ export class RedisTopicRelay implements TopicRelay {
   private rewriteTopic(actor: string, topic: string, gone: readonly string[]): Promise<void> {
     const mine = (this.node?.members(actor, topic) ?? []).map((m): [string, number, number] => [m.uid, m.connections, m.since]);
     return this.track(this.write(actor, topic, true, gone, ...mine));
+  }
+
+  private failed(err: unknown, what: string): void {
+    if (!this.failing) this.log.warn({ err: (err as Error).message }, what);
+    this.failing = true;
   }
 
   private track(write: Promise<void>): Promise<void> {
@@ -249,11 +252,16 @@ export class RedisTopicRelay implements TopicRelay {
   }
 
   private channel(actor: string, topic: string): string {
-    return `${this.settings.prefix}{t:${keyPart(actor)}:${keyPart(topic)}}:pushes`;
+    return `${this.tagged(actor, topic)}:pushes`;
   }
 
   private key(actor: string, topic: string): string {
-    return `${this.settings.prefix}{t:${keyPart(actor)}:${keyPart(topic)}}:presence`;
+    return `${this.tagged(actor, topic)}:presence`;
+  }
+
+  /** The prefix and the topic's hash tag: its channel and its presence share a slot (the script publishes). */
+  private tagged(actor: string, topic: string): string {
+    return `${this.settings.prefix}{t:${keyPart(actor)}:${keyPart(topic)}}`;
   }
 }
 
