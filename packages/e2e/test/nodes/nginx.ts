@@ -1,7 +1,7 @@
 /**
- * A real nginx in front of nodes, as docs/operations.md configures it: HTTP/1.1 to the upstreams with the Upgrade
- * and Connection headers a WebSocket needs, X-Forwarded-For for the trusted-proxy walk, read and send timeouts above
- * two heartbeats, round-robin. Run unprivileged (`nginx -c CONF -p PREFIX -g 'daemon off;'`) on a free port, its
+ * A real nginx in front of nodes, configured as docs/operations.md shows (Behind nginx): HTTP/1.1 to the upstreams
+ * with the Upgrade and Connection headers a WebSocket needs, X-Forwarded-For for the trusted-proxy walk, read and
+ * send timeouts above two heartbeats, round-robin with kept-alive upstream connections. Run unprivileged (`nginx -c CONF -p PREFIX -g 'daemon off;'`) on a free port, its
  * config and logs in a temp dir, stopped by its PID. Debian's nginx package (scripts/ensure-nginx.mjs installs it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -64,14 +64,15 @@ http {
   log_format upstreams '$uri $status $upstream_addr';
   access_log ${prefix}/access.log upstreams;
 
-  # Connection: upgrade for a WebSocket handshake, close otherwise.
+  # A WebSocket handshake is passed on as one; any other request may reuse a connection to a node.
   map $http_upgrade $connection_upgrade {
     default upgrade;
-    '' close;
+    '' '';
   }
 
   upstream greenroom {
 ${upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+    keepalive 32;
   }
 
   server {
