@@ -98,7 +98,7 @@ export function within<T>(ms: number, what: string, promise: Promise<T>): Promis
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
-/** Node `i` of `n` in turn: spreads the k-th call of a burst over every node. */
+/** The URL of node k mod n: the k-th call of a burst goes to each node in turn. */
 export function spread(nodes: Nodes, k: number): string {
   return nodes.url(k % nodes.size);
 }
