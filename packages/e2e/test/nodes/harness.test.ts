@@ -2,15 +2,18 @@
  * The multi-node harness itself, so that a failing multi-node test points at Greenroom and not at its tools:
  * - TcpProxy forwards both ways, fails over to the next upstream, and cuts (blackhole or refuse) and restores;
  * - the generated nginx config proxies WebSockets round-robin (against two plain ws servers, no Greenroom);
- * - startNodes runs real processes, each on its own port, that signals end as docs/operations.md says.
+ * - startNodes runs real processes, each on its own port, that signals end as docs/operations.md says; nodes started
+ *   at once on an empty store, all with the same GREENROOM_ADMIN, all start and make one admin.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { describeIf, describeNodes, SETUP_TIMEOUT_MS, within } from './cluster.js';
+import { expectOk } from '@greenroom/server/testing';
+import { adminSocket, describeIf, describeNodes, SETUP_TIMEOUT_MS, within } from './cluster.js';
 import { nginxUnavailable, startNginx } from './nginx.js';
-import { startNodes } from './nodes.js';
+import { ADMIN, startNodes, type Nodes } from './nodes.js';
 import { deleteKeys, testPrefix } from './redis.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -156,5 +159,22 @@ describeNodes('startNodes', () => {
     await expect(fetch(`${nodes.url(1)}/healthz`)).rejects.toThrow();
     expect(await nodes.kill(0, 'SIGTERM')).toEqual({ code: 0, signal: null });
     expect(nodes.output(0)).toContain('greenroom stopped');
+  }, SETUP_TIMEOUT_MS);
+
+  it('three nodes started at once on an empty store, each with the same GREENROOM_ADMIN, all start and make one admin', async () => {
+    const prefix = testPrefix();
+    cleanups.push(() => deleteKeys(prefix));
+    const env = { GREENROOM_SECRET: randomBytes(32).toString('hex') };
+    const started = await Promise.allSettled([0, 1, 2].map(() => startNodes(1, { prefix, env })));
+    for (const s of started) if (s.status === 'fulfilled') cleanups.push(() => s.value.stop());
+    expect(started.map((s) => (s.status === 'fulfilled' ? 'ready' : String(s.reason)))).toEqual(['ready', 'ready', 'ready']);
+
+    const urls = started.map((s) => (s as PromiseFulfilledResult<Nodes>).value.url(0));
+    const admins = await Promise.all(urls.map((url) => adminSocket(url)));
+    cleanups.push(() => Promise.all(admins.map((a) => a.close())));
+    for (const admin of admins) {
+      const all = await expectOk(admin.ask('UserStore', 'GetAll'));
+      expect(all.items.filter((u: { username: string }) => u.username === ADMIN.username)).toHaveLength(1);
+    }
   }, SETUP_TIMEOUT_MS);
 });
