@@ -148,8 +148,8 @@ describeIf(nginxUnavailable())('startNginx', () => {
 describeNodes('startNodes', () => {
   it('runs each node as its own process, ready on its own port; SIGKILL ends one, stop() the rest', async () => {
     const prefix = testPrefix();
-    const nodes = await startNodes(2, { prefix });
     cleanups.push(() => deleteKeys(prefix));
+    const nodes = await startNodes(2, { prefix });
     cleanups.push(() => nodes.stop());
     expect(nodes.port(0)).not.toBe(nodes.port(1));
     expect(nodes.pid(0)).not.toBe(nodes.pid(1));
