@@ -2,8 +2,10 @@
  * What the multi-node test files share: their nodes (started before a file's tests, stopped and their Redis keys
  * deleted after), users made by the admin, password logins, and the order in which closes and answers reach the test.
  */
-import { afterAll, beforeAll, describe } from '@jest/globals';
-import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect } from '@jest/globals';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expectOk, loginWithPassword, TestClient, type Target } from '@greenroom/server/testing';
 import { ADMIN, startNodes, type Nodes, type NodesOptions } from './nodes.js';
 import { deleteKeys, redisUnavailable, testPrefix } from './redis.js';
@@ -22,6 +24,9 @@ export function describeIf(unavailable: string | null): (name: string, fn: () =>
 /** `describe` for tests that need the nodes' Redis. */
 export const describeNodes = describeIf(redisUnavailable());
 
+/** Where the nodes' logs of the last run are kept: .artifacts/nodes/<test file>-<n>-node<i>.log. */
+const LOGS = fileURLToPath(new URL('../../../../.artifacts/nodes/', import.meta.url));
+
 /**
  * Nodes for the tests of one `describe`: started in its beforeAll, stopped in its afterAll, then every key of their
  * prefix deleted. The getter returns them once started.
@@ -30,7 +35,9 @@ export function nodesFor(n: number, env?: NodesOptions['env']): () => Nodes {
   const prefix = testPrefix();
   let nodes: Nodes | undefined;
   beforeAll(async () => {
-    nodes = await startNodes(n, { prefix, ...(env ? { env } : {}) });
+    await mkdir(LOGS, { recursive: true });
+    const logs = join(LOGS, `${basename(expect.getState().testPath ?? 'nodes', '.test.ts')}-${n}`);
+    nodes = await startNodes(n, { prefix, logs, ...(env ? { env } : {}) });
   }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await nodes?.stop();
@@ -79,14 +86,19 @@ export async function createUser(admin: TestClient, role = 'user'): Promise<User
 }
 
 /**
- * Awaits `call`, and tells which of `sockets` had already received their close frame when its answer reached this
- * process. A ws client leaves OPEN the moment it reads a close frame, and the continuation of `await` runs right
- * after the answer's own I/O callback, before any other: so `true` means "closed, then answered", in the order the
- * two reached the test.
+ * Whether the server had closed `socket` before now: an ask sent now goes unanswered on a socket the server has
+ * closed (a closing socket sends nothing more), and is answered on one it has not. It goes down the same TCP
+ * connection as the close, so it sees the server's order of events. (Which of two connections this process reads
+ * first is no evidence: loopback delivery under load can hand it a later packet of one before an earlier of another.)
  */
+export function closedByNow(socket: TestClient): Promise<boolean> {
+  return Promise.race([socket.ask('UserStore', 'GetOwn').then(() => false), socket.closed.then(() => true)]);
+}
+
+/** Awaits `call`; then which of `sockets` the servers had closed before its answer reached this process. */
 export async function closedBeforeAnswer<T>(sockets: readonly TestClient[], call: Promise<T>): Promise<{ answer: T; closedFirst: boolean[] }> {
   const answer = await call;
-  return { answer, closedFirst: sockets.map((s) => s.ws.readyState !== WebSocket.OPEN) };
+  return { answer, closedFirst: await Promise.all(sockets.map(closedByNow)) };
 }
 
 /** Resolves with `promise`, or rejects after `ms` saying what did not happen. */

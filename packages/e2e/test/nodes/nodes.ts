@@ -14,7 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,8 @@ export interface NodesOptions {
   redisUrl?: string;
   /** More environment for every node, or per node by index (e.g. one node's Redis URL through a TcpProxy). */
   env?: Record<string, string> | ((i: number) => Record<string, string>);
+  /** Also writes node i's output to `<logs>-node<i>.log` (its directory must exist), to read after a failure. */
+  logs?: string;
 }
 
 export interface Exit {
@@ -137,7 +139,9 @@ async function startNode(i: number, secret: string, options: NodesOptions): Prom
   const child = spawn(process.execPath, [CLI, 'serve'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let out = '';
+  const file = options.logs === undefined ? null : createWriteStream(`${options.logs}-node${i}.log`);
   const keep = (d: Buffer) => {
+    file?.write(d);
     out += d.toString();
     if (out.length > OUTPUT_KEPT) out = out.slice(-OUTPUT_KEPT);
   };
@@ -146,6 +150,7 @@ async function startNode(i: number, secret: string, options: NodesOptions): Prom
   const exited = new Promise<Exit>((resolve) =>
     child.once('exit', (code, signal) => {
       running.delete(child);
+      file?.end();
       resolve({ code, signal });
     }),
   );

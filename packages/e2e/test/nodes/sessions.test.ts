@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { expectError, expectOk, post, rawUpgrade, TestClient } from '@greenroom/server/testing';
-import { adminSocket, createUser, describeNodes, login, nodesFor, spread, type Login, type User } from './cluster.js';
+import { adminSocket, closedByNow, createUser, describeNodes, login, nodesFor, spread, type Login, type User } from './cluster.js';
 
 const CAP = 20;
 /** Rounds of concurrent logins past the cap, each evicting this many sessions. */
@@ -58,19 +58,19 @@ describeNodes('sessions and tickets on three nodes', () => {
     for (let round = 0; round < ROUNDS; round++) {
       const evicted = byUse.splice(0, BURST);
       const watched = evicted.map((k) => sockets[k]!);
-      // At the moment each login's answer arrives, how many of the sockets to evict have had their close frame.
-      const closedAtAnswer: number[] = [];
+      // When each login's answer arrives, how many of the sockets to evict the servers have closed.
+      const closedAtAnswer: Array<Promise<number>> = [];
       const burst = Array.from({ length: BURST }, (_, j) => CAP + round * BURST + j);
       await Promise.all(
         burst.map((k) =>
           login(spread(nodes(), k), { ...user, deviceId: `device-${k}` }).then((session) => {
-            closedAtAnswer.push(watched.filter((s) => s.ws.readyState !== WebSocket.OPEN).length);
+            closedAtAnswer.push(Promise.all(watched.map(closedByNow)).then((closed) => closed.filter(Boolean).length));
             logins[k] = session;
           }),
         ),
       );
       // Each login evicts one session before it answers: the n-th answer comes after at least n closes.
-      expect(closedAtAnswer.map((closed, n) => closed >= n + 1)).toEqual(burst.map(() => true));
+      expect((await Promise.all(closedAtAnswer)).map((closed, n) => closed >= n + 1)).toEqual(burst.map(() => true));
       expect(await Promise.all(watched.map((s) => s.closed))).toEqual(watched.map(() => ({ code: 4001, reason: 'evicted' })));
       for (const k of burst) {
         const socket = await TestClient.connect(spread(nodes(), k + 1), logins[k]!.accessToken);
