@@ -1,12 +1,13 @@
 /**
  * Two and three nodes behave as one (SPEC §8): a session made on one node serves sockets and asks on the others, and
  * what one node does to a user reaches that user's sockets on every node before the call that caused it answers —
- * a block closes them 4003 `blocked`, a logout 4001 `logout` — and a role change applies to the next ask on any node.
+ * a block closes them 4003 `blocked`, a logout 4001 `logout` — a role change applies to the next ask on any node, and
+ * a push published on one node reaches the subscribers on every node.
  *
  * Nodes A, B and C are 0, 1 and 2 of three; with two nodes C is A again.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { expectError, expectOk, post, TestClient } from '@greenroom/server/testing';
+import { eventually, expectError, expectOk, post, TestClient } from '@greenroom/server/testing';
 import { adminSocket, closedBeforeAnswer, createUser, describeNodes, login, nodesFor, type User } from './cluster.js';
 
 /** A race runs this many times, each with a fresh user. */
@@ -89,6 +90,20 @@ describeNodes('several nodes, one Redis', () => {
         const own = await expectOk(other.ask('SessionStore', 'GetOwn'));
         expect(own.items.map((s: { sid: string }) => s.sid)).toEqual([staying.sid]);
         await expectError(post(nodes().url(C), '/auth/refresh', { refreshToken: ending.refreshToken }), 'SESSION_REVOKED', { status: 401 });
+      }
+    });
+
+    it('a push published on A reaches subscribers on B and C: UserChanged of an update made on A', async () => {
+      const watchers = [await adminSocket(nodes().url(B)), await adminSocket(nodes().url(C))];
+      open.push(...watchers);
+      for (const w of watchers) await expectOk(w.ask('UserStore', 'Subscribe'));
+      const user = await createUser(admin);
+      const displayName = `renamed on A ${user.uid.slice(0, 8)}`;
+      await expectOk(admin.ask('UserStore', 'Update', { uid: user.uid, displayName }));
+      for (const w of watchers) {
+        await eventually(() => w.pushes.some((p) => p.event === 'UserChanged' && (p.payload as { user: { displayName: string } }).user.displayName === displayName), {
+          what: 'UserChanged on every node',
+        });
       }
     });
 
