@@ -31,13 +31,13 @@ const LOGS = fileURLToPath(new URL('../../../../.artifacts/nodes/', import.meta.
  * Nodes for the tests of one `describe`: started in its beforeAll, stopped in its afterAll, then every key of their
  * prefix deleted. The getter returns them once started.
  */
-export function nodesFor(n: number, env?: NodesOptions['env']): () => Nodes {
+export function nodesFor(n: number, env?: NodesOptions['env'], args?: NodesOptions['args']): () => Nodes {
   const prefix = testPrefix();
   let nodes: Nodes | undefined;
   beforeAll(async () => {
     await mkdir(LOGS, { recursive: true });
     const logs = join(LOGS, `${basename(expect.getState().testPath ?? 'nodes', '.test.ts')}-${n}`);
-    nodes = await startNodes(n, { prefix, logs, ...(env ? { env } : {}) });
+    nodes = await startNodes(n, { prefix, logs, ...(env ? { env } : {}), ...(args ? { args } : {}) });
   }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await nodes?.stop();

@@ -42,6 +42,8 @@ export interface NodesOptions {
   redisUrl?: string;
   /** More environment for every node, or per node by index (e.g. one node's Redis URL through a TcpProxy). */
   env?: Record<string, string> | ((i: number) => Record<string, string>);
+  /** More arguments of `greenroom serve` (e.g. `--actors <module>`). */
+  args?: readonly string[];
   /** Also writes node i's output to `<logs>-node<i>.log` (its directory must exist), to read after a failure. */
   logs?: string;
 }
@@ -136,7 +138,7 @@ async function startNode(i: number, secret: string, options: NodesOptions): Prom
     GREENROOM_PORT: '0',
     GREENROOM_DATA: dataDir,
   };
-  const child = spawn(process.execPath, [CLI, 'serve'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...(options.args ?? [])], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let out = '';
   const file = options.logs === undefined ? null : createWriteStream(`${options.logs}-node${i}.log`);
