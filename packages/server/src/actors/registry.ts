@@ -350,7 +350,9 @@ export class ActorRegistry {
     try {
       outcome = { result: await this.runHandler(host, instance, env, ctx) };
     } catch (err) {
-      if (!(err instanceof GreenroomError)) log.error({ err }, 'handler failed');
+      // A store that cannot be reached is an outage the connection already reports once, not a bug of the handler.
+      if (err instanceof StoreError && err.code === 'STORE_UNAVAILABLE') log.debug({ code: err.code }, 'handler: the store is not reachable');
+      else if (!(err instanceof GreenroomError)) log.error({ err }, 'handler failed');
       outcome = { error: err };
     } finally {
       instance.store.current = null;
