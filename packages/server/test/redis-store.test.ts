@@ -8,7 +8,9 @@
  * serves once Redis is up, without a restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisClient, RedisSettings } from '../src/cluster/redis.js';
 import { ConfigError } from '../src/errors.js';
@@ -350,6 +352,21 @@ describeRedis(`Greenroom with GREENROOM_STORE=redis${skipped}`, () => {
       expect((await httpRequest(server, '/readyz')).status).toBe(200);
     } finally {
       await server.close();
+      await dropPrefix(standalone.url, prefix);
+    }
+  });
+
+  it('makes a data dir that is not there yet (mode 0700) and opens the admin socket in it', async () => {
+    const prefix = redisPrefix();
+    const parent = await mkdtemp(join(tmpdir(), 'greenroom-redis-data-'));
+    const dataDir = join(parent, 'node-a');
+    const server = await startTestServer({ env: redisEnv(standalone.url, prefix), keepDataDir: dataDir });
+    try {
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+      expect((await stat(join(dataDir, 'greenroom.sock'))).isSocket()).toBe(true);
+    } finally {
+      await server.close();
+      await rm(parent, { recursive: true, force: true });
       await dropPrefix(standalone.url, prefix);
     }
   });

@@ -4,6 +4,7 @@
  * catches up once Redis is there (SPEC §8). It never falls back to another store.
  */
 import { ErrorCode } from '@greenroom/protocol';
+import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { redisSettings } from '../cluster/redis.js';
 import type { Config } from '../config.js';
@@ -18,6 +19,8 @@ export async function openStore(config: Pick<Config, 'store' | 'dataDir' | 'redi
     case 'lowdb':
       return LowdbStore.open(config.dataDir);
     case 'redis':
+      // The data dir holds no store then, but the node's admin socket: made as the embedded store makes it, 0700.
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
       return RedisStore.open(redisSettings(config), { log });
     default:
       // loadConfig admits only these; a config put together in code may hold anything.
