@@ -7,6 +7,7 @@ import { copyAll, removeStaleTempFiles, syncDir, writeFileDurably } from './dura
 import { encodeDelete, encodePut, Journal, journalLine, listJournals, replayJournals, truncateTorn, type JournalOp } from './journal.js';
 import { DataDirLock } from './lock.js';
 import { FieldIndex } from './field-index.js';
+import { toStoredValue } from './stored-value.js';
 import { deepFreeze } from './memory-store.js';
 import { pageOf, SortedIds } from './scan.js';
 import { checkSnapshot, readSnapshot, SnapshotFile, wholeSource, writeSnapshot, type SnapshotSource, type StoreData } from './snapshot.js';
@@ -626,24 +627,6 @@ async function keepPrevious(path: string): Promise<string | null> {
   } catch (err) {
     throw fail(err);
   }
-}
-
-/**
- * A frozen copy of a value to store, exactly what its JSON says, and that JSON. A value JSON cannot hold (a BigInt,
- * a cycle, a getter that throws) or that is not an object is STORE_INVALID_OPTION, a bug of the caller.
- */
-function toStoredValue(collection: Collection, id: string, value: StoredRecord): { value: StoredRecord; json: string } {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (err) {
-    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed: unknown = json === undefined ? undefined : JSON.parse(json);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not a JSON object`);
-  }
-  return { value: deepFreeze(parsed as StoredRecord), json: json! };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -46,6 +46,7 @@ import type { Logger } from 'pino';
 import { COMMAND_TIMEOUT_MS, connectRedis, type RedisClient, type RedisSettings } from '../cluster/redis.js';
 import { StoreError } from '../errors.js';
 import { deepFreeze } from './memory-store.js';
+import { toStoredValue } from './stored-value.js';
 import { checkScanOptions, DEFAULT_SCAN_LIMIT, prefixEnd } from './scan.js';
 import type { Collection, ScanOptions, ScanPage, Store, StoredRecord, WriteOp } from './store.js';
 
@@ -810,22 +811,10 @@ function parseRecord(raw: Buffer): StoredRecord {
   return deepFreeze(JSON.parse(raw.toString('utf8')) as StoredRecord);
 }
 
-/**
- * A value's JSON, and what that JSON says. A value JSON cannot hold (a BigInt, a cycle, a getter that throws) or that
- * is not an object is STORE_INVALID_OPTION, a bug of the caller, as with the embedded stores.
- */
+/** A value's JSON as Redis keeps it, and what that JSON says (stored-value.ts: JSON objects only). */
 function toStoredJson(collection: Collection, id: string, value: StoredRecord): { json: Buffer; value: StoredRecord } {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch (err) {
-    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed: unknown = json === undefined ? undefined : JSON.parse(json);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new StoreError('STORE_INVALID_OPTION', `the value put at ${collection}/${id} is not a JSON object`);
-  }
-  return { json: Buffer.from(json!, 'utf8'), value: parsed as StoredRecord };
+  const stored = toStoredValue(collection, id, value);
+  return { json: Buffer.from(stored.json, 'utf8'), value: stored.value };
 }
 
 class DeadlineError extends Error {
