@@ -530,15 +530,8 @@ export class RedisStore implements Store {
       const ids = members.map(decodeUnits).sort(byCodeUnit);
       const found: Array<{ id: string; value: T }> = [];
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
-        const chunk = ids.slice(i, i + READ_CHUNK);
-        const held = await this.read(collection, chunk);
-        chunk.forEach((id, j) => {
-          const raw = held[j]!.raw;
-          if (raw === null) return;
-          const record = parseRecord(raw);
-          // An entry a crash or a racing write left behind no longer matches its record: skipped.
-          if (matches(record)) found.push({ id, value: record as T });
-        });
+        // An entry a crash or a racing write left behind no longer matches its record: skipped.
+        found.push(...(await this.matching<T>(collection, ids.slice(i, i + READ_CHUNK), matches)));
       }
       return found;
     });
@@ -609,18 +602,25 @@ export class RedisStore implements Store {
   }
 
   /** The records of `matches`, reading the whole collection (findBy of a field without an index). */
+  /** The records of `ids` (in that order) that exist and match. */
+  private async matching<T extends StoredRecord>(collection: Collection, ids: readonly string[], matches: (record: StoredRecord) => boolean): Promise<Array<{ id: string; value: T }>> {
+    const held = await this.read(collection, ids);
+    const found: Array<{ id: string; value: T }> = [];
+    ids.forEach((id, i) => {
+      const raw = held[i]!.raw;
+      if (raw === null) return;
+      const record = parseRecord(raw);
+      if (matches(record)) found.push({ id, value: record as T });
+    });
+    return found;
+  }
+
   private async filter<T extends StoredRecord>(collection: Collection, matches: (record: StoredRecord) => boolean): Promise<Array<{ id: string; value: T }>> {
     const found: Array<{ id: string; value: T }> = [];
     let lower: Bound | null = null;
     for (;;) {
       const ids = await this.range(collection, lower, null, false, READ_CHUNK);
-      const held = await this.read(collection, ids);
-      ids.forEach((id, i) => {
-        const raw = held[i]!.raw;
-        if (raw === null) return;
-        const record = parseRecord(raw);
-        if (matches(record)) found.push({ id, value: record as T });
-      });
+      found.push(...(await this.matching<T>(collection, ids, matches)));
       if (ids.length < READ_CHUNK) return found;
       lower = { id: ids[ids.length - 1]!, inclusive: false };
     }
